@@ -1,0 +1,11 @@
+//! Estuary's protocol layer, sans-IO: the shared [`media::Packet`], FLV tag parsing and
+//! framing, codec configuration records, and the RTMP chunk layer and session logic.
+//! No tokio, no sockets, no clock reads.
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod flv;
+pub mod media;
+pub mod rtmp;
+
+pub use media::{Codec, MediaKind, Packet};

@@ -1,0 +1,4 @@
+//! RTMP: the chunk layer (ours, per chunk stream), the shared media chunker for fan-out, and
+//! the server session logic over `rml_rtmp`'s message types and AMF0.
+
+pub mod chunker;

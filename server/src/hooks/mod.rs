@@ -1,0 +1,1 @@
+//! HTTP callbacks to the platform backend (SRS-compatible).
