@@ -1,4 +1,5 @@
 //! RTMP: the chunk layer (ours, per chunk stream), the shared media chunker for fan-out, and
 //! the server session logic over `rml_rtmp`'s message types and AMF0.
 
+pub mod chunk;
 pub mod chunker;
