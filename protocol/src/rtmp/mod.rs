@@ -1,5 +1,8 @@
 //! RTMP: the chunk layer (ours, per chunk stream), the shared media chunker for fan-out, and
 //! the server session logic over `rml_rtmp`'s message types and AMF0.
 
+mod amf_guard;
 pub mod chunk;
+pub mod client;
 pub mod chunker;
+pub mod session;
