@@ -330,6 +330,9 @@ mod tests {
         let u = HookUrl::parse("http://example.com/a?b=1", "k").expect("valid");
         assert_eq!(u.addr, "example.com:80");
         assert_eq!(u.path_and_query, "/a?b=1");
+        let u = HookUrl::parse("http://[::1]:8085/x", "k").expect("valid");
+        assert_eq!(u.addr, "[::1]:8085");
+        assert_eq!(u.host_header, "[::1]:8085");
         let u = HookUrl::parse("http://127.0.0.1:9", "k").expect("valid");
         assert_eq!(
             (u.addr.as_str(), u.path_and_query.as_str()),
