@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
-use crate::flv::tag::{AudioCodec, VideoCodec};
+use crate::flv::tag::{parse_audio_header, parse_video_header, AudioCodec, TagError, VideoCodec};
 
 /// What a packet carries; the values are the FLV/RTMP message type ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,6 +77,32 @@ impl Packet {
             flv_tag: OnceLock::new(),
             rtmp_chunks: OnceLock::new(),
         }
+    }
+
+    /// Builds a packet from an RTMP audio or video message (an FLV tag body), parsing its
+    /// tag header once: codec, keyframe, sequence header, composition offset. Script data is
+    /// taken as is.
+    pub fn from_flv_body(kind: MediaKind, timestamp: u32, payload: Bytes) -> Result<Packet, TagError> {
+        let mut packet = Packet::new(kind, u64::from(timestamp), Bytes::new());
+        match kind {
+            MediaKind::Video => {
+                let h = parse_video_header(&payload)?;
+                packet.codec = Codec::Video(h.codec);
+                packet.keyframe = h.keyframe && !h.seq_header;
+                packet.seq_header = h.seq_header;
+                packet.cts = h.cts;
+                packet.body_offset = h.header_len;
+            }
+            MediaKind::Audio => {
+                let h = parse_audio_header(&payload)?;
+                packet.codec = Codec::Audio(h.codec);
+                packet.seq_header = h.seq_header;
+                packet.body_offset = h.header_len;
+            }
+            MediaKind::Script => {}
+        }
+        packet.payload = payload;
+        Ok(packet)
     }
 
     /// Presentation timestamp in milliseconds.

@@ -84,7 +84,7 @@ fn extended_timestamp_repeated_on_type3() {
 
 #[test]
 fn extended_timestamp_not_repeated_on_type3() {
-    let payload = vec![7u8; 200];
+    let payload = [7u8; 200];
     let ts = 0x0123_4567;
     let mut wire = fmt0(6, ts, 200, 9, 1);
     wire.extend_from_slice(&payload[..128]);

@@ -1,0 +1,229 @@
+//! Configuration: one TOML file, every key optional with a documented default
+//! (`conf/estuary.toml` lists them all). Unknown keys and wrong types are refused when the
+//! file is read; [`Config::validate`] reports every remaining problem at once.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::hooks::{HooksConfig, HooksOverride};
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub rtmp: RtmpConfig,
+    pub http: HttpConfig,
+    pub limits: LimitsConfig,
+    pub stream: StreamConfig,
+    pub play: PlayConfig,
+    pub hooks: HooksConfig,
+    /// Per-application settings, `[apps.NAME]`.
+    pub apps: BTreeMap<String, AppConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtmpConfig {
+    /// Address the RTMP listener binds.
+    pub listen: String,
+    /// Chunk size of everything the server sends (players' media included).
+    pub out_chunk_size: u32,
+    /// A publisher that has sent nothing for this long can be replaced by a new publisher
+    /// on the same stream key (the half-dead connection an OBS reconnect leaves behind).
+    pub publisher_idle_timeout_ms: u64,
+    /// A client that has not finished the handshake and `connect` in this time is dropped.
+    pub handshake_timeout_ms: u64,
+    /// A publisher that sends nothing for this long is disconnected.
+    pub publisher_timeout_ms: u64,
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        RtmpConfig {
+            listen: "0.0.0.0:1935".into(),
+            out_chunk_size: 4096,
+            publisher_idle_timeout_ms: 2000,
+            handshake_timeout_ms: 10_000,
+            publisher_timeout_ms: 20_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address the HTTP listener (HTTP-FLV, HLS, API, metrics) binds.
+    pub listen: String,
+    /// Value of `Access-Control-Allow-Origin` on media responses; empty turns CORS off.
+    pub cors_allow_origin: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { listen: "0.0.0.0:8080".into(), cors_allow_origin: "*".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest chunk size a peer may set (RTMP Set Chunk Size).
+    pub max_chunk_size: u32,
+    /// Largest RTMP message a peer may send, in bytes.
+    pub max_message_bytes: u32,
+    /// Most simultaneous connections (RTMP and HTTP counted separately).
+    pub max_connections: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig { max_chunk_size: 16_777_215, max_message_bytes: 8 * 1024 * 1024, max_connections: 10_000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamConfig {
+    /// Keep the packets since the last keyframe so viewers start at once.
+    pub gop_cache: bool,
+    /// Most packets the GOP cache holds; a longer GOP is not cached (no-keyframe guard).
+    pub gop_cache_max_packets: usize,
+    /// Packets each stream's fan-out ring holds; a viewer further behind loses packets and
+    /// skips to the next keyframe.
+    pub queue_packets: usize,
+    /// A timestamp step larger than this (either direction) is a jump: the timeline is
+    /// re-based to continue smoothly and outputs are told of a discontinuity.
+    pub timestamp_jump_ms: u64,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig { gop_cache: true, gop_cache_max_packets: 4096, queue_packets: 1024, timestamp_jump_ms: 5000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlayConfig {
+    /// A viewer that arrives before the publisher (or stays after it left) waits this long
+    /// for one before it is closed.
+    pub wait_for_publisher_ms: u64,
+    /// How far (in stream time) a viewer may lag behind the live edge before it skips to
+    /// the next keyframe.
+    pub max_lag_ms: u64,
+    /// A viewer still behind (or whose socket accepts nothing) after this long is
+    /// disconnected.
+    pub slow_disconnect_ms: u64,
+}
+
+impl Default for PlayConfig {
+    fn default() -> Self {
+        PlayConfig { wait_for_publisher_ms: 30_000, max_lag_ms: 3000, slow_disconnect_ms: 10_000 }
+    }
+}
+
+/// `[apps.NAME]`: settings that apply to one application.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppConfig {
+    /// Overrides keys of the global `[hooks]` for this app.
+    pub hooks: HooksOverride,
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: {}", .problems.join("; "))]
+    Invalid { path: String, problems: Vec<String> },
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse { path: shown.clone(), message: e.to_string() })?;
+        config.validate().map_err(|problems| ConfigError::Invalid { path: shown, problems })?;
+        Ok(config)
+    }
+
+    /// Every problem with the values, each naming its key.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        for (key, value) in [("rtmp.listen", &self.rtmp.listen), ("http.listen", &self.http.listen)] {
+            if value.parse::<SocketAddr>().is_err() {
+                problems.push(format!("{key} = {value:?} is not an address like 0.0.0.0:1935"));
+            }
+        }
+        let chunk = self.rtmp.out_chunk_size;
+        if !(128..=65536).contains(&chunk) {
+            problems.push(format!("rtmp.out_chunk_size = {chunk} must be between 128 and 65536"));
+        }
+        if self.limits.max_chunk_size == 0 || self.limits.max_chunk_size > 0x7fff_ffff {
+            problems.push("limits.max_chunk_size must be between 1 and 2147483647".into());
+        }
+        if self.limits.max_message_bytes < 1024 || self.limits.max_message_bytes > 16_777_215 {
+            problems.push("limits.max_message_bytes must be between 1024 and 16777215".into());
+        }
+        if self.stream.queue_packets < 16 {
+            problems.push(format!("stream.queue_packets = {} must be at least 16", self.stream.queue_packets));
+        }
+        if self.limits.max_connections == 0 {
+            problems.push("limits.max_connections must be at least 1".into());
+        }
+        if let Err(e) = self.hooks.validate() {
+            problems.push(e.to_string());
+        }
+        for (name, app) in &self.apps {
+            if let Err(e) = app.hooks.validate(name) {
+                problems.push(e.to_string());
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c.rtmp.listen, "0.0.0.0:1935");
+        assert_eq!(c.http.listen, "0.0.0.0:8080");
+    }
+
+    #[test]
+    fn unknown_key_and_wrong_type_are_refused_with_the_key() {
+        let e = toml::from_str::<Config>("[rtmp]\nlisten_addr = \"x\"\n").unwrap_err().to_string();
+        assert!(e.contains("listen_addr"), "{e}");
+        let e = toml::from_str::<Config>("[play]\nmax_lag_ms = \"soon\"\n").unwrap_err().to_string();
+        assert!(e.contains("max_lag_ms"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_all_reported() {
+        let c: Config = toml::from_str("[rtmp]\nlisten = \"nowhere\"\nout_chunk_size = 1\n").unwrap();
+        let problems = c.validate().unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("rtmp.listen"));
+    }
+
+    #[test]
+    fn example_config_parses_and_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/estuary.toml");
+        Config::load(&path).unwrap();
+    }
+}

@@ -1,0 +1,287 @@
+//! One live stream: its publisher, what a joining viewer needs (metadata, sequence headers,
+//! GOP cache), and the fan-out ring every subscriber reads from.
+//!
+//! `publish` and `subscribe` take the same short `std::sync::Mutex` (no `.await` inside),
+//! so a new subscriber's snapshot and its place in the ring line up: no gap, no duplicate.
+//! Sending into the ring never blocks: a subscriber that falls a whole ring behind loses
+//! packets and is told so (DESIGN.md rules 2 and 4).
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use estuary_protocol::{MediaKind, Packet};
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::gop::GopCache;
+use super::metadata::{self, Tracks};
+use super::timeline::Timeline;
+use crate::config::StreamConfig;
+
+/// `app/name` of a stream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey {
+    pub app: String,
+    pub name: String,
+}
+
+impl StreamKey {
+    pub fn new(app: impl Into<String>, name: impl Into<String>) -> Self {
+        StreamKey { app: app.into(), name: name.into() }
+    }
+}
+
+impl fmt::Display for StreamKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.app, self.name)
+    }
+}
+
+/// Why a publisher could not take a stream.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ClaimError {
+    #[error("stream {0} already has an active publisher")]
+    Busy(String),
+}
+
+/// The publisher holding a stream.
+#[derive(Debug)]
+struct PublisherSlot {
+    conn_id: u64,
+    last_packet: Instant,
+    /// Cancelled when another publisher takes the stream over.
+    kick: CancellationToken,
+}
+
+/// What a joining subscriber is sent before live packets.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Metadata, sequence headers, then the GOP cache, in that order.
+    pub packets: Vec<Arc<Packet>>,
+    pub tracks: Option<Tracks>,
+}
+
+#[derive(Debug)]
+struct State {
+    publisher: Option<PublisherSlot>,
+    metadata: Option<Arc<Packet>>,
+    video_header: Option<Arc<Packet>>,
+    audio_header: Option<Arc<Packet>>,
+    tracks: Option<Tracks>,
+    /// Tracks seen in this publisher's packets, for streams whose metadata names none.
+    seen: Tracks,
+    gop: GopCache,
+    timeline: Timeline,
+}
+
+/// Counters of one stream, for the API and metrics.
+#[derive(Debug, Default)]
+pub struct StreamStats {
+    pub bytes_in: AtomicU64,
+    pub packets_in: AtomicU64,
+    pub video_frames: AtomicU64,
+}
+
+/// One stream key's live state.
+#[derive(Debug)]
+pub struct Stream {
+    pub key: StreamKey,
+    state: Mutex<State>,
+    ring: broadcast::Sender<Arc<Packet>>,
+    live: watch::Sender<bool>,
+    /// Largest normalised timestamp published, for subscribers' lag checks.
+    edge_ms: AtomicU64,
+    pub stats: StreamStats,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Stream {
+    pub fn new(key: StreamKey, config: &StreamConfig) -> Self {
+        let (ring, _) = broadcast::channel(config.queue_packets);
+        let gop_max = if config.gop_cache { config.gop_cache_max_packets } else { 0 };
+        Stream {
+            key,
+            state: Mutex::new(State {
+                publisher: None,
+                metadata: None,
+                video_header: None,
+                audio_header: None,
+                tracks: None,
+                seen: Tracks { audio: false, video: false },
+                gop: GopCache::new(gop_max),
+                timeline: Timeline::new(config.timestamp_jump_ms),
+            }),
+            ring,
+            live: watch::channel(false).0,
+            edge_ms: AtomicU64::new(0),
+            stats: StreamStats::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock would be a bug in this module; the state is still
+        // consistent enough to keep serving, so recover rather than poison every viewer.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes `conn_id` the publisher. A current publisher that has sent nothing for
+    /// `idle_takeover` is replaced (its `kick` token is cancelled); an active one keeps the
+    /// stream and the newcomer is refused.
+    pub fn claim(&self, conn_id: u64, kick: CancellationToken, idle_takeover: std::time::Duration) -> Result<(), ClaimError> {
+        let mut state = self.lock();
+        if let Some(current) = &state.publisher {
+            if current.last_packet.elapsed() < idle_takeover {
+                return Err(ClaimError::Busy(self.key.to_string()));
+            }
+            tracing::info!(stream = %self.key, old = current.conn_id, new = conn_id, "idle publisher replaced");
+            current.kick.cancel();
+        }
+        state.publisher = Some(PublisherSlot { conn_id, last_packet: Instant::now(), kick });
+        Self::reset_publisher_state(&mut state);
+        state.timeline.begin_publisher();
+        drop(state);
+        self.live.send_replace(true);
+        Ok(())
+    }
+
+    fn reset_publisher_state(state: &mut State) {
+        state.metadata = None;
+        state.video_header = None;
+        state.audio_header = None;
+        state.tracks = None;
+        state.seen = Tracks { audio: false, video: false };
+        state.gop.clear();
+    }
+
+    /// Ends `conn_id`'s publishing, if it is still the publisher. Viewers stay subscribed and
+    /// continue when a publisher comes back.
+    pub fn release(&self, conn_id: u64) -> bool {
+        let mut state = self.lock();
+        if state.publisher.as_ref().map(|p| p.conn_id) != Some(conn_id) {
+            return false;
+        }
+        state.publisher = None;
+        Self::reset_publisher_state(&mut state);
+        drop(state);
+        self.live.send_replace(false);
+        true
+    }
+
+    /// Whether a publisher holds the stream.
+    pub fn is_live(&self) -> bool {
+        *self.live.borrow()
+    }
+
+    /// The connection id of the publisher, if any.
+    pub fn publisher(&self) -> Option<u64> {
+        self.lock().publisher.as_ref().map(|p| p.conn_id)
+    }
+
+    /// Waits until a publisher holds the stream, at most `timeout`.
+    pub async fn wait_live(&self, timeout: std::time::Duration) -> bool {
+        let mut rx = self.live.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|live| *live)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// Puts a packet from publisher `conn_id` on the timeline and fans it out. Returns false
+    /// if `conn_id` is no longer the publisher (it was replaced).
+    pub fn publish(&self, conn_id: u64, mut packet: Packet) -> bool {
+        let len = packet.payload.len() as u64;
+        let mut state = self.lock();
+        match &mut state.publisher {
+            Some(p) if p.conn_id == conn_id => p.last_packet = Instant::now(),
+            _ => return false,
+        }
+        let mapped = state.timeline.map(packet.kind, packet.dts as u32);
+        packet.dts = mapped.dts;
+        packet.discontinuity = mapped.discontinuity;
+        packet.arrival_ms = unix_ms();
+        if packet.kind == MediaKind::Script {
+            if let Some((tracks, annotated)) = metadata::annotate(&packet.payload) {
+                state.tracks = Some(tracks);
+                packet.payload = annotated;
+            }
+        }
+        let packet = Arc::new(packet);
+        match packet.kind {
+            MediaKind::Script => state.metadata = Some(Arc::clone(&packet)),
+            MediaKind::Video => {
+                state.seen.video = true;
+                if packet.seq_header {
+                    state.video_header = Some(Arc::clone(&packet));
+                } else {
+                    state.gop.push(&packet);
+                }
+            }
+            MediaKind::Audio => {
+                state.seen.audio = true;
+                if packet.seq_header {
+                    state.audio_header = Some(Arc::clone(&packet));
+                } else {
+                    state.gop.push(&packet);
+                }
+            }
+        }
+        self.edge_ms.store(state.timeline.edge(), Ordering::Relaxed);
+        // No receivers is fine: nobody is watching yet.
+        let _ = self.ring.send(packet);
+        drop(state);
+        self.stats.bytes_in.fetch_add(len, Ordering::Relaxed);
+        self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// A snapshot for a joining viewer plus its place in the ring, taken atomically.
+    pub fn subscribe(&self) -> (Snapshot, broadcast::Receiver<Arc<Packet>>) {
+        let state = self.lock();
+        let mut packets = Vec::with_capacity(3 + state.gop.packets().len());
+        packets.extend(state.metadata.iter().cloned());
+        packets.extend(state.video_header.iter().cloned());
+        packets.extend(state.audio_header.iter().cloned());
+        packets.extend(state.gop.packets().iter().cloned());
+        let snapshot = Snapshot { packets, tracks: self.tracks_locked(&state) };
+        (snapshot, self.ring.subscribe())
+    }
+
+    /// The current metadata and sequence headers, for a viewer that lost packets.
+    pub fn headers(&self) -> Vec<Arc<Packet>> {
+        let state = self.lock();
+        [&state.metadata, &state.video_header, &state.audio_header].into_iter().flatten().cloned().collect()
+    }
+
+    fn tracks_locked(&self, state: &State) -> Option<Tracks> {
+        state.tracks.or_else(|| {
+            let seen = Tracks {
+                audio: state.seen.audio || state.audio_header.is_some(),
+                video: state.seen.video || state.video_header.is_some(),
+            };
+            (seen.audio || seen.video).then_some(seen)
+        })
+    }
+
+    /// Which tracks the stream has, once metadata or media told.
+    pub fn tracks(&self) -> Option<Tracks> {
+        let state = self.lock();
+        self.tracks_locked(&state)
+    }
+
+    /// Largest normalised timestamp published so far.
+    pub fn edge_ms(&self) -> u64 {
+        self.edge_ms.load(Ordering::Relaxed)
+    }
+
+    /// Number of subscribers reading the ring.
+    pub fn subscriber_count(&self) -> usize {
+        self.ring.receiver_count()
+    }
+
+    /// Bytes held by the GOP cache.
+    pub fn gop_bytes(&self) -> usize {
+        self.lock().gop.bytes()
+    }
+}
