@@ -1,6 +1,54 @@
 //! Estuary server: config, stream hub, RTMP and HTTP listeners, hooks.
+//!
+//! [`run`] is the testable entry point: the caller binds the listeners (so tests can use
+//! port 0) and passes a shutdown token.
 #![forbid(unsafe_code)]
 
 pub mod config;
+mod context;
 pub mod hooks;
+mod http;
 pub mod hub;
+mod io;
+mod rtmp;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use context::Context;
+
+/// How long shutdown waits for connections to close before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Serves RTMP and HTTP on the given listeners until `shutdown` is cancelled, then closes
+/// every connection and returns.
+pub async fn run(config: Arc<Config>, rtmp: TcpListener, http: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let hooks = hooks::Hooks::new(
+        config.hooks.clone(),
+        config.apps.iter().map(|(name, app)| (name.clone(), app.hooks.clone())).collect(),
+        hooks::ServerIdentity::new(format!("estuary-{}", std::process::id())),
+    )?;
+    let hooks_shutdown = CancellationToken::new();
+    let hooks_task = hooks.start(hooks_shutdown.clone());
+    let ctx = Arc::new(Context::new(config, hooks, shutdown.clone()));
+    ctx.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rtmp_task = tokio::spawn(rtmp::serve(rtmp, Arc::clone(&ctx)));
+    let http_task = tokio::spawn(http::serve(http, Arc::clone(&ctx)));
+    shutdown.cancelled().await;
+    ctx.ready.store(false, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!("shutting down: closing every connection");
+    let _ = rtmp_task.await;
+    let _ = http_task.await;
+    ctx.tasks.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, ctx.tasks.wait()).await.is_err() {
+        tracing::warn!(remaining = ctx.tasks.len(), "connections still open after the grace period; exiting anyway");
+    }
+    // Connections queued their last notifications; give the hooks a moment to deliver them.
+    hooks_shutdown.cancel();
+    let _ = tokio::time::timeout(hooks::SHUTDOWN_FLUSH + Duration::from_millis(200), hooks_task).await;
+    Ok(())
+}

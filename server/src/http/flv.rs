@@ -1,0 +1,121 @@
+//! HTTP-FLV: `GET /{app}/{stream}.flv` streams the live FLV (chunked) for flv.js,
+//! mpegts.js, ffmpeg and VLC.
+//!
+//! The FLV header's audio/video flags are written once the stream's tracks are known (from
+//! metadata or the first packets), since flv.js and mpegts.js stall waiting for a track the
+//! header announces (srs#939). Every tag is the packet's shared FLV framing, built once for
+//! all viewers.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use estuary_protocol::flv::tag::file_header;
+use futures_util::stream;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use super::{split_stream_path, text, Body};
+use crate::context::Context;
+use crate::hooks::{ClientInfo, Decision, DecisionEvent, NotifyEvent, StreamInfo};
+use crate::hub::{StreamKey, Subscriber, SubscriberEnd};
+
+pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let Some((app, name)) = split_stream_path(req.uri().path(), ".flv") else {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let key = StreamKey::new(app, name);
+    let client_id = ctx.next_conn_id();
+    let mut client = ClientInfo::new(client_id.to_string(), peer.ip().to_string(), app);
+    client.tc_url = format!("http://{}/{app}", req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or(""));
+    let param = req.uri().query().map_or(String::new(), |q| format!("?{q}"));
+    let stream_info = StreamInfo { stream: name.to_string(), param, stream_id: key.to_string() };
+    if let Decision::Reject { reason } = ctx.hooks.decide(&DecisionEvent::Play { client: client.clone(), stream: stream_info.clone() }).await {
+        info!(stream = %key, %reason, "http-flv play refused");
+        return text(StatusCode::FORBIDDEN, "forbidden\n");
+    }
+
+    // Subscribe before waiting, so nothing the publisher sends first is missed.
+    let subscriber = ctx.hub.subscribe(&key);
+    let wait = Duration::from_millis(ctx.config.play.wait_for_publisher_ms);
+    if !subscriber.stream().is_live() && !subscriber.stream().wait_live(wait).await {
+        return text(StatusCode::NOT_FOUND, "stream not found\n");
+    }
+    let mut response = if req.method() == Method::HEAD {
+        Response::new(http_body_util::Empty::new().boxed())
+    } else {
+        info!(stream = %key, "http-flv play started");
+        let viewer = FlvViewer {
+            subscriber,
+            pending: VecDeque::new(),
+            header_sent: false,
+            shutdown: ctx.shutdown.clone(),
+            done: Some(Done { ctx: Arc::clone(ctx), client, stream: stream_info }),
+        };
+        let frames = stream::unfold(viewer, |mut v| async move { v.next().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), v)) });
+        Response::new(StreamBody::new(frames).boxed())
+    };
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("video/x-flv"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store"));
+    response
+}
+
+/// Sends `on_stop` when the viewer goes, however it goes.
+struct Done {
+    ctx: Arc<Context>,
+    client: ClientInfo,
+    stream: StreamInfo,
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        info!(stream = %self.stream.stream_id, "http-flv play stopped");
+        self.ctx.hooks.notify(&NotifyEvent::Stop { client: self.client.clone(), stream: self.stream.clone() });
+    }
+}
+
+struct FlvViewer {
+    subscriber: Subscriber,
+    pending: VecDeque<Bytes>,
+    header_sent: bool,
+    shutdown: CancellationToken,
+    #[allow(dead_code)] // held for its Drop
+    done: Option<Done>,
+}
+
+impl FlvViewer {
+    /// The next piece of the body, or `None` to end it.
+    async fn next(&mut self) -> Option<Bytes> {
+        if let Some(b) = self.pending.pop_front() {
+            return Some(b);
+        }
+        let packet = tokio::select! {
+            _ = self.shutdown.cancelled() => return None,
+            p = self.subscriber.recv() => p,
+        };
+        let packet = match packet {
+            Ok(p) => p,
+            Err(SubscriberEnd::TooSlow) => {
+                tracing::warn!(stream = %self.subscriber.stream().key, "http-flv viewer too slow; disconnected");
+                return None;
+            }
+            Err(SubscriberEnd::NoPublisher) => return None,
+        };
+        if !self.header_sent {
+            self.header_sent = true;
+            let tracks = self.subscriber.tracks();
+            let (audio, video) = tracks.map_or((true, true), |t| (t.audio, t.video));
+            self.pending.push_back(packet.flv_tag().clone());
+            return Some(file_header(audio, video));
+        }
+        Some(packet.flv_tag().clone())
+    }
+}

@@ -1,0 +1,147 @@
+//! The HTTP server (hyper, HTTP/1.1): HTTP-FLV, HLS, health, API and metrics on one port.
+
+mod flv;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CONTENT_TYPE};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_io_timeout::TimeoutStream;
+use tracing::{debug, warn, Instrument};
+
+use crate::context::Context;
+
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// Accepts HTTP connections until shutdown.
+pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
+    let permits = Arc::new(Semaphore::new(ctx.config.limits.max_connections));
+    loop {
+        let accepted = tokio::select! {
+            _ = ctx.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (socket, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                warn!(cause = %e, "http accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            warn!(%peer, "http connection refused: limits.max_connections reached");
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        let id = ctx.next_conn_id();
+        let task_ctx = Arc::clone(&ctx);
+        let span = tracing::info_span!("http", conn = id, %peer);
+        ctx.tasks.spawn(
+            async move {
+                serve_connection(task_ctx, socket, peer).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+async fn serve_connection(ctx: Arc<Context>, socket: tokio::net::TcpStream, peer: SocketAddr) {
+    // A viewer whose socket accepts nothing for this long is cut off (slow-viewer policy).
+    let mut io = TimeoutStream::new(socket);
+    io.set_write_timeout(Some(Duration::from_millis(ctx.config.play.slow_disconnect_ms)));
+    let io = TokioIo::new(Box::pin(io));
+    let service_ctx = Arc::clone(&ctx);
+    let service = service_fn(move |req| {
+        let ctx = Arc::clone(&service_ctx);
+        async move { Ok::<_, Infallible>(route(ctx, req, peer).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(64 * 1024)
+        .header_read_timeout(Duration::from_secs(10))
+        .timer(hyper_util::rt::TokioTimer::new())
+        .serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                debug!(cause = %e, "http connection ended");
+            }
+        }
+        _ = ctx.shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+        }
+    }
+}
+
+async fn route(ctx: Arc<Context>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let mut response = match (req.method(), path.as_str()) {
+        (&Method::OPTIONS, _) => preflight(),
+        (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET | &Method::HEAD, "/readyz") => {
+            if ctx.ready.load(std::sync::atomic::Ordering::Relaxed) && !ctx.shutdown.is_cancelled() {
+                text(StatusCode::OK, "ready\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+            }
+        }
+        (&Method::GET | &Method::HEAD, p) if p.ends_with(".flv") => flv::serve(&ctx, &req, peer).await,
+        (&Method::GET | &Method::HEAD, _) => text(StatusCode::NOT_FOUND, "not found\n"),
+        _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+    };
+    if !ctx.config.http.cors_allow_origin.is_empty() {
+        if let Ok(origin) = HeaderValue::from_str(&ctx.config.http.cors_allow_origin) {
+            response.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        }
+    }
+    response
+}
+
+/// `/{app}/{stream}.{ext}` → (app, stream).
+pub fn split_stream_path<'a>(path: &'a str, ext: &str) -> Option<(&'a str, &'a str)> {
+    let rest = path.strip_prefix('/')?.strip_suffix(ext)?;
+    let (app, stream) = rest.rsplit_once('/')?;
+    (!app.is_empty() && !stream.is_empty() && !stream.contains('/')).then_some((app, stream))
+}
+
+pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())).boxed());
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+fn preflight() -> Response<Body> {
+    let mut r = text(StatusCode::NO_CONTENT, "");
+    let h = r.headers_mut();
+    h.insert("access-control-allow-methods", HeaderValue::from_static("GET, HEAD, OPTIONS"));
+    h.insert("access-control-allow-headers", HeaderValue::from_static("*"));
+    h.insert("access-control-max-age", HeaderValue::from_static("86400"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_stream_path;
+
+    #[test]
+    fn stream_paths() {
+        assert_eq!(split_stream_path("/live/cam.flv", ".flv"), Some(("live", "cam")));
+        assert_eq!(split_stream_path("/a/b/cam.flv", ".flv"), Some(("a/b", "cam")));
+        assert_eq!(split_stream_path("/cam.flv", ".flv"), None);
+        assert_eq!(split_stream_path("/live/.flv", ".flv"), None);
+    }
+}

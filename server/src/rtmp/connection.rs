@@ -1,0 +1,395 @@
+//! One RTMP connection: handshake, then the session as a publisher or a player.
+//!
+//! A single task owns the socket, so a message is never split between writers: it reads the
+//! peer's chunks, feeds the session, and — when playing — writes batches of the stream's
+//! shared pre-chunked packets with one vectored write each.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use estuary_protocol::flv::TagError;
+use estuary_protocol::rtmp::chunk::ChunkLimits;
+use estuary_protocol::rtmp::session::{ConnectInfo, ServerSession, SessionConfig, SessionError, SessionEvent, StreamName};
+use estuary_protocol::{MediaKind, Packet};
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::context::Context;
+use crate::hooks::{ClientInfo, DecisionEvent, NotifyEvent, StreamInfo};
+use crate::hub::{Publisher, StreamKey, Subscriber, SubscriberEnd};
+use crate::io::write_all_vectored;
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+enum ConnectionError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error("stream {stream}: {source}")]
+    BadMedia { stream: String, source: TagError },
+    #[error("{0}")]
+    Timeout(&'static str),
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("replaced by another publisher")]
+    Replaced,
+    #[error("disconnected by the server (kicked)")]
+    Kicked,
+    #[error("{0}")]
+    Subscriber(#[from] SubscriberEnd),
+}
+
+/// What the connection is doing.
+enum Role {
+    Idle,
+    Publishing { publisher: Publisher, stream: StreamName },
+    Playing { subscriber: Box<Subscriber>, stream: StreamName, stream_id: u32 },
+}
+
+/// What woke the connection's loop.
+enum Wake {
+    Read(std::io::Result<usize>),
+    ReadTimeout,
+    Media(Result<Arc<Packet>, SubscriberEnd>),
+    Shutdown,
+    Kicked,
+}
+
+struct Connection {
+    ctx: Arc<Context>,
+    id: u64,
+    peer: SocketAddr,
+    session: ServerSession,
+    writer: OwnedWriteHalf,
+    connect: Option<ConnectInfo>,
+    role: Role,
+    kick: CancellationToken,
+    bytes_sent: u64,
+    /// Reusable list of buffers for one vectored write.
+    batch: VecDeque<Bytes>,
+}
+
+pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64) {
+    let kick = CancellationToken::new();
+    let (mut reader, mut writer) = socket.into_split();
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let handshake_timeout = Duration::from_millis(ctx.config.rtmp.handshake_timeout_ms);
+    match tokio::time::timeout(handshake_timeout, handshake(&mut reader, &mut writer, &mut buf)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return warn!(cause = %e, "connection closed"),
+        Err(_) => return warn!("connection closed: handshake timed out"),
+    }
+    let session = ServerSession::new(SessionConfig {
+        limits: ChunkLimits {
+            max_chunk_size: ctx.config.limits.max_chunk_size,
+            max_message_bytes: ctx.config.limits.max_message_bytes,
+        },
+        out_chunk_size: ctx.config.rtmp.out_chunk_size,
+    });
+    let mut conn = Connection {
+        ctx,
+        id,
+        peer,
+        session,
+        writer,
+        connect: None,
+        role: Role::Idle,
+        kick,
+        bytes_sent: 0,
+        batch: VecDeque::new(),
+    };
+    let result = conn.serve(&mut reader, buf).await;
+    let _ = conn.flush().await;
+    conn.finish_role();
+    match result {
+        Ok(()) => info!("connection closed"),
+        Err(e) => warn!(cause = %e, "connection closed"),
+    }
+    if let Some(client) = conn.client_info() {
+        let recv_bytes = conn.session.bytes_received();
+        conn.ctx.hooks.notify(&NotifyEvent::Close { client, send_bytes: conn.bytes_sent, recv_bytes });
+    }
+}
+
+/// RTMP handshake (simple or digest, via `rml_rtmp`). Leftover bytes stay in `buf`.
+async fn handshake(reader: &mut OwnedReadHalf, writer: &mut OwnedWriteHalf, buf: &mut BytesMut) -> Result<(), ConnectionError> {
+    let mut handshake = Handshake::new(PeerType::Server);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = reader.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(ConnectionError::Handshake("peer closed during the handshake".into()));
+        }
+        match handshake.process_bytes(&chunk[..n]) {
+            Ok(HandshakeProcessResult::InProgress { response_bytes }) => writer.write_all(&response_bytes).await?,
+            Ok(HandshakeProcessResult::Completed { response_bytes, remaining_bytes }) => {
+                writer.write_all(&response_bytes).await?;
+                buf.extend_from_slice(&remaining_bytes);
+                return Ok(());
+            }
+            Err(e) => return Err(ConnectionError::Handshake(format!("{e:?} (first byte 0x{:02x})", chunk[0]))),
+        }
+    }
+}
+
+impl Connection {
+    async fn serve(&mut self, reader: &mut OwnedReadHalf, mut buf: BytesMut) -> Result<(), ConnectionError> {
+        let mut leftover = buf.len();
+        loop {
+            let wake = if leftover > 0 {
+                Wake::Read(Ok(std::mem::take(&mut leftover)))
+            } else {
+                self.next_wake(reader, &mut buf).await
+            };
+            match wake {
+                Wake::Shutdown => return Ok(()),
+                Wake::Kicked => return Err(ConnectionError::Kicked),
+                Wake::ReadTimeout => return Err(ConnectionError::Timeout("peer sent nothing for too long")),
+                Wake::Read(Err(e)) => return Err(e.into()),
+                Wake::Read(Ok(0)) => return Ok(()), // peer closed
+                Wake::Read(Ok(n)) => {
+                    let events = self.session.handle_input(&mut buf, n)?;
+                    for event in events {
+                        if !self.handle_event(event).await? {
+                            return Ok(());
+                        }
+                    }
+                    self.flush().await?;
+                }
+                Wake::Media(Ok(first)) => self.play_batch(first).await?,
+                Wake::Media(Err(SubscriberEnd::NoPublisher)) => {
+                    if let Role::Playing { stream, stream_id, .. } = &self.role {
+                        let (name, id) = (stream.name.clone(), *stream_id);
+                        self.session.send_play_end(id, &name)?;
+                    }
+                    return Err(SubscriberEnd::NoPublisher.into());
+                }
+                Wake::Media(Err(e)) => return Err(e.into()),
+            }
+        }
+    }
+
+    async fn next_wake(&mut self, reader: &mut OwnedReadHalf, buf: &mut BytesMut) -> Wake {
+        // Players may legitimately send nothing for hours; everyone else must keep talking.
+        let read_timeout = match self.role {
+            Role::Playing { .. } => Duration::MAX,
+            _ => Duration::from_millis(self.ctx.config.rtmp.publisher_timeout_ms),
+        };
+        let subscriber = match &mut self.role {
+            Role::Playing { subscriber, .. } => Some(subscriber),
+            _ => None,
+        };
+        tokio::select! {
+            _ = self.ctx.shutdown.cancelled() => Wake::Shutdown,
+            _ = self.kick.cancelled() => Wake::Kicked,
+            read = tokio::time::timeout(read_timeout, reader.read_buf(buf)) => match read {
+                Ok(r) => Wake::Read(r),
+                Err(_) => Wake::ReadTimeout,
+            },
+            media = async { subscriber.expect("guarded by the branch condition").recv().await }, if subscriber.is_some() => Wake::Media(media),
+        }
+    }
+
+    /// Handles one session event; false ends the connection.
+    async fn handle_event(&mut self, event: SessionEvent) -> Result<bool, ConnectionError> {
+        match event {
+            SessionEvent::Connect(info) => self.on_connect(info).await?,
+            SessionEvent::Publish { stream_id, stream } => self.on_publish(stream_id, stream).await?,
+            SessionEvent::Play { stream_id, stream } => self.on_play(stream_id, stream).await?,
+            SessionEvent::Media { kind, timestamp, payload } => self.on_media(kind, timestamp, payload)?,
+            SessionEvent::Metadata { timestamp, payload } => self.on_media(MediaKind::Script, timestamp, payload)?,
+            SessionEvent::StreamClosed { stream_id } => match &self.role {
+                Role::Publishing { .. } => {
+                    debug!(stream_id, "publisher closed its stream");
+                    self.finish_role(); // the connection may publish again
+                }
+                Role::Playing { stream_id: id, .. } if *id == stream_id => {
+                    debug!(stream_id, "player closed its stream");
+                    return Ok(false);
+                }
+                _ => {}
+            },
+        }
+        Ok(true)
+    }
+
+    fn client_info(&self) -> Option<ClientInfo> {
+        let connect = self.connect.as_ref()?;
+        let mut client = ClientInfo::new(self.id.to_string(), self.peer.ip().to_string(), connect.app.clone());
+        client.tc_url = connect.tc_url.clone();
+        client.page_url = connect.page_url.clone();
+        Some(client)
+    }
+
+    fn stream_info(&self, stream: &StreamName) -> StreamInfo {
+        let app = self.connect.as_ref().map_or("", |c| c.app.as_str());
+        let param = if stream.query.is_empty() { String::new() } else { format!("?{}", stream.query) };
+        StreamInfo { stream: stream.name.clone(), param, stream_id: format!("{app}/{}", stream.name) }
+    }
+
+    async fn on_connect(&mut self, info: ConnectInfo) -> Result<(), ConnectionError> {
+        debug!(app = %info.app, tc_url = %info.tc_url, "connect");
+        self.connect = Some(info.clone());
+        let client = self.client_info().expect("connect info was just set");
+        let param = if info.app_query.is_empty() { String::new() } else { format!("?{}", info.app_query) };
+        let decision = self.ctx.hooks.decide(&DecisionEvent::Connect { client, stream: String::new(), param }).await;
+        if let crate::hooks::Decision::Reject { reason } = decision {
+            self.session.reject_connect(&reason)?;
+            self.flush().await?;
+            return Err(ConnectionError::Refused(reason));
+        }
+        self.session.accept_connect()?;
+        Ok(())
+    }
+
+    fn stream_key(&self, stream: &StreamName) -> Option<StreamKey> {
+        let app = self.connect.as_ref()?.app.clone();
+        (!app.is_empty() && !stream.name.is_empty()).then(|| StreamKey::new(app, stream.name.clone()))
+    }
+
+    async fn on_publish(&mut self, stream_id: u32, stream: StreamName) -> Result<(), ConnectionError> {
+        let Some(key) = self.stream_key(&stream) else {
+            self.session.reject_publish(stream_id, "NetStream.Publish.BadName", "empty app or stream name")?;
+            self.flush().await?;
+            return Err(ConnectionError::Refused("publish with an empty app or stream name".into()));
+        };
+        if !matches!(self.role, Role::Idle) {
+            self.session.reject_publish(stream_id, "NetStream.Publish.BadConnection", "already publishing or playing")?;
+            return Ok(());
+        }
+        tracing::Span::current().record("stream", tracing::field::display(&key));
+        let client = self.client_info().expect("publish comes after connect");
+        let decision = self.ctx.hooks.decide(&DecisionEvent::Publish { client, stream: self.stream_info(&stream) }).await;
+        if let crate::hooks::Decision::Reject { reason } = decision {
+            self.session.reject_publish(stream_id, "NetStream.Publish.Rejected", &reason)?;
+            self.flush().await?;
+            return Err(ConnectionError::Refused(reason));
+        }
+        match self.ctx.hub.claim(&key, self.id, self.kick.clone()) {
+            Ok(publisher) => {
+                self.session.accept_publish(stream_id, &stream.name)?;
+                info!(stream = %key, "publish started");
+                self.role = Role::Publishing { publisher, stream };
+                Ok(())
+            }
+            Err(e) => {
+                self.session.reject_publish(stream_id, "NetStream.Publish.BadName", &e.to_string())?;
+                self.flush().await?;
+                Err(ConnectionError::Refused(e.to_string()))
+            }
+        }
+    }
+
+    async fn on_play(&mut self, stream_id: u32, stream: StreamName) -> Result<(), ConnectionError> {
+        let Some(key) = self.stream_key(&stream) else {
+            self.session.reject_play(stream_id, "NetStream.Play.StreamNotFound", "empty app or stream name")?;
+            self.flush().await?;
+            return Err(ConnectionError::Refused("play with an empty app or stream name".into()));
+        };
+        if !matches!(self.role, Role::Idle) {
+            self.session.reject_play(stream_id, "NetStream.Play.Failed", "already publishing or playing")?;
+            return Ok(());
+        }
+        tracing::Span::current().record("stream", tracing::field::display(&key));
+        let client = self.client_info().expect("play comes after connect");
+        let decision = self.ctx.hooks.decide(&DecisionEvent::Play { client, stream: self.stream_info(&stream) }).await;
+        if let crate::hooks::Decision::Reject { reason } = decision {
+            self.session.reject_play(stream_id, "NetStream.Play.Failed", &reason)?;
+            self.flush().await?;
+            return Err(ConnectionError::Refused(reason));
+        }
+        // Accept at once; a viewer that came before the publisher waits (bounded) for media.
+        self.session.accept_play(stream_id, &stream.name)?;
+        info!(stream = %key, "play started");
+        let subscriber = Box::new(self.ctx.hub.subscribe(&key));
+        self.role = Role::Playing { subscriber, stream, stream_id };
+        Ok(())
+    }
+
+    fn on_media(&mut self, kind: MediaKind, timestamp: u32, payload: Bytes) -> Result<(), ConnectionError> {
+        let Role::Publishing { publisher, .. } = &self.role else {
+            debug!(?kind, "media from a connection that is not publishing; ignored");
+            return Ok(());
+        };
+        let packet = Packet::from_flv_body(kind, timestamp, payload)
+            .map_err(|source| ConnectionError::BadMedia { stream: publisher.stream().key.to_string(), source })?;
+        if !publisher.send(packet) {
+            return Err(ConnectionError::Replaced);
+        }
+        Ok(())
+    }
+
+    /// Writes `first` and every packet already waiting, in one vectored write.
+    async fn play_batch(&mut self, first: Arc<Packet>) -> Result<(), ConnectionError> {
+        let chunk_size = self.session.out_chunk_size();
+        let Role::Playing { subscriber, stream_id, .. } = &mut self.role else { return Ok(()) };
+        let stream_id = *stream_id;
+        let session = &self.session;
+        // Shared chunks are built for message stream 1, which is what every player we know
+        // gets from createStream; any other id costs a per-player copy.
+        let chunks = |p: &Packet| {
+            if stream_id == 1 {
+                p.rtmp_chunks(chunk_size)
+            } else {
+                session.chunk_media_for(p.kind, p.dts as u32, stream_id, &p.payload)
+            }
+        };
+        self.batch.push_back(chunks(&first));
+        while self.batch.len() < 128 {
+            match subscriber.try_recv() {
+                Some(Ok(p)) => self.batch.push_back(chunks(&p)),
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
+            }
+        }
+        // Control messages (acks, onStatus) queued by the session go first.
+        if let Some(control) = self.session.take_outbound() {
+            self.batch.push_front(control);
+        }
+        self.bytes_sent += self.batch.iter().map(|b| b.len() as u64).sum::<u64>();
+        let timeout = Duration::from_millis(self.ctx.config.play.slow_disconnect_ms);
+        match tokio::time::timeout(timeout, write_all_vectored(&mut self.writer, &mut self.batch)).await {
+            Ok(result) => result?,
+            Err(_) => return Err(SubscriberEnd::TooSlow.into()),
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), ConnectionError> {
+        if let Some(bytes) = self.session.take_outbound() {
+            self.bytes_sent += bytes.len() as u64;
+            self.writer.write_all(&bytes).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends publishing or playing and tells the hooks.
+    fn finish_role(&mut self) {
+        let role = std::mem::replace(&mut self.role, Role::Idle);
+        let Some(client) = self.client_info() else { return };
+        match role {
+            Role::Publishing { publisher, stream } => {
+                info!(stream = %publisher.stream().key, "publish stopped");
+                drop(publisher);
+                self.ctx.hooks.notify(&NotifyEvent::Unpublish { client, stream: self.stream_info(&stream) });
+            }
+            Role::Playing { subscriber, stream, .. } => {
+                info!(stream = %subscriber.stream().key, dropped = subscriber.dropped, "play stopped");
+                drop(subscriber);
+                self.ctx.hooks.notify(&NotifyEvent::Stop { client, stream: self.stream_info(&stream) });
+            }
+            Role::Idle => {}
+        }
+    }
+}
+
