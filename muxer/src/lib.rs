@@ -1,1 +1,18 @@
-//! placeholder
+//! Estuary's sans-IO packagers: [`Packet`](estuary_protocol::Packet)s in, `Bytes` out.
+//!
+//! - [`ts`]: an MPEG-TS writer (ISO/IEC 13818-1) for H.264 and AAC.
+//! - [`hls`]: the HLS segmenter that cuts MPEG-TS segments at keyframes, and the live media
+//!   playlist (RFC 8216, Apple HLS authoring specification).
+//! - [`check`]: verifiers for MPEG-TS segments and media playlists, used by tests to walk what
+//!   the server really serves.
+//!
+//! No I/O, no clock reads, no async runtime: time comes in with the packets.
+#![forbid(unsafe_code)]
+
+pub mod check;
+mod error;
+pub mod hls;
+pub mod ts;
+
+pub use error::MuxError;
+pub use hls::{HlsSegmenter, HlsSegmenterConfig, LivePlaylist, LivePlaylistConfig, Segment};

@@ -1,0 +1,9 @@
+//! HLS (RFC 8216): the [`HlsSegmenter`] that turns packets into MPEG-TS segments, and the
+//! [`LivePlaylist`] that lists them.
+
+mod date;
+pub mod playlist;
+pub mod segmenter;
+
+pub use playlist::{LivePlaylist, LivePlaylistConfig, PlaylistEntry, PlaylistError, SegmentAdded};
+pub use segmenter::{HlsSegmenter, HlsSegmenterConfig, Segment, SegmenterStats};

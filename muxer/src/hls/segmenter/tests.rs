@@ -1,0 +1,381 @@
+use bytes::{BufMut, Bytes, BytesMut};
+use estuary_protocol::codec::avc::annexb_nals_to_avcc;
+use estuary_protocol::{Codec, MediaKind, Packet};
+use proptest::prelude::*;
+
+use super::*;
+use crate::check::TsChecker;
+
+/// OBS 29.0.2's AVC sequence header (High 3.1, 1280x720) and AAC config.
+const OBS_AVC_RECORD: &[u8] = &[
+    0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x1c, 0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50,
+    0x05, 0xbb, 0x01, 0x6a, 0x02, 0x02, 0x02, 0x80, 0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x1e,
+    0x47, 0x8c, 0x18, 0xcb, 0x01, 0x00, 0x04, 0x68, 0xef, 0xbc, 0xb0,
+];
+const OBS_AAC_CONFIG: &[u8] = &[0x12, 0x10, 0x56, 0xe5, 0x00];
+const ARRIVAL_BASE_MS: u64 = 1_700_000_000_000;
+
+fn packet(kind: MediaKind, dts: u64, header: &[u8], body: &[u8]) -> Packet {
+    let mut payload = BytesMut::new();
+    payload.put_slice(header);
+    payload.put_slice(body);
+    let mut packet = Packet::new(kind, dts, payload.freeze());
+    packet.body_offset = header.len();
+    packet.arrival_ms = ARRIVAL_BASE_MS + dts;
+    packet.codec = match kind {
+        MediaKind::Video => Codec::Video(VideoCodec::Avc),
+        MediaKind::Audio => Codec::Audio(AudioCodec::Aac),
+        MediaKind::Script => Codec::None,
+    };
+    packet
+}
+
+fn video_header(record: &[u8]) -> Packet {
+    let mut p = packet(MediaKind::Video, 0, &[0x17, 0, 0, 0, 0], record);
+    p.seq_header = true;
+    p.keyframe = true;
+    p
+}
+
+fn audio_header(config: &[u8]) -> Packet {
+    let mut p = packet(MediaKind::Audio, 0, &[0xaf, 0], config);
+    p.seq_header = true;
+    p
+}
+
+fn video_frame(dts: u64, keyframe: bool, size: usize) -> Packet {
+    let slice: Vec<u8> = std::iter::once(if keyframe { 0x65 } else { 0x41 })
+        .chain((1..size).map(|i| i as u8))
+        .collect();
+    let frame = annexb_nals_to_avcc([&[0x06u8, 5, 1, 0x80][..], &slice[..]]);
+    let mut p = packet(
+        MediaKind::Video,
+        dts,
+        &[if keyframe { 0x17 } else { 0x27 }, 1, 0, 0, 66],
+        &frame,
+    );
+    p.cts = 66;
+    p.keyframe = keyframe;
+    p
+}
+
+fn audio_frame(dts: u64, size: usize) -> Packet {
+    let raw: Vec<u8> = (0..size).map(|i| (i * 7) as u8).collect();
+    packet(MediaKind::Audio, dts, &[0xaf, 1], &raw)
+}
+
+/// Video at 30 fps with a keyframe every `gop_ms`, and AAC at 44.1 kHz, for `duration_ms`.
+fn av_stream(duration_ms: u64, gop_ms: u64) -> Vec<Packet> {
+    let mut packets = vec![audio_header(OBS_AAC_CONFIG), video_header(OBS_AVC_RECORD)];
+    let (mut audio_index, mut frame) = (0u64, 0u64);
+    loop {
+        let (audio, video) = (audio_dts(audio_index), frame * 100 / 3);
+        if audio >= duration_ms && video >= duration_ms {
+            return packets;
+        }
+        if audio <= video && audio < duration_ms || video >= duration_ms {
+            packets.push(audio_frame(audio, 300));
+            audio_index += 1;
+        } else {
+            packets.push(video_frame(
+                video,
+                video % gop_ms == 0,
+                2000 + (frame as usize % 7) * 100,
+            ));
+            frame += 1;
+        }
+    }
+}
+
+fn audio_dts(index: u64) -> u64 {
+    index * 10240 / 441
+}
+
+fn run(segmenter: &mut HlsSegmenter, packets: &[Packet]) -> Vec<Segment> {
+    let mut out = Vec::new();
+    for p in packets {
+        segmenter.push(p).unwrap();
+        out.extend(std::iter::from_fn(|| segmenter.poll_segment()));
+    }
+    segmenter.finish();
+    out.extend(std::iter::from_fn(|| segmenter.poll_segment()));
+    out
+}
+
+fn check_all(segments: &[Segment]) {
+    let mut checker = TsChecker::new();
+    for (i, segment) in segments.iter().enumerate() {
+        if let Err(errors) = checker.check_segment(&segment.data, i == 0 || segment.discontinuity) {
+            panic!("segment {}: {errors:#?}", segment.sequence);
+        }
+    }
+}
+
+#[test]
+fn cuts_at_the_first_keyframe_at_or_after_the_fragment() {
+    // Keyframes every 1500 ms: cuts at 3000 and 6000 (the first at or after 2000 ms).
+    let packets = av_stream(7000, 1500);
+    let mut segmenter = HlsSegmenter::new(HlsSegmenterConfig::default());
+    let segments = run(&mut segmenter, &packets);
+    let starts: Vec<u64> = segments.iter().map(|s| s.start_dts).collect();
+    assert_eq!(starts, vec![0, 3000, 6000]);
+    assert_eq!(segments[0].duration_ms, 3000);
+    assert_eq!(segments[1].duration_ms, 3000);
+    assert!(segments.iter().all(|s| !s.discontinuity));
+    assert_eq!(
+        segments.iter().map(|s| s.sequence).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    assert_eq!(segments[1].program_date_time_ms, ARRIVAL_BASE_MS + 3000);
+    check_all(&segments);
+    let report = crate::check::check_segment(&segments[0].data).unwrap();
+    assert!(report.has_video && report.has_audio);
+    assert_eq!(report.video_frames, 90);
+    // The audio frame at 0 ms came before the keyframe and was dropped; the next is at 23 ms.
+    assert_eq!(report.first_pts, Some(2070));
+}
+
+#[test]
+fn packets_before_the_first_keyframe_are_dropped() {
+    let mut packets = av_stream(4000, 2000);
+    // Start mid-GOP: remove the first keyframe.
+    let first_key = packets
+        .iter()
+        .position(|p| p.keyframe && !p.seq_header)
+        .unwrap();
+    packets.remove(first_key);
+    let mut segmenter = HlsSegmenter::new(HlsSegmenterConfig::default());
+    let segments = run(&mut segmenter, &packets);
+    assert_eq!(segments[0].start_dts, 2000);
+    assert!(segmenter.stats().dropped_packets > 100);
+    check_all(&segments);
+}
+
+#[test]
+fn audio_only_streams_are_cut_by_duration() {
+    let mut packets = vec![audio_header(&[0x12, 0x10])];
+    packets.extend((0..600).map(|i| audio_frame(audio_dts(i), 200)));
+    let mut segmenter = HlsSegmenter::new(HlsSegmenterConfig::default());
+    let segments = run(&mut segmenter, &packets);
+    assert!(segments.len() >= 5);
+    assert!(
+        segments[0].start_dts >= 1000,
+        "waits for video before going audio-only"
+    );
+    for s in &segments[..segments.len() - 1] {
+        assert!((2000..2030).contains(&s.duration_ms), "{}", s.duration_ms);
+    }
+    check_all(&segments);
+    let report = crate::check::check_segment(&segments[1].data).unwrap();
+    assert!(report.has_audio && !report.has_video);
+    assert!(report.pcr_count > 0);
+}
+
+#[test]
+fn a_discontinuity_closes_the_segment_and_waits_for_a_keyframe() {
+    let mut packets = av_stream(5000, 1000);
+    let mut after: Vec<Packet> = av_stream(5000, 1000).into_iter().skip(2).collect();
+    // The publisher came back: timeline continues at 5500, first a non-keyframe.
+    for p in &mut after {
+        p.dts += 5500;
+        p.arrival_ms += 9000;
+    }
+    after[0].discontinuity = true;
+    let key = after.iter().position(|p| p.keyframe).unwrap();
+    after.remove(key);
+    packets.extend(after);
+    let mut segmenter = HlsSegmenter::new(HlsSegmenterConfig::default());
+    let segments = run(&mut segmenter, &packets);
+    let flags: Vec<(u64, bool)> = segments
+        .iter()
+        .map(|s| (s.start_dts, s.discontinuity))
+        .collect();
+    assert_eq!(
+        flags,
+        vec![
+            (0, false),
+            (2000, false),
+            (4000, false),
+            (6500, true),
+            (8500, false)
+        ]
+    );
+    // The segment cut by the discontinuity ends where its last frame ends.
+    assert!(
+        (1000..1100).contains(&segments[2].duration_ms),
+        "{}",
+        segments[2].duration_ms
+    );
+    check_all(&segments);
+}
+
+#[test]
+fn a_new_sequence_header_starts_a_discontinuous_segment() {
+    let mut packets = av_stream(3000, 1000);
+    let mut changed = OBS_AVC_RECORD.to_vec();
+    changed[3] = 0x28; // level 4.0
+    let mut header = video_header(&changed);
+    header.dts = 3000;
+    packets.push(header);
+    packets.extend(av_stream(3000, 1000).into_iter().skip(2).map(|mut p| {
+        p.dts += 3000;
+        p
+    }));
+    let mut segmenter = HlsSegmenter::new(HlsSegmenterConfig::default());
+    let segments = run(&mut segmenter, &packets);
+    let flags: Vec<(u64, bool)> = segments
+        .iter()
+        .map(|s| (s.start_dts, s.discontinuity))
+        .collect();
+    assert_eq!(
+        flags,
+        vec![(0, false), (2000, false), (3000, true), (5000, false)]
+    );
+    assert_eq!(segmenter.video_config().unwrap().level_idc, 0x28);
+    check_all(&segments);
+}
+
+#[test]
+fn finish_flushes_the_partial_segment() {
+    let packets = av_stream(2500, 2000);
+    let mut segmenter = HlsSegmenter::new(HlsSegmenterConfig::default());
+    let segments = run(&mut segmenter, &packets);
+    assert_eq!(segments.len(), 2);
+    assert!(
+        (500..560).contains(&segments[1].duration_ms),
+        "{}",
+        segments[1].duration_ms
+    );
+    check_all(&segments);
+    // Packets after finish continue the sequence, discontinuous.
+    let more: Vec<Packet> = av_stream(1000, 1000)
+        .into_iter()
+        .skip(2)
+        .map(|mut p| {
+            p.dts += 2600;
+            p
+        })
+        .collect();
+    let after = run(&mut segmenter, &more);
+    assert_eq!((after[0].sequence, after[0].discontinuity), (2, true));
+}
+
+#[test]
+fn bad_packets_are_rejected_without_side_effects() {
+    let mut segmenter = HlsSegmenter::new(HlsSegmenterConfig::default());
+    assert_eq!(
+        segmenter.push(&video_frame(0, true, 100)),
+        Err(MuxError::VideoBeforeSequenceHeader)
+    );
+    assert_eq!(
+        segmenter.push(&audio_frame(0, 100)),
+        Err(MuxError::AudioBeforeSequenceHeader)
+    );
+    let short = packet(MediaKind::Video, 0, &[0x17, 0, 0, 0, 0], &[1, 0x64, 0]);
+    let mut short = short;
+    short.seq_header = true;
+    let err = segmenter.push(&short).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "video sequence header rejected: avc decoder configuration is 3 bytes, expected at least 7"
+    );
+    assert_eq!(err.reason(), "video_sequence_header");
+    segmenter.push(&video_header(OBS_AVC_RECORD)).unwrap();
+    let mut truncated = video_frame(0, true, 100);
+    truncated.payload = truncated.payload.slice(..truncated.payload.len() - 1);
+    assert!(matches!(
+        segmenter.push(&truncated),
+        Err(MuxError::VideoFrame(_))
+    ));
+    let mut hevc = video_frame(0, true, 100);
+    hevc.codec = Codec::Video(VideoCodec::Hevc);
+    assert_eq!(
+        segmenter.push(&hevc),
+        Err(MuxError::UnsupportedVideoCodec(VideoCodec::Hevc))
+    );
+    assert!(segmenter.poll_segment().is_none());
+    segmenter.finish();
+    assert!(segmenter.poll_segment().is_none());
+}
+
+#[test]
+fn keyframe_frames_with_parameter_sets_pass_the_checker() {
+    let config = AvcDecoderConfig::parse(OBS_AVC_RECORD).unwrap();
+    let frame = annexb_nals_to_avcc([&config.sps[0][..], &config.pps[0][..], &[0x65, 1, 2, 3][..]]);
+    let mut p = packet(MediaKind::Video, 0, &[0x17, 1, 0, 0, 0], &frame);
+    p.keyframe = true;
+    let mut segmenter = HlsSegmenter::new(HlsSegmenterConfig::default());
+    segmenter.push(&video_header(OBS_AVC_RECORD)).unwrap();
+    segmenter.push(&p).unwrap();
+    segmenter.finish();
+    let segment = segmenter.poll_segment().unwrap();
+    let report = crate::check::check_segment(&segment.data).unwrap();
+    assert_eq!(report.video_frames, 1);
+    assert!(!report.has_audio);
+    let sps_count = segment
+        .data
+        .windows(5)
+        .filter(|w| w == &[0, 0, 0, 1, 0x67])
+        .count();
+    assert_eq!(sps_count, 1, "the frame's own SPS is not duplicated");
+}
+
+#[test]
+fn segment_data_is_whole_packets_with_tables_first() {
+    let packets = av_stream(2100, 1000);
+    let segments = run(
+        &mut HlsSegmenter::new(HlsSegmenterConfig::default()),
+        &packets,
+    );
+    for segment in &segments {
+        assert_eq!(segment.data.len() % 188, 0);
+        assert_eq!(
+            &segment.data[..4],
+            &[0x47, 0x40, 0x00, 0x10 | (segment.sequence as u8 & 0x0f)]
+        );
+        let _: &Bytes = &segment.data;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    #[test]
+    fn arbitrary_gop_patterns_make_valid_segments(
+        gops in proptest::collection::vec((1u64..90, 1usize..6000), 1..12),
+        fragment_ms in 500u64..4000,
+        with_audio in any::<bool>(),
+    ) {
+        let mut packets = vec![video_header(OBS_AVC_RECORD)];
+        if with_audio {
+            packets.insert(0, audio_header(OBS_AAC_CONFIG));
+        }
+        let mut frame = 0u64;
+        let mut next_audio = 0u64;
+        for (gop_frames, size) in &gops {
+            for i in 0..*gop_frames {
+                let dts = frame * 40;
+                while with_audio && audio_dts(next_audio) <= dts {
+                    packets.push(audio_frame(audio_dts(next_audio), 1 + (next_audio as usize * 37) % 900));
+                    next_audio += 1;
+                }
+                packets.push(video_frame(dts, i == 0, 1 + (size + i as usize * 13) % 6000));
+                frame += 1;
+            }
+        }
+        let config = HlsSegmenterConfig { fragment_ms, ..Default::default() };
+        let segments = run(&mut HlsSegmenter::new(config), &packets);
+        prop_assert!(!segments.is_empty());
+        let mut checker = TsChecker::new();
+        let mut expected_start = 0;
+        for (i, segment) in segments.iter().enumerate() {
+            prop_assert_eq!(segment.sequence, i as u64);
+            prop_assert_eq!(segment.start_dts, expected_start);
+            expected_start = segment.start_dts + segment.duration_ms;
+            if i + 1 < segments.len() {
+                prop_assert!(segment.duration_ms >= fragment_ms);
+            }
+            let result = checker.check_segment(&segment.data, i == 0);
+            prop_assert!(result.is_ok(), "segment {}: {:?}", i, result);
+        }
+    }
+}
