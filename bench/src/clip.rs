@@ -1,0 +1,276 @@
+//! The source clip: an FLV file read into memory as tags, generated with ffmpeg when missing.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+
+use crate::sei;
+
+/// One FLV tag of the clip.
+#[derive(Debug, Clone)]
+pub struct Tag {
+    /// 8 audio, 9 video, 18 script data.
+    pub kind: u8,
+    /// Milliseconds from the first media tag of the clip.
+    pub timestamp: u32,
+    pub data: Bytes,
+}
+
+impl Tag {
+    pub fn is_keyframe(&self) -> bool {
+        self.kind == 9 && self.data.first().is_some_and(|b| b >> 4 == 1)
+    }
+}
+
+/// A clip ready to publish in a loop.
+#[derive(Debug, Clone)]
+pub struct Clip {
+    /// The `onMetaData` script tag body, if the file had one.
+    pub metadata: Option<Bytes>,
+    pub video_seq_header: Option<Bytes>,
+    pub audio_seq_header: Option<Bytes>,
+    /// Coded audio and video frames in file order.
+    pub frames: Vec<Tag>,
+    /// Length of one loop: the last timestamp plus one video frame interval.
+    pub loop_ms: u32,
+    /// NAL unit length size of the AVC stream.
+    pub nal_len_size: usize,
+    /// Video frames per loop.
+    pub video_frames: usize,
+    /// Media bytes per loop (tag bodies).
+    pub bytes_per_loop: u64,
+}
+
+impl Clip {
+    /// Average media bitrate in bits per second.
+    pub fn bitrate_bps(&self) -> f64 {
+        self.bytes_per_loop as f64 * 8.0 * 1000.0 / f64::from(self.loop_ms.max(1))
+    }
+
+    pub fn fps(&self) -> f64 {
+        self.video_frames as f64 * 1000.0 / f64::from(self.loop_ms.max(1))
+    }
+}
+
+/// The ffmpeg arguments that make the default clip: 720p30 H.264 at 2.5 Mbps with a
+/// keyframe every 2 s, plus 128 kbps AAC.
+pub fn ffmpeg_args(seconds: u32, out: &Path) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=1280x720:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-b:v",
+        "2500k",
+        "-maxrate",
+        "2500k",
+        "-bufsize",
+        "5000k",
+        "-g",
+        "60",
+        "-keyint_min",
+        "60",
+        "-sc_threshold",
+        "0",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend([
+        "-t".to_string(),
+        seconds.to_string(),
+        "-f".to_string(),
+        "flv".to_string(),
+    ]);
+    args.push(out.display().to_string());
+    args
+}
+
+/// Makes the default clip at `path` with ffmpeg unless the file exists.
+pub fn ensure_clip(path: &Path) -> anyhow::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp.flv");
+    eprintln!(
+        "estuary-bench: generating {} with ffmpeg (20 s, 720p30, 2.5 Mbps)",
+        path.display()
+    );
+    let status = Command::new("ffmpeg")
+        .args(ffmpeg_args(20, &tmp))
+        .status()
+        .context("running ffmpeg (is it installed?) to generate the clip")?;
+    if !status.success() {
+        bail!("ffmpeg failed to generate {}: {status}", path.display());
+    }
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+/// Reads an FLV file.
+pub fn load(path: &Path) -> anyhow::Result<Clip> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading clip {}", path.display()))?;
+    parse_flv(&bytes).with_context(|| format!("parsing clip {}", path.display()))
+}
+
+/// Parses an FLV file held in memory.
+pub fn parse_flv(file: &[u8]) -> anyhow::Result<Clip> {
+    if file.len() < 13 || &file[..3] != b"FLV" {
+        bail!("not an FLV file");
+    }
+    let header_len = u32::from_be_bytes([file[5], file[6], file[7], file[8]]) as usize;
+    let mut pos = header_len + 4; // + PreviousTagSize0
+    let mut clip = Clip {
+        metadata: None,
+        video_seq_header: None,
+        audio_seq_header: None,
+        frames: Vec::new(),
+        loop_ms: 0,
+        nal_len_size: 4,
+        video_frames: 0,
+        bytes_per_loop: 0,
+    };
+    let mut first_ts = None;
+    let mut video_ts = Vec::new();
+    while pos + 11 <= file.len() {
+        let h = &file[pos..pos + 11];
+        let kind = h[0] & 0x1f;
+        let len = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
+        let ts = (u32::from(h[7]) << 24)
+            | (u32::from(h[4]) << 16)
+            | (u32::from(h[5]) << 8)
+            | u32::from(h[6]);
+        let body_start = pos + 11;
+        if body_start + len > file.len() {
+            break; // truncated last tag
+        }
+        let data = Bytes::copy_from_slice(&file[body_start..body_start + len]);
+        pos = body_start + len + 4;
+        match kind {
+            18 if clip.metadata.is_none() => clip.metadata = Some(data),
+            9 if data.len() >= 2 && data[0] & 0x0f == 7 && data[1] == 0 => {
+                clip.nal_len_size = sei::nal_length_size(&data).unwrap_or(4);
+                clip.video_seq_header.get_or_insert(data);
+            }
+            8 if data.len() >= 2 && data[0] >> 4 == 10 && data[1] == 0 => {
+                clip.audio_seq_header.get_or_insert(data);
+            }
+            8 | 9 => {
+                if kind == 9 && (data.len() < 5 || data[0] & 0x0f != 7 || data[1] != 1) {
+                    continue; // only AVC coded frames carry our SEI; skip anything else
+                }
+                let first = *first_ts.get_or_insert(ts);
+                let ts = ts.saturating_sub(first);
+                if kind == 9 {
+                    video_ts.push(ts);
+                }
+                clip.bytes_per_loop += data.len() as u64;
+                clip.frames.push(Tag {
+                    kind,
+                    timestamp: ts,
+                    data,
+                });
+            }
+            _ => {}
+        }
+    }
+    if clip.video_seq_header.is_none() || video_ts.is_empty() {
+        bail!("the clip has no H.264 video (the bench needs AVC to tag frames)");
+    }
+    if !clip.frames.iter().any(Tag::is_keyframe) {
+        bail!("the clip has no video keyframe");
+    }
+    let mut deltas: Vec<u32> = video_ts
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]))
+        .filter(|d| *d > 0)
+        .collect();
+    deltas.sort_unstable();
+    let frame_ms = deltas.get(deltas.len() / 2).copied().unwrap_or(33);
+    let last = clip.frames.iter().map(|t| t.timestamp).max().unwrap_or(0);
+    clip.loop_ms = last + frame_ms;
+    clip.video_frames = video_ts.len();
+    Ok(clip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(kind: u8, ts: u32, body: &[u8]) -> Vec<u8> {
+        let mut t = vec![
+            kind,
+            0,
+            0,
+            body.len() as u8,
+            (ts >> 16) as u8,
+            (ts >> 8) as u8,
+            ts as u8,
+            (ts >> 24) as u8,
+            0,
+            0,
+            0,
+        ];
+        t.extend_from_slice(body);
+        t.extend_from_slice(&(11 + body.len() as u32).to_be_bytes());
+        t
+    }
+
+    #[test]
+    fn reads_tags_and_loop_length() {
+        let mut f = b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00".to_vec();
+        f.extend(tag(18, 0, b"\x02\x00\x0aonMetaData"));
+        f.extend(tag(9, 0, &[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff, 0xe1]));
+        f.extend(tag(8, 0, &[0xaf, 0, 0x12, 0x10]));
+        f.extend(tag(9, 1000, &[0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65]));
+        f.extend(tag(8, 1010, &[0xaf, 1, 0x21]));
+        f.extend(tag(9, 1033, &[0x27, 1, 0, 0, 0, 0, 0, 0, 1, 0x41]));
+        f.extend(tag(9, 1066, &[0x27, 1, 0, 0, 0, 0, 0, 0, 1, 0x41]));
+        f.extend_from_slice(&[9, 0, 0]); // truncated tail
+        let clip = parse_flv(&f).unwrap();
+        assert!(
+            clip.metadata.is_some()
+                && clip.video_seq_header.is_some()
+                && clip.audio_seq_header.is_some()
+        );
+        assert_eq!(clip.frames.len(), 4);
+        assert_eq!(clip.frames[0].timestamp, 0);
+        assert!(clip.frames[0].is_keyframe());
+        assert_eq!(clip.frames[1].timestamp, 10);
+        assert_eq!(clip.video_frames, 3);
+        assert_eq!(clip.loop_ms, 66 + 33);
+        assert_eq!(clip.nal_len_size, 4);
+    }
+
+    #[test]
+    fn rejects_non_flv_and_audio_only() {
+        assert!(parse_flv(b"nope").is_err());
+        let mut f = b"FLV\x01\x04\x00\x00\x00\x09\x00\x00\x00\x00".to_vec();
+        f.extend(tag(8, 0, &[0xaf, 1, 0x21]));
+        assert!(parse_flv(&f).is_err());
+    }
+}
