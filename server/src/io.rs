@@ -32,6 +32,17 @@ pub async fn write_all_vectored<W: AsyncWrite + Unpin>(writer: &mut W, bufs: &mu
     Ok(())
 }
 
+/// Applies the per-connection socket options: no Nagle delay (media is written in whole
+/// batches already) and the bounded send buffer of `play.send_buffer_bytes`.
+pub fn tune_socket(socket: &tokio::net::TcpStream, config: &crate::config::Config) {
+    let _ = socket.set_nodelay(true);
+    if config.play.send_buffer_bytes > 0 {
+        if let Err(e) = socket2::SockRef::from(socket).set_send_buffer_size(config.play.send_buffer_bytes) {
+            tracing::debug!(cause = %e, "cannot set SO_SNDBUF");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

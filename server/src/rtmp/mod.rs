@@ -29,9 +29,11 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
         };
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
             warn!(%peer, limit = ctx.config.limits.max_connections, "rtmp connection refused: limits.max_connections reached");
+            crate::metrics::rejected("rtmp", "max_connections");
             continue;
         };
-        let _ = socket.set_nodelay(true);
+        crate::metrics::accepted("rtmp");
+        crate::io::tune_socket(&socket, &ctx.config);
         let id = ctx.next_conn_id();
         let span = tracing::info_span!("rtmp", conn = id, %peer, stream = tracing::field::Empty);
         let task_ctx = Arc::clone(&ctx);
