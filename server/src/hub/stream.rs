@@ -182,6 +182,11 @@ impl Stream {
         self.lock().publisher.as_ref().map(|p| p.conn_id)
     }
 
+    /// Follows whether a publisher holds the stream.
+    pub fn watch_live(&self) -> watch::Receiver<bool> {
+        self.live.subscribe()
+    }
+
     /// Waits until a publisher holds the stream, at most `timeout`.
     pub async fn wait_live(&self, timeout: std::time::Duration) -> bool {
         let mut rx = self.live.subscribe();
@@ -192,6 +197,7 @@ impl Stream {
     /// if `conn_id` is no longer the publisher (it was replaced).
     pub fn publish(&self, conn_id: u64, mut packet: Packet) -> bool {
         let len = packet.payload.len() as u64;
+        let is_frame = packet.kind == MediaKind::Video && !packet.seq_header;
         let mut state = self.lock();
         match &mut state.publisher {
             Some(p) if p.conn_id == conn_id => p.last_packet = Instant::now(),
@@ -233,6 +239,9 @@ impl Stream {
         drop(state);
         self.stats.bytes_in.fetch_add(len, Ordering::Relaxed);
         self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
+        if is_frame {
+            self.stats.video_frames.fetch_add(1, Ordering::Relaxed);
+        }
         true
     }
 

@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::clients::{self, ClientGuard, ClientKind};
 use crate::context::Context;
 use crate::hooks::{ClientInfo, DecisionEvent, NotifyEvent, StreamInfo};
 use crate::hub::{Publisher, StreamKey, Subscriber, SubscriberEnd};
@@ -75,6 +76,10 @@ struct Connection {
     role: Role,
     kick: CancellationToken,
     bytes_sent: u64,
+    /// This connection in the client registry (API, kick), with its byte counters.
+    client: ClientGuard,
+    bytes_in: metrics::Counter,
+    bytes_out: metrics::Counter,
     /// Reusable list of buffers for one vectored write.
     batch: VecDeque<Bytes>,
 }
@@ -89,6 +94,13 @@ pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64
         Ok(Err(e)) => return warn!(cause = %e, "connection closed"),
         Err(_) => return warn!("connection closed: handshake timed out"),
     }
+    let client = ctx.clients.register(id, peer.ip().to_string(), clients::Role::new(ClientKind::RtmpIdle, None, String::new()), kick.clone());
+    let (bytes_in, bytes_out) = (crate::metrics::bytes_received("rtmp"), crate::metrics::bytes_sent("rtmp"));
+    // C0+C1+C2 in, S0+S1+S2 out; bytes read past C2 are counted with the session's.
+    client.add_received(HANDSHAKE_BYTES);
+    client.add_sent(HANDSHAKE_BYTES);
+    bytes_in.increment(HANDSHAKE_BYTES);
+    bytes_out.increment(HANDSHAKE_BYTES);
     let session = ServerSession::new(SessionConfig {
         limits: ChunkLimits {
             max_chunk_size: ctx.config.limits.max_chunk_size,
@@ -106,11 +118,17 @@ pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64
         role: Role::Idle,
         kick,
         bytes_sent: 0,
+        client,
+        bytes_in,
+        bytes_out,
         batch: VecDeque::new(),
     };
     let result = conn.serve(&mut reader, buf).await;
     let _ = conn.flush().await;
     conn.finish_role();
+    if matches!(result, Err(ConnectionError::Subscriber(SubscriberEnd::TooSlow))) {
+        metrics::counter!(crate::metrics::VIEWERS_DISCONNECTED_TOTAL, "reason" => "slow").increment(1);
+    }
     match result {
         Ok(()) => info!("connection closed"),
         Err(e) => warn!(cause = %e, "connection closed"),
@@ -120,6 +138,9 @@ pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64
         conn.ctx.hooks.notify(&NotifyEvent::Close { client, send_bytes: conn.bytes_sent, recv_bytes });
     }
 }
+
+/// Bytes of C0+C1+C2 (and of S0+S1+S2).
+const HANDSHAKE_BYTES: u64 = 1 + 1536 + 1536;
 
 /// RTMP handshake (simple or digest, via `rml_rtmp`). Leftover bytes stay in `buf`.
 async fn handshake(reader: &mut OwnedReadHalf, writer: &mut OwnedWriteHalf, buf: &mut BytesMut) -> Result<(), ConnectionError> {
@@ -158,6 +179,8 @@ impl Connection {
                 Wake::Read(Err(e)) => return Err(e.into()),
                 Wake::Read(Ok(0)) => return Ok(()), // peer closed
                 Wake::Read(Ok(n)) => {
+                    self.client.add_received(n as u64);
+                    self.bytes_in.increment(n as u64);
                     let events = self.session.handle_input(&mut buf, n)?;
                     for event in events {
                         if !self.handle_event(event).await? {
@@ -244,6 +267,7 @@ impl Connection {
         let param = if info.app_query.is_empty() { String::new() } else { format!("?{}", info.app_query) };
         let decision = self.ctx.hooks.decide(&DecisionEvent::Connect { client, stream: String::new(), param }).await;
         if let crate::hooks::Decision::Reject { reason } = decision {
+            crate::metrics::rejected("rtmp", "hook");
             self.session.reject_connect(&reason)?;
             self.flush().await?;
             return Err(ConnectionError::Refused(reason));
@@ -259,6 +283,7 @@ impl Connection {
 
     async fn on_publish(&mut self, stream_id: u32, stream: StreamName) -> Result<(), ConnectionError> {
         let Some(key) = self.stream_key(&stream) else {
+            crate::metrics::rejected("rtmp", "bad_name");
             self.session.reject_publish(stream_id, "NetStream.Publish.BadName", "empty app or stream name")?;
             self.flush().await?;
             return Err(ConnectionError::Refused("publish with an empty app or stream name".into()));
@@ -271,6 +296,7 @@ impl Connection {
         let client = self.client_info().expect("publish comes after connect");
         let decision = self.ctx.hooks.decide(&DecisionEvent::Publish { client, stream: self.stream_info(&stream) }).await;
         if let crate::hooks::Decision::Reject { reason } = decision {
+            crate::metrics::rejected("rtmp", "hook");
             self.session.reject_publish(stream_id, "NetStream.Publish.Rejected", &reason)?;
             self.flush().await?;
             return Err(ConnectionError::Refused(reason));
@@ -279,10 +305,13 @@ impl Connection {
             Ok(publisher) => {
                 self.session.accept_publish(stream_id, &stream.name)?;
                 info!(stream = %key, "publish started");
+                crate::hls::packager::ensure_running(&self.ctx, &key);
+                self.client.set_role(ClientKind::Publisher, Some(key), self.stream_url(&stream));
                 self.role = Role::Publishing { publisher, stream };
                 Ok(())
             }
             Err(e) => {
+                crate::metrics::rejected("rtmp", "busy");
                 self.session.reject_publish(stream_id, "NetStream.Publish.BadName", &e.to_string())?;
                 self.flush().await?;
                 Err(ConnectionError::Refused(e.to_string()))
@@ -292,6 +321,7 @@ impl Connection {
 
     async fn on_play(&mut self, stream_id: u32, stream: StreamName) -> Result<(), ConnectionError> {
         let Some(key) = self.stream_key(&stream) else {
+            crate::metrics::rejected("rtmp", "bad_name");
             self.session.reject_play(stream_id, "NetStream.Play.StreamNotFound", "empty app or stream name")?;
             self.flush().await?;
             return Err(ConnectionError::Refused("play with an empty app or stream name".into()));
@@ -304,6 +334,7 @@ impl Connection {
         let client = self.client_info().expect("play comes after connect");
         let decision = self.ctx.hooks.decide(&DecisionEvent::Play { client, stream: self.stream_info(&stream) }).await;
         if let crate::hooks::Decision::Reject { reason } = decision {
+            crate::metrics::rejected("rtmp", "hook");
             self.session.reject_play(stream_id, "NetStream.Play.Failed", &reason)?;
             self.flush().await?;
             return Err(ConnectionError::Refused(reason));
@@ -311,6 +342,7 @@ impl Connection {
         // Accept at once; a viewer that came before the publisher waits (bounded) for media.
         self.session.accept_play(stream_id, &stream.name)?;
         info!(stream = %key, "play started");
+        self.client.set_role(ClientKind::RtmpPlay, Some(key.clone()), self.stream_url(&stream));
         let subscriber = Box::new(self.ctx.hub.subscribe(&key));
         self.role = Role::Playing { subscriber, stream, stream_id };
         Ok(())
@@ -356,7 +388,8 @@ impl Connection {
         if let Some(control) = self.session.take_outbound() {
             self.batch.push_front(control);
         }
-        self.bytes_sent += self.batch.iter().map(|b| b.len() as u64).sum::<u64>();
+        let n = self.batch.iter().map(|b| b.len() as u64).sum::<u64>();
+        self.count_sent(n);
         let timeout = Duration::from_millis(self.ctx.config.play.slow_disconnect_ms);
         match tokio::time::timeout(timeout, write_all_vectored(&mut self.writer, &mut self.batch)).await {
             Ok(result) => result?,
@@ -367,14 +400,29 @@ impl Connection {
 
     async fn flush(&mut self) -> Result<(), ConnectionError> {
         if let Some(bytes) = self.session.take_outbound() {
-            self.bytes_sent += bytes.len() as u64;
+            self.count_sent(bytes.len() as u64);
             self.writer.write_all(&bytes).await?;
         }
         Ok(())
     }
 
+    fn count_sent(&mut self, n: u64) {
+        self.bytes_sent += n;
+        self.client.add_sent(n);
+        self.bytes_out.increment(n);
+    }
+
+    /// `rtmp://host/app/stream` (the client's tcUrl and the stream name, without the query).
+    fn stream_url(&self, stream: &StreamName) -> String {
+        let tc_url = self.connect.as_ref().map_or("", |c| c.tc_url.as_str());
+        format!("{}/{}", tc_url.trim_end_matches('/'), stream.name)
+    }
+
     /// Ends publishing or playing and tells the hooks.
     fn finish_role(&mut self) {
+        if !matches!(self.role, Role::Idle) {
+            self.client.set_role(ClientKind::RtmpIdle, None, String::new());
+        }
         let role = std::mem::replace(&mut self.role, Role::Idle);
         let Some(client) = self.client_info() else { return };
         match role {
