@@ -51,24 +51,33 @@ pub async fn recv<R>(
 ) -> io::Result<Option<R>> {
     loop {
         stream.readable().await?;
+        let mut out = None;
         let result = SCRATCH.with(|cell| {
             let mut scratch = cell.borrow_mut();
             let Scratch { buf, cmsg } = &mut *scratch;
-            stream
-                .try_io(Interest::READABLE, || {
-                    recv_stamped(stream.as_raw_fd(), buf, cmsg)
-                })
-                .map(|(n, ts)| {
-                    if n == 0 {
-                        None
-                    } else {
-                        Some(consume(&buf[..n], ts.unwrap_or_else(now_ns)))
-                    }
-                })
+            stream.try_io(Interest::READABLE, || {
+                let (n, ts) = recv_stamped(stream.as_raw_fd(), buf, cmsg)?;
+                if n == 0 {
+                    return Ok(true);
+                }
+                out = Some(consume(&buf[..n], ts.unwrap_or_else(now_ns)));
+                if n < buf.len() {
+                    // A short read drained the socket: report WouldBlock so tokio clears the
+                    // readiness now instead of us spending a syscall to learn it. (Data that
+                    // arrived meanwhile raised a newer readiness event, which is kept.)
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(false)
+            })
         });
         match result {
-            Ok(r) => return Ok(r),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Ok(true) => return Ok(None),
+            Ok(false) => return Ok(out),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if out.is_some() {
+                    return Ok(out);
+                }
+            }
             Err(e) => return Err(e),
         }
     }

@@ -239,9 +239,13 @@ impl KindReport {
         let mine: Vec<&ViewerStats> = viewers.iter().filter(|v| v.kind == kind).collect();
         let mut reasons = BTreeMap::new();
         for v in &mine {
-            if let Some(e) = &v.error {
-                *reasons.entry(e.clone()).or_insert(0) += 1;
-            }
+            let why = match (&v.error, v.connected, v.first_key_ns) {
+                (Some(e), _, _) => e.clone(),
+                (None, false, _) => "still starting at the end (not connected)".to_string(),
+                (None, true, None) => "connected, but no keyframe by the end".to_string(),
+                (None, true, Some(_)) => continue,
+            };
+            *reasons.entry(why).or_insert(0) += 1;
         }
         let startup: Vec<u32> = mine
             .iter()
