@@ -18,7 +18,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub stream: StreamConfig,
     pub play: PlayConfig,
+    pub hls: HlsConfig,
     pub hooks: HooksConfig,
+    pub api: ApiConfig,
     /// Per-application settings, `[apps.NAME]`.
     pub apps: BTreeMap<String, AppConfig>,
 }
@@ -116,11 +118,69 @@ pub struct PlayConfig {
     /// A viewer still behind (or whose socket accepts nothing) after this long is
     /// disconnected.
     pub slow_disconnect_ms: u64,
+    /// Kernel send buffer of each connection (`SO_SNDBUF`), bounding what can sit unsent in
+    /// the kernel for one viewer; 0 keeps the kernel's auto-tuning (which lets up to 4 MB,
+    /// seconds of video, pile up before the lag policy notices a slow viewer).
+    pub send_buffer_bytes: usize,
 }
 
 impl Default for PlayConfig {
     fn default() -> Self {
-        PlayConfig { wait_for_publisher_ms: 30_000, max_lag_ms: 3000, slow_disconnect_ms: 10_000 }
+        PlayConfig { wait_for_publisher_ms: 30_000, max_lag_ms: 3000, slow_disconnect_ms: 10_000, send_buffer_bytes: 262_144 }
+    }
+}
+
+/// `[api]`: the HTTP API (`/api/v1/...`) and viewer accounting.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Serve `/api/v1/...`; `/metrics`, `/healthz` and `/readyz` are always served.
+    pub enabled: bool,
+    /// When not empty, API requests need `Authorization: Bearer TOKEN`.
+    pub token: String,
+    /// An HLS playback session with no playlist or segment request for this long stops
+    /// counting as a viewer.
+    pub hls_session_idle_ms: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { enabled: true, token: String::new(), hls_session_idle_ms: 30_000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HlsConfig {
+    /// Package every live stream as HLS at `/{app}/{stream}.m3u8`.
+    pub enabled: bool,
+    /// A segment is cut at the first keyframe at or after this long.
+    pub fragment_ms: u64,
+    /// Segments listed in the live playlist (Apple asks for at least 6).
+    pub window_segments: usize,
+    /// Segments that left the playlist but are still served, for clients that read an
+    /// older playlist.
+    pub tail_segments: usize,
+    /// A segment that reaches this length without a keyframe is cut anyway.
+    pub max_segment_ms: u64,
+    /// After the publisher leaves, the playlist stays live this long for a reconnect (which
+    /// continues it after an `EXT-X-DISCONTINUITY`); then it gets `EXT-X-ENDLIST`.
+    pub reconnect_window_ms: u64,
+    /// An ended playlist and its segments are served this long, then removed.
+    pub dispose_ms: u64,
+}
+
+impl Default for HlsConfig {
+    fn default() -> Self {
+        HlsConfig {
+            enabled: true,
+            fragment_ms: 2000,
+            window_segments: 6,
+            tail_segments: 3,
+            max_segment_ms: 60_000,
+            reconnect_window_ms: 10_000,
+            dispose_ms: 30_000,
+        }
     }
 }
 
@@ -174,8 +234,23 @@ impl Config {
         if self.stream.queue_packets < 16 {
             problems.push(format!("stream.queue_packets = {} must be at least 16", self.stream.queue_packets));
         }
+        if self.hls.fragment_ms < 500 || self.hls.fragment_ms > 30_000 {
+            problems.push(format!("hls.fragment_ms = {} must be between 500 and 30000", self.hls.fragment_ms));
+        }
+        if self.hls.window_segments < 3 {
+            problems.push(format!("hls.window_segments = {} must be at least 3", self.hls.window_segments));
+        }
+        if self.hls.max_segment_ms < self.hls.fragment_ms {
+            problems.push("hls.max_segment_ms must not be less than hls.fragment_ms".into());
+        }
         if self.limits.max_connections == 0 {
             problems.push("limits.max_connections must be at least 1".into());
+        }
+        if self.api.hls_session_idle_ms < 1000 {
+            problems.push(format!("api.hls_session_idle_ms = {} must be at least 1000", self.api.hls_session_idle_ms));
+        }
+        if self.api.token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            problems.push("api.token must not contain spaces or control characters".into());
         }
         if let Err(e) = self.hooks.validate() {
             problems.push(e.to_string());

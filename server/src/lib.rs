@@ -4,13 +4,18 @@
 //! port 0) and passes a shutdown token.
 #![forbid(unsafe_code)]
 
+mod api;
+pub mod clients;
 pub mod config;
 mod context;
+pub mod hls;
 pub mod hooks;
 mod http;
 pub mod hub;
 mod io;
+pub mod metrics;
 mod rtmp;
+mod sysinfo;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,14 +32,17 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Serves RTMP and HTTP on the given listeners until `shutdown` is cancelled, then closes
 /// every connection and returns.
 pub async fn run(config: Arc<Config>, rtmp: TcpListener, http: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let metrics = metrics::install();
+    let identity = hooks::ServerIdentity::new(format!("estuary-{}", std::process::id()));
     let hooks = hooks::Hooks::new(
         config.hooks.clone(),
         config.apps.iter().map(|(name, app)| (name.clone(), app.hooks.clone())).collect(),
-        hooks::ServerIdentity::new(format!("estuary-{}", std::process::id())),
+        identity.clone(),
     )?;
     let hooks_shutdown = CancellationToken::new();
     let hooks_task = hooks.start(hooks_shutdown.clone());
-    let ctx = Arc::new(Context::new(config, hooks, shutdown.clone()));
+    let ctx = Arc::new(Context::new(config, hooks, identity, shutdown.clone()));
+    tokio::spawn(sample_periodically(Arc::clone(&ctx), metrics));
     ctx.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let rtmp_task = tokio::spawn(rtmp::serve(rtmp, Arc::clone(&ctx)));
     let http_task = tokio::spawn(http::serve(http, Arc::clone(&ctx)));
@@ -51,4 +59,21 @@ pub async fn run(config: Arc<Config>, rtmp: TcpListener, http: TcpListener, shut
     hooks_shutdown.cancel();
     let _ = tokio::time::timeout(hooks::SHUTDOWN_FLUSH + Duration::from_millis(200), hooks_task).await;
     Ok(())
+}
+
+/// Takes the clients' bitrate samples, and runs the Prometheus recorder's upkeep, until
+/// shutdown.
+async fn sample_periodically(ctx: Arc<Context>, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) {
+    let mut tick = tokio::time::interval(clients::SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        ctx.clients.sample();
+        if let Some(m) = &metrics {
+            m.run_upkeep();
+        }
+    }
 }

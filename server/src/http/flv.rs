@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::{split_stream_path, text, Body};
+use crate::clients::{ClientGuard, ClientKind, Role};
 use crate::context::Context;
 use crate::hooks::{ClientInfo, Decision, DecisionEvent, NotifyEvent, StreamInfo};
 use crate::hub::{StreamKey, Subscriber, SubscriberEnd};
@@ -39,6 +40,7 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
     let stream_info = StreamInfo { stream: name.to_string(), param, stream_id: key.to_string() };
     if let Decision::Reject { reason } = ctx.hooks.decide(&DecisionEvent::Play { client: client.clone(), stream: stream_info.clone() }).await {
         info!(stream = %key, %reason, "http-flv play refused");
+        crate::metrics::rejected("http_flv", "hook");
         return text(StatusCode::FORBIDDEN, "forbidden\n");
     }
 
@@ -46,13 +48,19 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
     let subscriber = ctx.hub.subscribe(&key);
     let wait = Duration::from_millis(ctx.config.play.wait_for_publisher_ms);
     if !subscriber.stream().is_live() && !subscriber.stream().wait_live(wait).await {
+        crate::metrics::rejected("http_flv", "not_found");
         return text(StatusCode::NOT_FOUND, "stream not found\n");
     }
     let mut response = if req.method() == Method::HEAD {
         Response::new(http_body_util::Empty::new().boxed())
     } else {
         info!(stream = %key, "http-flv play started");
+        let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("");
+        let url = format!("http://{host}{}", req.uri().path());
+        let kick = CancellationToken::new();
+        let registered = ctx.clients.register(client_id, peer.ip().to_string(), Role::new(ClientKind::FlvPlay, Some(key.clone()), url), kick);
         let viewer = FlvViewer {
+            accounting: Accounting { client: registered, bytes_sent: crate::metrics::bytes_sent("http_flv"), unflushed: 0 },
             subscriber,
             pending: VecDeque::new(),
             header_sent: false,
@@ -66,6 +74,37 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("video/x-flv"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store"));
     response
+}
+
+/// Bytes a viewer was sent, added to its registry entry and the metrics every
+/// [`FLUSH_BYTES`] and when it goes, rather than per packet.
+struct Accounting {
+    client: ClientGuard,
+    bytes_sent: metrics::Counter,
+    unflushed: u64,
+}
+
+const FLUSH_BYTES: u64 = 64 * 1024;
+
+impl Accounting {
+    fn add(&mut self, n: usize) {
+        self.unflushed += n as u64;
+        if self.unflushed >= FLUSH_BYTES {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let n = std::mem::take(&mut self.unflushed);
+        self.client.add_sent(n);
+        self.bytes_sent.increment(n);
+    }
+}
+
+impl Drop for Accounting {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 /// Sends `on_stop` when the viewer goes, however it goes.
@@ -83,6 +122,7 @@ impl Drop for Done {
 }
 
 struct FlvViewer {
+    accounting: Accounting,
     subscriber: Subscriber,
     pending: VecDeque<Bytes>,
     header_sent: bool,
@@ -94,17 +134,31 @@ struct FlvViewer {
 impl FlvViewer {
     /// The next piece of the body, or `None` to end it.
     async fn next(&mut self) -> Option<Bytes> {
+        let next = self.next_piece().await;
+        match &next {
+            Some(b) => self.accounting.add(b.len()),
+            None => self.accounting.flush(),
+        }
+        next
+    }
+
+    async fn next_piece(&mut self) -> Option<Bytes> {
         if let Some(b) = self.pending.pop_front() {
             return Some(b);
         }
         let packet = tokio::select! {
             _ = self.shutdown.cancelled() => return None,
+            _ = self.accounting.client.kick.cancelled() => {
+                info!(stream = %self.subscriber.stream().key, "http-flv viewer kicked");
+                return None;
+            }
             p = self.subscriber.recv() => p,
         };
         let packet = match packet {
             Ok(p) => p,
             Err(SubscriberEnd::TooSlow) => {
                 tracing::warn!(stream = %self.subscriber.stream().key, "http-flv viewer too slow; disconnected");
+                metrics::counter!(crate::metrics::VIEWERS_DISCONNECTED_TOTAL, "reason" => "slow").increment(1);
                 return None;
             }
             Err(SubscriberEnd::NoPublisher) => return None,

@@ -1,6 +1,7 @@
 //! The HTTP server (hyper, HTTP/1.1): HTTP-FLV, HLS, health, API and metrics on one port.
 
 mod flv;
+mod hls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -41,9 +42,11 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
         };
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
             warn!(%peer, "http connection refused: limits.max_connections reached");
+            crate::metrics::rejected("http", "max_connections");
             continue;
         };
-        let _ = socket.set_nodelay(true);
+        crate::metrics::accepted("http");
+        crate::io::tune_socket(&socket, &ctx.config);
         let id = ctx.next_conn_id();
         let task_ctx = Arc::clone(&ctx);
         let span = tracing::info_span!("http", conn = id, %peer);
@@ -98,7 +101,10 @@ async fn route(ctx: Arc<Context>, req: Request<Incoming>, peer: SocketAddr) -> R
                 text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
             }
         }
+        (_, p) if p == "/api" || p.starts_with("/api/") => crate::api::serve(&ctx, &req),
+        (&Method::GET | &Method::HEAD, "/metrics") => metrics(&ctx),
         (&Method::GET | &Method::HEAD, p) if p.ends_with(".flv") => flv::serve(&ctx, &req, peer).await,
+        (&Method::GET | &Method::HEAD, p) if hls::matches(p) => hls::serve(&ctx, &req),
         (&Method::GET | &Method::HEAD, _) => text(StatusCode::NOT_FOUND, "not found\n"),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
     };
@@ -124,11 +130,19 @@ pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     r
 }
 
+/// `/metrics`: Prometheus text format 0.0.4.
+fn metrics(ctx: &Context) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(crate::metrics::render(ctx))).boxed());
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    r
+}
+
 fn preflight() -> Response<Body> {
     let mut r = text(StatusCode::NO_CONTENT, "");
     let h = r.headers_mut();
-    h.insert("access-control-allow-methods", HeaderValue::from_static("GET, HEAD, OPTIONS"));
-    h.insert("access-control-allow-headers", HeaderValue::from_static("*"));
+    h.insert("access-control-allow-methods", HeaderValue::from_static("GET, HEAD, DELETE, OPTIONS"));
+    // `*` does not cover Authorization (Fetch standard), which the API's token needs.
+    h.insert("access-control-allow-headers", HeaderValue::from_static("*, Authorization"));
     h.insert("access-control-max-age", HeaderValue::from_static("86400"));
     r
 }

@@ -44,6 +44,9 @@ pub struct Subscriber {
     behind_since: Option<Instant>,
     /// Packets dropped by the lag policy.
     pub dropped: u64,
+    /// `estuary_frames_dropped_total{reason}` handles, looked up once per subscriber.
+    dropped_lag: metrics::Counter,
+    dropped_overflow: metrics::Counter,
 }
 
 impl Subscriber {
@@ -65,6 +68,8 @@ impl Subscriber {
             resync: false,
             behind_since: None,
             dropped: 0,
+            dropped_lag: metrics::counter!(crate::metrics::FRAMES_DROPPED_TOTAL, "reason" => "lag"),
+            dropped_overflow: metrics::counter!(crate::metrics::FRAMES_DROPPED_TOTAL, "reason" => "overflow"),
         }
     }
 
@@ -128,6 +133,7 @@ impl Subscriber {
             tracing::warn!(stream = %self.stream.key, lost = n, "viewer fell a whole ring behind; skipping to the next keyframe");
         }
         self.dropped += n;
+        self.dropped_overflow.increment(n);
         self.skipping = true;
         self.resync = true;
         self.behind_since.get_or_insert_with(Instant::now);
@@ -160,6 +166,7 @@ impl Subscriber {
             return Ok(Some(packet));
         }
         self.dropped += 1;
+        self.dropped_lag.increment(1);
         if self.behind_since.is_some_and(|since| since.elapsed() > self.slow_disconnect) {
             return Err(SubscriberEnd::TooSlow);
         }

@@ -1,0 +1,275 @@
+//! Prometheus metrics: every name as a constant, the recorder, and the `/metrics` text.
+//!
+//! Counters and histograms go through the `metrics` facade into
+//! `metrics-exporter-prometheus`'s recorder; hot paths keep the [`metrics::Counter`] handle
+//! they got once per connection or subscriber, so a packet costs one atomic add and no label
+//! lookup. Gauges that describe the current state (streams, clients by kind, per-stream
+//! viewers and bitrates, process CPU and memory) are not kept in the recorder: they are
+//! computed from the hub and the client registry at scrape time and appended to the
+//! exporter's text ([`render`]). A stream's series are therefore gone from the first scrape
+//! after the stream ended, with no idle timeout to tune.
+
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::clients::ClientKind;
+use crate::context::Context;
+
+/// Gauge: streams in the hub (live or with viewers waiting).
+pub const STREAMS: &str = "estuary_streams";
+/// Gauge: streams with a publisher.
+pub const STREAMS_LIVE: &str = "estuary_streams_live";
+/// Gauge `{kind}`: connected clients; kind is `rtmp-idle`, `publisher`, `rtmp-play`,
+/// `flv-play` or `hls-play`.
+pub const CLIENTS: &str = "estuary_clients";
+/// Counter `{protocol}`: connections accepted; protocol is `rtmp` or `http`.
+pub const CONNECTIONS_ACCEPTED_TOTAL: &str = "estuary_connections_accepted_total";
+/// Counter `{protocol, reason}`: clients refused; reason is `max_connections`, `hook`,
+/// `busy` (the stream has an active publisher), `bad_name`, `not_found` or `auth`.
+pub const CONNECTIONS_REJECTED_TOTAL: &str = "estuary_connections_rejected_total";
+/// Counter `{protocol}`: bytes received from clients; protocol is `rtmp`.
+pub const BYTES_RECEIVED_TOTAL: &str = "estuary_bytes_received_total";
+/// Counter `{protocol}`: bytes sent to clients; protocol is `rtmp`, `http_flv` or `hls`.
+pub const BYTES_SENT_TOTAL: &str = "estuary_bytes_sent_total";
+/// Counter `{reason}`: audio/video packets a viewer did not get; reason is `lag` (behind the
+/// live edge, skipped to the next keyframe) or `overflow` (lapped by the stream's ring).
+pub const FRAMES_DROPPED_TOTAL: &str = "estuary_frames_dropped_total";
+/// Counter `{reason}`: viewers disconnected by the server; reason is `slow` or `kicked`.
+pub const VIEWERS_DISCONNECTED_TOTAL: &str = "estuary_viewers_disconnected_total";
+/// Counter `{app}`: HLS segments produced (incremented by the HLS packager).
+pub const HLS_SEGMENTS_TOTAL: &str = "estuary_hls_segments_total";
+/// Gauge `{app, stream, protocol}`: viewers of one stream; protocol is `rtmp`, `flv`, `hls`.
+pub const STREAM_VIEWERS: &str = "estuary_stream_viewers";
+/// Gauge `{app, stream, direction}`: a stream's bitrate over the last 30 s in kbit/s;
+/// direction `in` is the publisher's, `out` is the sum of its viewers'.
+pub const STREAM_KBPS: &str = "estuary_stream_kbps";
+/// Counter: CPU time of the process (user + system), in seconds.
+pub const PROCESS_CPU_SECONDS_TOTAL: &str = "estuary_process_cpu_seconds_total";
+/// Gauge: resident memory of the process, in bytes.
+pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "estuary_process_resident_memory_bytes";
+/// Gauge: seconds since the server started.
+pub const UPTIME_SECONDS: &str = "estuary_uptime_seconds";
+
+/// Bucket bounds of the hook latency histogram, in seconds.
+const HOOK_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the Prometheus recorder as the process's `metrics` recorder, once. Later calls
+/// (a second server in the same process) share it. `None` if another recorder was installed
+/// first; `/metrics` then shows only the scrape-time gauges.
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(crate::hooks::HOOK_DURATION_SECONDS.into()), &HOOK_BUCKETS);
+            let builder = match builder {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(cause = %e, "prometheus buckets refused");
+                    PrometheusBuilder::new()
+                }
+            };
+            match builder.install_recorder() {
+                Ok(handle) => {
+                    describe();
+                    Some(handle)
+                }
+                Err(e) => {
+                    tracing::warn!(cause = %e, "metrics recorder not installed; /metrics shows gauges only");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+/// HELP lines for the recorder's series.
+fn describe() {
+    use metrics::{describe_counter, describe_histogram, Unit};
+    describe_counter!(
+        CONNECTIONS_ACCEPTED_TOTAL,
+        "Connections accepted, by protocol."
+    );
+    describe_counter!(
+        CONNECTIONS_REJECTED_TOTAL,
+        "Clients refused, by protocol and reason."
+    );
+    describe_counter!(
+        BYTES_RECEIVED_TOTAL,
+        Unit::Bytes,
+        "Bytes received from clients, by protocol."
+    );
+    describe_counter!(
+        BYTES_SENT_TOTAL,
+        Unit::Bytes,
+        "Bytes sent to clients, by protocol."
+    );
+    describe_counter!(
+        FRAMES_DROPPED_TOTAL,
+        "Audio/video packets viewers did not get, by reason."
+    );
+    describe_counter!(
+        VIEWERS_DISCONNECTED_TOTAL,
+        "Viewers disconnected by the server, by reason."
+    );
+    describe_counter!(HLS_SEGMENTS_TOTAL, "HLS segments produced, by app.");
+    describe_counter!(
+        crate::hooks::HOOK_CALLS_TOTAL,
+        "Hook HTTP calls, by hook and result."
+    );
+    describe_histogram!(
+        crate::hooks::HOOK_DURATION_SECONDS,
+        Unit::Seconds,
+        "Hook HTTP call latency, by hook."
+    );
+    describe_counter!(
+        crate::hooks::HOOK_DECISIONS_TOTAL,
+        "Hook decisions, by hook and decision."
+    );
+    describe_counter!(
+        crate::hooks::HOOK_UNDELIVERED_TOTAL,
+        "Hook notifications never delivered, by hook and reason."
+    );
+}
+
+/// Counts a refused client.
+pub fn rejected(protocol: &'static str, reason: &'static str) {
+    metrics::counter!(CONNECTIONS_REJECTED_TOTAL, "protocol" => protocol, "reason" => reason)
+        .increment(1);
+}
+
+/// Counts an accepted connection.
+pub fn accepted(protocol: &'static str) {
+    metrics::counter!(CONNECTIONS_ACCEPTED_TOTAL, "protocol" => protocol).increment(1);
+}
+
+/// The handle a connection keeps for its sent bytes.
+pub fn bytes_sent(protocol: &'static str) -> metrics::Counter {
+    metrics::counter!(BYTES_SENT_TOTAL, "protocol" => protocol)
+}
+
+/// The handle a connection keeps for its received bytes.
+pub fn bytes_received(protocol: &'static str) -> metrics::Counter {
+    metrics::counter!(BYTES_RECEIVED_TOTAL, "protocol" => protocol)
+}
+
+/// Counts one HLS segment of `app` (for the HLS packager).
+pub fn hls_segment(app: &str) {
+    metrics::counter!(HLS_SEGMENTS_TOTAL, "app" => app.to_string()).increment(1);
+}
+
+/// The whole `/metrics` text: the recorder's series, then the scrape-time gauges.
+pub fn render(ctx: &Context) -> String {
+    let mut out = HANDLE
+        .get()
+        .and_then(|h| h.as_ref())
+        .map(|h| h.render())
+        .unwrap_or_default();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    render_state(ctx, &mut out);
+    out
+}
+
+fn gauge_header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Escapes a label value (Prometheus text format: backslash, quote, newline).
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn render_state(ctx: &Context, out: &mut String) {
+    let streams = ctx.hub.list();
+    let live = streams.iter().filter(|s| s.is_live()).count();
+    gauge_header(
+        out,
+        STREAMS,
+        "gauge",
+        "Streams in the hub (live or with viewers waiting).",
+    );
+    let _ = writeln!(out, "{STREAMS} {}", streams.len());
+    gauge_header(out, STREAMS_LIVE, "gauge", "Streams with a publisher.");
+    let _ = writeln!(out, "{STREAMS_LIVE} {live}");
+
+    let clients = ctx.clients.list();
+    gauge_header(out, CLIENTS, "gauge", "Connected clients by kind.");
+    for kind in ClientKind::ALL {
+        let n = clients.iter().filter(|c| c.kind() == kind).count();
+        let _ = writeln!(out, "{CLIENTS}{{kind=\"{}\"}} {n}", kind.as_str());
+    }
+
+    let per_stream = ctx.clients.per_stream(&clients);
+    gauge_header(
+        out,
+        STREAM_VIEWERS,
+        "gauge",
+        "Viewers of one stream by protocol.",
+    );
+    for s in &streams {
+        let usage = per_stream.get(&s.key).cloned().unwrap_or_default();
+        let (app, name) = (label(&s.key.app), label(&s.key.name));
+        for (protocol, n) in [("rtmp", usage.rtmp), ("flv", usage.flv), ("hls", usage.hls)] {
+            let _ = writeln!(
+                out,
+                "{STREAM_VIEWERS}{{app=\"{app}\",stream=\"{name}\",protocol=\"{protocol}\"}} {n}"
+            );
+        }
+    }
+    gauge_header(
+        out,
+        STREAM_KBPS,
+        "gauge",
+        "Bitrate of one stream over the last 30 s, kbit/s.",
+    );
+    for s in &streams {
+        let usage = per_stream.get(&s.key).cloned().unwrap_or_default();
+        let (app, name) = (label(&s.key.app), label(&s.key.name));
+        let _ = writeln!(
+            out,
+            "{STREAM_KBPS}{{app=\"{app}\",stream=\"{name}\",direction=\"in\"}} {}",
+            usage.recv_kbps
+        );
+        let _ = writeln!(
+            out,
+            "{STREAM_KBPS}{{app=\"{app}\",stream=\"{name}\",direction=\"out\"}} {}",
+            usage.send_kbps
+        );
+    }
+
+    let proc = crate::sysinfo::process();
+    gauge_header(
+        out,
+        PROCESS_CPU_SECONDS_TOTAL,
+        "counter",
+        "CPU time of the process, seconds.",
+    );
+    let _ = writeln!(out, "{PROCESS_CPU_SECONDS_TOTAL} {}", proc.cpu_seconds);
+    gauge_header(
+        out,
+        PROCESS_RESIDENT_MEMORY_BYTES,
+        "gauge",
+        "Resident memory of the process, bytes.",
+    );
+    let _ = writeln!(out, "{PROCESS_RESIDENT_MEMORY_BYTES} {}", proc.rss_bytes);
+    gauge_header(
+        out,
+        UPTIME_SECONDS,
+        "gauge",
+        "Seconds since the server started.",
+    );
+    let _ = writeln!(
+        out,
+        "{UPTIME_SECONDS} {}",
+        ctx.started.elapsed().as_secs_f64()
+    );
+}
