@@ -24,7 +24,8 @@ use crate::MuxError;
 /// Settings of an [`HlsSegmenter`].
 #[derive(Debug, Clone)]
 pub struct HlsSegmenterConfig {
-    /// A segment is cut at the first keyframe at or after this many ms (default 2000).
+    /// A segment is cut at the first keyframe at or after this many ms (default 2000),
+    /// less half a frame interval to absorb timestamp rounding.
     pub fragment_ms: u64,
     /// A segment that reaches this length without a keyframe is cut anyway, at the next
     /// video frame, so memory stays bounded; the next segment then does not start with a
@@ -226,7 +227,7 @@ impl HlsSegmenter {
             Some(open) if au.is_random_access() => {
                 open.layout != layout
                     || self.config_changed
-                    || packet.dts.saturating_sub(open.start_dts) >= self.config.fragment_ms
+                    || self.fragment_reached(open.start_dts, packet.dts, self.video_clock)
             }
             Some(open) => {
                 open.layout.video
@@ -320,7 +321,7 @@ impl HlsSegmenter {
             }
             Some(open) => {
                 let changed = open.layout != layout || self.config_changed;
-                if changed || packet.dts.saturating_sub(open.start_dts) >= self.config.fragment_ms {
+                if changed || self.fragment_reached(open.start_dts, packet.dts, self.audio_clock) {
                     self.pending_discontinuity |= changed;
                     self.close_open(Some(packet.dts));
                     self.config_changed = false;
@@ -328,6 +329,13 @@ impl HlsSegmenter {
                 }
             }
         }
+    }
+
+    /// Whether a segment that started at `start_dts` is long enough to be cut at `dts`.
+    /// Half a frame of slack absorbs millisecond rounding: OBS at 30 fps stamps its
+    /// 2-second keyframes 1999 ms apart, which would otherwise double every segment.
+    fn fragment_reached(&self, start_dts: u64, dts: u64, clock: TrackClock) -> bool {
+        dts.saturating_sub(start_dts) + clock.interval / 2 >= self.config.fragment_ms
     }
 
     /// The tracks a segment started now would list.
