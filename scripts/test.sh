@@ -8,10 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
+# The test runner's summary is the last thing printed: nothing follows it.
 
 bash scripts/install-test-deps.sh
 
 cargo build --workspace --all-targets
+echo "scripts/test.sh: dependencies and build took $(( $(date +%s) - started )) s"
 
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
 case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
@@ -25,5 +27,3 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast -- --test-threads 4
 fi
-
-echo "scripts/test.sh: finished in $(( $(date +%s) - started )) s"

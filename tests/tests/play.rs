@@ -161,6 +161,10 @@ fn rtmpdump_plays() {
 
 /// GStreamer publishes with rtmp2sink (x264enc + avenc_aac in flvmux); RTMP and HTTP-FLV play
 /// it back as H.264 320x240@30 + AAC, and it decodes without errors.
+///
+/// flvmux gets 200 ms of latency: with live sources and none, it stamps AAC frames with the
+/// times they reach it (two frames in one ms, `ffmpeg -v error` then reports non-monotonic
+/// DTS even on a file it wrote directly).
 #[test]
 fn gstreamer_publishes() {
     let ctx = TestCtx::new("gstreamer_publishes");
@@ -171,7 +175,7 @@ fn gstreamer_publishes() {
         "videotestsrc is-live=true pattern=smpte \
          ! video/x-raw,width=320,height=240,framerate=30/1 \
          ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=400 \
-         ! h264parse ! queue ! flvmux name=mux streamable=true \
+         ! h264parse ! queue ! flvmux name=mux streamable=true latency=200000000 \
          ! rtmp2sink location={location} \
          audiotestsrc is-live=true wave=sine \
          ! audio/x-raw,rate=44100,channels=2 ! audioconvert ! avenc_aac bitrate=96000 \
