@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 use std::io::{self, IoSliceMut};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
@@ -21,6 +22,18 @@ pub const READ_SIZE: usize = 64 * 1024;
 struct Scratch {
     buf: Vec<u8>,
     cmsg: Vec<u8>,
+}
+
+/// Reads stamped by the kernel, and reads that fell back to the clock.
+static KERNEL_STAMPED: AtomicU64 = AtomicU64::new(0);
+static CLOCK_STAMPED: AtomicU64 = AtomicU64::new(0);
+
+/// `(kernel-stamped reads, clock-stamped reads)` so far.
+pub fn stamp_counts() -> (u64, u64) {
+    (
+        KERNEL_STAMPED.load(Ordering::Relaxed),
+        CLOCK_STAMPED.load(Ordering::Relaxed),
+    )
 }
 
 thread_local! {
@@ -60,7 +73,17 @@ pub async fn recv<R>(
                 if n == 0 {
                     return Ok(true);
                 }
-                out = Some(consume(&buf[..n], ts.unwrap_or_else(now_ns)));
+                let ts = match ts {
+                    Some(ts) => {
+                        KERNEL_STAMPED.fetch_add(1, Ordering::Relaxed);
+                        ts
+                    }
+                    None => {
+                        CLOCK_STAMPED.fetch_add(1, Ordering::Relaxed);
+                        now_ns()
+                    }
+                };
+                out = Some(consume(&buf[..n], ts));
                 if n < buf.len() {
                     // A short read drained the socket: report WouldBlock so tokio clears the
                     // readiness now instead of us spending a syscall to learn it. (Data that

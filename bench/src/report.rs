@@ -91,9 +91,10 @@ pub fn human(r: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "delivered {:.1} MB to viewers; bench used {:.2} CPU s (times in ms; receive times from the kernel)",
+        "delivered {:.1} MB to viewers; bench used {:.2} CPU s; times in ms; {}",
         r.bytes_delivered as f64 / 1e6,
-        r.bench_cpu_seconds
+        r.bench_cpu_seconds,
+        r.receive_timestamps
     );
     if let Some(s) = &r.server {
         let per_gb = s

@@ -82,7 +82,7 @@ pub struct Report {
     /// Seconds over which viewers were measured (duration + grace).
     pub window_secs: f64,
     /// How read times were taken.
-    pub receive_timestamps: &'static str,
+    pub receive_timestamps: String,
     pub publishers: PublishersReport,
     pub viewers: Vec<KindReport>,
     pub bytes_delivered: u64,
@@ -221,7 +221,10 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         warmup_secs: cfg.warmup.as_secs_f64(),
         duration_secs: cfg.duration.as_secs_f64(),
         window_secs,
-        receive_timestamps: "SO_TIMESTAMPNS (kernel receive time, CLOCK_REALTIME)",
+        receive_timestamps: {
+            let (kernel, clock) = crate::net::stamp_counts();
+            format!("{kernel} reads stamped by the kernel (SO_TIMESTAMPNS, CLOCK_REALTIME), {clock} by reading the clock")
+        },
         publishers: PublishersReport {
             count: publishers.len(),
             started: publishers.iter().filter(|p| p.started).count(),

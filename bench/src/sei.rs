@@ -74,9 +74,11 @@ pub fn nal_length_size(seq_header_tag: &[u8]) -> Option<usize> {
 }
 
 /// Inserts the SEI carrying `id` into an FLV AVC coded-frame tag body (AVCC, NAL units
-/// prefixed with `nal_len_size`-byte lengths), before its first slice.
+/// prefixed with `nal_len_size`-byte lengths) as its first NAL unit after any access unit
+/// delimiter: so before the slices, and within the first bytes of the frame where viewers
+/// look (an encoder's own SEI, such as x264's ~700-byte version string, can be long).
 pub fn insert_sei(tag: &[u8], nal_len_size: usize, id: u64) -> Bytes {
-    let at = first_slice_offset(tag, nal_len_size).unwrap_or(AVC_TAG_HEADER.min(tag.len()));
+    let at = insert_offset(tag, nal_len_size).min(tag.len());
     let mut out = BytesMut::with_capacity(tag.len() + nal_len_size + SEI_NAL_LEN);
     out.put_slice(&tag[..at]);
     out.put_uint(SEI_NAL_LEN as u64, nal_len_size);
@@ -85,20 +87,19 @@ pub fn insert_sei(tag: &[u8], nal_len_size: usize, id: u64) -> Bytes {
     out.freeze()
 }
 
-/// Offset of the length prefix of the first VCL NAL unit (types 1–5) in an AVCC tag body.
-fn first_slice_offset(tag: &[u8], nal_len_size: usize) -> Option<usize> {
+/// Offset of the length prefix of the first NAL unit that is not an access unit delimiter.
+fn insert_offset(tag: &[u8], nal_len_size: usize) -> usize {
     let mut pos = AVC_TAG_HEADER;
     while pos + nal_len_size < tag.len() {
         let len = tag[pos..pos + nal_len_size]
             .iter()
             .fold(0usize, |a, b| (a << 8) | usize::from(*b));
-        let nal_type = tag[pos + nal_len_size] & 0x1f;
-        if (1..=5).contains(&nal_type) {
-            return Some(pos);
+        if tag[pos + nal_len_size] & 0x1f != 9 {
+            return pos;
         }
         pos += nal_len_size + len;
     }
-    None
+    AVC_TAG_HEADER
 }
 
 /// Finds our SEI in `data` (any framing) and returns the frame id it carries.
@@ -123,18 +124,21 @@ mod tests {
 
     #[test]
     fn insert_then_find_in_avcc() {
-        // FLV header, then an SEI (type 6) and an IDR slice (type 5), 4-byte lengths.
+        // FLV header, then an AUD (type 9), a long encoder SEI (type 6) and an IDR slice
+        // (type 5), 4-byte lengths.
         let mut tag = vec![0x17, 0x01, 0, 0, 0];
-        tag.extend_from_slice(&[0, 0, 0, 3, 0x06, 0x05, 0x00]);
+        tag.extend_from_slice(&[0, 0, 0, 2, 0x09, 0xf0]);
+        tag.extend_from_slice(&[0, 0, 3, 0xe9, 0x06, 0x05]);
+        tag.extend_from_slice(&[0x55; 1000]);
         tag.extend_from_slice(&[0, 0, 0, 4, 0x65, 0xaa, 0xbb, 0xcc]);
         let out = insert_sei(&tag, 4, 4242);
         assert_eq!(out.len(), tag.len() + 4 + SEI_NAL_LEN);
-        // Inserted after the existing SEI, before the slice.
-        assert_eq!(&out[..12], &tag[..12]);
-        assert_eq!(&out[12..16], &(SEI_NAL_LEN as u32).to_be_bytes());
-        assert_eq!(out[16], 0x06);
-        assert_eq!(&out[16 + SEI_NAL_LEN..], &tag[12..]);
-        assert_eq!(find_id(&out), Some(4242));
+        // Inserted after the delimiter, before the encoder's SEI and the slice.
+        assert_eq!(&out[..11], &tag[..11]);
+        assert_eq!(&out[11..15], &(SEI_NAL_LEN as u32).to_be_bytes());
+        assert_eq!(out[15], 0x06);
+        assert_eq!(&out[15 + SEI_NAL_LEN..], &tag[11..]);
+        assert_eq!(find_id(&out[..64]), Some(4242));
         assert_eq!(find_id(&tag), None);
     }
 
