@@ -485,6 +485,34 @@ impl Clients {
     }
 }
 
+/// The query parameter that carries an HLS playback session token (`?session=TOKEN`).
+pub const HLS_SESSION_PARAM: &str = "session";
+
+/// The session token in a request's query string, if any.
+pub fn hls_session_param(query: Option<&str>) -> Option<&str> {
+    query?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(HLS_SESSION_PARAM)?.strip_prefix('='))
+}
+
+/// `playlist` with `?session=TOKEN` (or `&session=TOKEN`) added to every URI line, so a
+/// player's segment requests name its session. Tag lines (`#...`) and blank lines are kept.
+pub fn playlist_with_session(playlist: &str, token: &str) -> String {
+    let mut out = String::with_capacity(playlist.len() + 64);
+    for line in playlist.lines() {
+        out.push_str(line);
+        let uri = line.trim();
+        if !uri.is_empty() && !uri.starts_with('#') {
+            out.push(if uri.contains('?') { '&' } else { '?' });
+            out.push_str(HLS_SESSION_PARAM);
+            out.push('=');
+            out.push_str(token);
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// An unguessable-enough session token: the id plus 32 random bits (std's `RandomState`).
 fn fresh_token(id: u64) -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -531,19 +559,19 @@ mod tests {
         let clients = Clients::new(Duration::from_secs(30));
         let key = StreamKey::new("live", "a");
         let _p = clients.register(
-            1,
+            101,
             "ip".into(),
             role(ClientKind::Publisher, &key),
             CancellationToken::new(),
         );
         let _r = clients.register(
-            2,
+            102,
             "ip".into(),
             role(ClientKind::RtmpPlay, &key),
             CancellationToken::new(),
         );
         let _f = clients.register(
-            3,
+            103,
             "ip".into(),
             role(ClientKind::FlvPlay, &key),
             CancellationToken::new(),
@@ -558,7 +586,7 @@ mod tests {
         let usage = clients.per_stream(&clients.list());
         let u = &usage[&key];
         assert_eq!((u.rtmp, u.flv, u.hls), (1, 1, 1));
-        assert_eq!(u.publisher.as_ref().map(|c| c.id), Some(1));
+        assert_eq!(u.publisher.as_ref().map(|c| c.id), Some(101));
     }
 
     #[test]
@@ -584,6 +612,18 @@ mod tests {
             .touch_hls_session(Some("../x"), &key, "ip", "u")
             .unwrap();
         assert_ne!(s.hls_token(), Some("../x"));
+    }
+
+    #[test]
+    fn playlist_urls_carry_the_session() {
+        let p = "#EXTM3U\n#EXTINF:2.0,\nlive/a-1-0.ts\nb.ts?x=1\n";
+        assert_eq!(
+            playlist_with_session(p, "t1"),
+            "#EXTM3U\n#EXTINF:2.0,\nlive/a-1-0.ts?session=t1\nb.ts?x=1&session=t1\n"
+        );
+        assert_eq!(hls_session_param(Some("a=1&session=t1")), Some("t1"));
+        assert_eq!(hls_session_param(Some("sessionx=1")), None);
+        assert_eq!(hls_session_param(None), None);
     }
 
     #[test]
