@@ -8,6 +8,7 @@
 
 pub mod browser;
 pub mod flv;
+pub mod hls;
 pub mod http;
 pub mod media;
 pub mod obs;

@@ -50,7 +50,8 @@ struct Packaging {
     out: Arc<HlsStream>,
     segmenter: HlsSegmenter,
     playlist: LivePlaylist,
-    keep: usize,
+    /// Segments still served after they left the playlist (`hls.tail_segments`).
+    tail: usize,
     errors_logged: u32,
 }
 
@@ -72,7 +73,7 @@ impl Packaging {
                 fragment_ms: hls.fragment_ms,
                 window_segments: hls.window_segments,
             }),
-            keep: hls.window_segments + hls.tail_segments,
+            tail: hls.tail_segments,
             errors_logged: 0,
         }
     }
@@ -115,7 +116,10 @@ impl Packaging {
         }
         let playlist = self.render();
         let (sequence, duration_ms) = (segment.sequence, segment.duration_ms);
-        self.out.publish(sequence, segment.data, playlist, self.playlist.target_duration_secs(), self.keep);
+        // The playlist may list more than window_segments (it covers three target durations,
+        // RFC 8216 §6.2.2): keep everything it lists, plus the tail.
+        let keep = self.playlist.entries().len() + self.tail;
+        self.out.publish(sequence, segment.data, playlist, self.playlist.target_duration_secs(), keep);
         debug!(sequence, duration_ms, "hls segment");
         self.notify(ctx, sequence, duration_ms);
     }
