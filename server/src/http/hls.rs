@@ -5,7 +5,15 @@
 //! most a second (it changes every target duration), segments are immutable — their names
 //! carry the packaging run and sequence number, so a name is never reused — and cached for a
 //! day. Unknown streams and segments that left the window answer 404 at once.
+//!
+//! Viewers are counted by playback session: the playlist's segment URIs carry
+//! `?session=TOKEN`, and every request with a token refreshes that session in the client
+//! registry. A playlist request without a token (a player reloading the URL it was given)
+//! gets a token derived from the client's address, user agent and stream, so its reloads stay
+//! one session.
 
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,6 +23,7 @@ use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::{text, Body};
+use crate::clients::{hls_session_param, playlist_with_session};
 use crate::context::Context;
 use crate::hls::packager::parse_segment_name;
 use crate::hub::StreamKey;
@@ -24,31 +33,63 @@ pub fn matches(path: &str) -> bool {
     path.ends_with(".m3u8") || path.ends_with(".ts")
 }
 
-pub fn serve(ctx: &Arc<Context>, req: &Request<Incoming>) -> Response<Body> {
+pub fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let path = req.uri().path();
     let Some((app, file)) = path.strip_prefix('/').and_then(|p| p.rsplit_once('/')) else {
         return text(StatusCode::NOT_FOUND, "not found\n");
     };
     let head = req.method() == Method::HEAD;
+    let token = hls_session_param(req.uri().query());
     if let Some(stream) = file.strip_suffix(".m3u8") {
-        let playlist = ctx.hls.get(&StreamKey::new(app, stream)).and_then(|s| s.playlist());
-        return match playlist {
-            Some(body) => respond(body, "application/vnd.apple.mpegurl", "max-age=1", head),
-            None => text(StatusCode::NOT_FOUND, "stream not found\n"),
+        let key = StreamKey::new(app, stream);
+        let Some(playlist) = ctx.hls.get(&key).and_then(|s| s.playlist()) else {
+            return text(StatusCode::NOT_FOUND, "stream not found\n");
         };
+        let derived;
+        let token = match token {
+            Some(t) => t,
+            None => {
+                derived = derived_token(req, peer, &key);
+                &derived
+            }
+        };
+        let Ok(client) = ctx.clients.touch_hls_session(Some(token), &key, &peer.ip().to_string(), &url(req)) else {
+            return text(StatusCode::FORBIDDEN, "session ended\n");
+        };
+        let token = client.hls_token().unwrap_or(token);
+        let body = Bytes::from(playlist_with_session(&String::from_utf8_lossy(&playlist), token));
+        client.add_sent(body.len() as u64);
+        return respond(body, "application/vnd.apple.mpegurl", "max-age=1", head);
     }
     let Some((stream, instance, sequence)) = parse_segment_name(file) else {
         return text(StatusCode::NOT_FOUND, "not found\n");
     };
-    let segment = ctx
-        .hls
-        .get(&StreamKey::new(app, stream))
-        .filter(|s| s.instance == instance)
-        .and_then(|s| s.segment(sequence));
-    match segment {
-        Some(body) => respond(body, "video/mp2t", "public, max-age=86400, immutable", head),
-        None => text(StatusCode::NOT_FOUND, "segment not found\n"),
+    let key = StreamKey::new(app, stream);
+    let segment = ctx.hls.get(&key).filter(|s| s.instance == instance).and_then(|s| s.segment(sequence));
+    let Some(body) = segment else {
+        return text(StatusCode::NOT_FOUND, "segment not found\n");
+    };
+    if token.is_some() {
+        match ctx.clients.touch_hls_session(token, &key, &peer.ip().to_string(), &url(req)) {
+            Ok(client) => client.add_sent(body.len() as u64),
+            Err(_) => return text(StatusCode::FORBIDDEN, "session ended\n"),
+        }
     }
+    respond(body, "video/mp2t", "public, max-age=86400, immutable", head)
+}
+
+/// A stable session token for a client that did not send one.
+fn derived_token(req: &Request<Incoming>, peer: SocketAddr, key: &StreamKey) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    peer.ip().hash(&mut h);
+    req.headers().get(hyper::header::USER_AGENT).map(|v| v.as_bytes()).hash(&mut h);
+    key.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+fn url(req: &Request<Incoming>) -> String {
+    let host = req.headers().get(hyper::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    format!("http://{host}{}", req.uri().path())
 }
 
 fn respond(body: Bytes, content_type: &'static str, cache: &'static str, head: bool) -> Response<Body> {
