@@ -91,6 +91,17 @@ pub fn resolve(playlist_url: &str, uri: &str) -> String {
     format!("http://{host}{dir}{uri}")
 }
 
+/// `(stream, instance, sequence)` of a segment URI or path `…/{stream}-{instance}-{seq}.ts`,
+/// ignoring a query string (the server adds `?session=…`).
+pub fn segment_name_parts(uri: &str) -> Option<(String, String, u64)> {
+    let path = uri.split(['?', '#']).next().unwrap_or_default();
+    let name = path.rsplit('/').next().unwrap_or_default();
+    let rest = name.strip_suffix(".ts")?;
+    let (rest, seq) = rest.rsplit_once('-')?;
+    let (stream, instance) = rest.rsplit_once('-')?;
+    Some((stream.to_string(), instance.to_string(), seq.parse().ok()?))
+}
+
 /// Seconds of `max-age` in a Cache-Control value.
 pub fn max_age(cache_control: &str) -> Option<u64> {
     cache_control
@@ -421,14 +432,9 @@ impl HlsWalker {
                 }
             }
             // `{stream}-{instance}-{sequence}.ts`: the name carries the media sequence number.
-            let name = s.uri.rsplit('/').next().unwrap_or_default();
-            let parsed = name.strip_suffix(".ts").and_then(|rest| {
-                let (rest, seq) = rest.rsplit_once('-')?;
-                let (_, instance) = rest.rsplit_once('-')?;
-                Some((instance.to_string(), seq.parse::<u64>().ok()?))
-            });
-            match parsed {
-                Some((instance, seq)) => {
+            let name = s.uri.as_str();
+            match segment_name_parts(name) {
+                Some((_, instance, seq)) => {
                     if seq != s.sequence {
                         self.error(format!(
                             "segment {} is named {name}: EXT-X-MEDIA-SEQUENCE does not match \

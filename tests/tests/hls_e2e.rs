@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use estuary_muxer::check::PlaylistReport;
 use estuary_tests::browser::play_hls;
 use estuary_tests::hls::{
-    fetch, head, max_age, resolve, HlsWalker, Polled, RecordingProxy, WalkRules, PLAYLIST_TYPE,
-    SEGMENT_TYPE,
+    fetch, head, max_age, resolve, segment_name_parts, HlsWalker, Polled, RecordingProxy,
+    WalkRules, PLAYLIST_TYPE, SEGMENT_TYPE,
 };
 use estuary_tests::media::{
     assert_h264_aac, ffmpeg_decode, ffprobe_streams, publish_ffmpeg, status_text,
@@ -333,13 +333,8 @@ fn serving_headers_head_cors_and_404s() {
 
     // Unknown things.
     let base = format!("http://127.0.0.1:{}", server.http_port);
-    let instance = first
-        .uri
-        .strip_suffix(".ts")
-        .and_then(|r| r.rsplit_once('-'))
-        .and_then(|(r, _)| r.rsplit_once('-'))
-        .map(|(_, i)| i.to_string())
-        .unwrap_or_else(|| panic!("segment name {}", first.uri));
+    let (_, instance, _) =
+        segment_name_parts(&first.uri).unwrap_or_else(|| panic!("segment name {}", first.uri));
     for path in [
         format!("/{APP}/nosuch.m3u8"),
         format!("/other/{stream}.m3u8"),
@@ -448,7 +443,11 @@ fn hls_js_plays_across_a_publisher_reconnect() {
 
     // Reconnect once the player is fetching segments.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !proxy.requests().iter().any(|r| r.path.ends_with(".ts")) {
+    while !proxy
+        .requests()
+        .iter()
+        .any(|r| segment_name_parts(&r.path).is_some())
+    {
         assert!(
             Instant::now() < deadline && !player.is_finished(),
             "hls.js fetched no segment: {:?}",
@@ -518,7 +517,7 @@ fn hls_js_plays_across_a_publisher_reconnect() {
     let fetched: Vec<u64> = requests
         .iter()
         .filter(|r| r.status == 200)
-        .filter_map(|r| r.path.strip_suffix(".ts")?.rsplit_once('-')?.1.parse().ok())
+        .filter_map(|r| segment_name_parts(&r.path).map(|(_, _, seq)| seq))
         .collect();
     let first_fetched = *fetched.first().expect("hls.js fetched segments");
     assert!(
