@@ -121,6 +121,7 @@ impl Packaging {
         let keep = self.playlist.entries().len() + self.tail;
         self.out.publish(sequence, segment.data, playlist, self.playlist.target_duration_secs(), keep);
         debug!(sequence, duration_ms, "hls segment");
+        crate::metrics::hls_segment(&self.key.app);
         self.notify(ctx, sequence, duration_ms);
     }
 
