@@ -122,11 +122,15 @@ pub struct PlayConfig {
     /// the kernel for one viewer; 0 keeps the kernel's auto-tuning (which lets up to 4 MB,
     /// seconds of video, pile up before the lag policy notices a slow viewer).
     pub send_buffer_bytes: usize,
+    /// Audio arriving between video frames is held up to this long and written together with
+    /// the next video frame: one write per frame instead of one per packet, the biggest
+    /// saving in server CPU. Video is never held; 0 writes every packet at once.
+    pub audio_hold_ms: u64,
 }
 
 impl Default for PlayConfig {
     fn default() -> Self {
-        PlayConfig { wait_for_publisher_ms: 30_000, max_lag_ms: 3000, slow_disconnect_ms: 10_000, send_buffer_bytes: 262_144 }
+        PlayConfig { wait_for_publisher_ms: 30_000, max_lag_ms: 3000, slow_disconnect_ms: 10_000, send_buffer_bytes: 262_144, audio_hold_ms: 50 }
     }
 }
 

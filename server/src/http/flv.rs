@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use estuary_protocol::flv::tag::file_header;
+use estuary_protocol::Packet;
 use futures_util::stream;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -63,6 +64,8 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
             accounting: Accounting { client: registered, bytes_sent: crate::metrics::bytes_sent("http_flv"), unflushed: 0 },
             subscriber,
             pending: VecDeque::new(),
+            batch: Vec::new(),
+            hold: Duration::from_millis(ctx.config.play.audio_hold_ms),
             header_sent: false,
             shutdown: ctx.shutdown.clone(),
             done: Some(Done { ctx: Arc::clone(ctx), client, stream: stream_info }),
@@ -121,10 +124,16 @@ impl Drop for Done {
     }
 }
 
+/// Most packets taken from the stream at once (hyper queues up to 16 body pieces per write).
+const MAX_BATCH: usize = 16;
+
 struct FlvViewer {
     accounting: Accounting,
     subscriber: Subscriber,
     pending: VecDeque<Bytes>,
+    /// Packets received and not yet turned into body pieces.
+    batch: Vec<Arc<Packet>>,
+    hold: Duration,
     header_sent: bool,
     shutdown: CancellationToken,
     #[allow(dead_code)] // held for its Drop
@@ -146,30 +155,32 @@ impl FlvViewer {
         if let Some(b) = self.pending.pop_front() {
             return Some(b);
         }
-        let packet = tokio::select! {
+        // A batch (one video frame plus the audio before it) becomes consecutive body pieces,
+        // which hyper writes with one vectored write.
+        let received = tokio::select! {
             _ = self.shutdown.cancelled() => return None,
             _ = self.accounting.client.kick.cancelled() => {
                 info!(stream = %self.subscriber.stream().key, "http-flv viewer kicked");
                 return None;
             }
-            p = self.subscriber.recv() => p,
+            r = self.subscriber.recv_batch(&mut self.batch, MAX_BATCH, self.hold) => r,
         };
-        let packet = match packet {
-            Ok(p) => p,
+        match received {
+            Ok(()) => {}
             Err(SubscriberEnd::TooSlow) => {
                 tracing::warn!(stream = %self.subscriber.stream().key, "http-flv viewer too slow; disconnected");
                 metrics::counter!(crate::metrics::VIEWERS_DISCONNECTED_TOTAL, "reason" => "slow").increment(1);
                 return None;
             }
             Err(SubscriberEnd::NoPublisher) => return None,
-        };
+        }
         if !self.header_sent {
             self.header_sent = true;
             let tracks = self.subscriber.tracks();
             let (audio, video) = tracks.map_or((true, true), |t| (t.audio, t.video));
-            self.pending.push_back(packet.flv_tag().clone());
-            return Some(file_header(audio, video));
+            self.pending.push_back(file_header(audio, video));
         }
-        Some(packet.flv_tag().clone())
+        self.pending.extend(self.batch.drain(..).map(|p| p.flv_tag().clone()));
+        self.pending.pop_front()
     }
 }

@@ -106,6 +106,40 @@ impl Subscriber {
         }
     }
 
+    /// Appends the next packets to deliver to `batch`, waiting for at least one, so that a
+    /// viewer's socket gets one write per video frame rather than one per packet: audio (and
+    /// metadata) that arrives between video frames is held until the next video frame, at
+    /// most `hold` after the first held packet. Video is never held, so video latency is
+    /// unchanged; streams without video are not held at all.
+    ///
+    /// Cancel-safe: packets taken from the ring are in `batch` before any `.await`.
+    pub async fn recv_batch(&mut self, batch: &mut Vec<Arc<Packet>>, max: usize, hold: Duration) -> Result<(), SubscriberEnd> {
+        if batch.is_empty() {
+            let first = self.recv().await?;
+            batch.push(first);
+        }
+        let deadline = tokio::time::Instant::now() + hold;
+        loop {
+            while batch.len() < max {
+                match self.try_recv() {
+                    Some(Ok(p)) => batch.push(p),
+                    Some(Err(e)) => return Err(e),
+                    None => break,
+                }
+            }
+            let ends_with_video = batch.last().is_some_and(|p| p.is_video() && !p.seq_header);
+            let has_video = self.tracks().is_none_or(|t| t.video);
+            if ends_with_video || !has_video || batch.len() >= max || hold.is_zero() {
+                return Ok(());
+            }
+            match tokio::time::timeout_at(deadline, self.recv()).await {
+                Ok(Ok(p)) => batch.push(p),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(()), // held long enough: send what we have
+            }
+        }
+    }
+
     /// The next packet if one is ready now, for batching writes.
     pub fn try_recv(&mut self) -> Option<Result<Arc<Packet>, SubscriberEnd>> {
         loop {

@@ -27,6 +27,9 @@ use crate::hooks::{ClientInfo, DecisionEvent, NotifyEvent, StreamInfo};
 use crate::hub::{Publisher, StreamKey, Subscriber, SubscriberEnd};
 use crate::io::write_all_vectored;
 
+/// Most packets written to a player in one vectored write.
+const MAX_BATCH: usize = 128;
+
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
 enum ConnectionError {
@@ -61,7 +64,8 @@ enum Role {
 enum Wake {
     Read(std::io::Result<usize>),
     ReadTimeout,
-    Media(Result<Arc<Packet>, SubscriberEnd>),
+    /// Packets are waiting in `Connection::pending`.
+    Media(Result<(), SubscriberEnd>),
     Shutdown,
     Kicked,
 }
@@ -82,6 +86,8 @@ struct Connection {
     bytes_out: metrics::Counter,
     /// Reusable list of buffers for one vectored write.
     batch: VecDeque<Bytes>,
+    /// Packets received for a player and not yet written.
+    pending: Vec<Arc<Packet>>,
 }
 
 pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64) {
@@ -122,6 +128,7 @@ pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64
         bytes_in,
         bytes_out,
         batch: VecDeque::new(),
+        pending: Vec::new(),
     };
     let result = conn.serve(&mut reader, buf).await;
     let _ = conn.flush().await;
@@ -189,7 +196,7 @@ impl Connection {
                     }
                     self.flush().await?;
                 }
-                Wake::Media(Ok(first)) => self.play_batch(first).await?,
+                Wake::Media(Ok(())) => self.play_batch().await?,
                 Wake::Media(Err(SubscriberEnd::NoPublisher)) => {
                     if let Role::Playing { stream, stream_id, .. } = &self.role {
                         let (name, id) = (stream.name.clone(), *stream_id);
@@ -212,6 +219,8 @@ impl Connection {
             Role::Playing { subscriber, .. } => Some(subscriber),
             _ => None,
         };
+        let pending = &mut self.pending;
+        let hold = Duration::from_millis(self.ctx.config.play.audio_hold_ms);
         tokio::select! {
             _ = self.ctx.shutdown.cancelled() => Wake::Shutdown,
             _ = self.kick.cancelled() => Wake::Kicked,
@@ -219,7 +228,7 @@ impl Connection {
                 Ok(r) => Wake::Read(r),
                 Err(_) => Wake::ReadTimeout,
             },
-            media = async { subscriber.expect("guarded by the branch condition").recv().await }, if subscriber.is_some() => Wake::Media(media),
+            media = async { subscriber.expect("guarded by the branch condition").recv_batch(pending, MAX_BATCH, hold).await }, if subscriber.is_some() => Wake::Media(media),
         }
     }
 
@@ -361,10 +370,10 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes `first` and every packet already waiting, in one vectored write.
-    async fn play_batch(&mut self, first: Arc<Packet>) -> Result<(), ConnectionError> {
+    /// Writes the pending packets in one vectored write.
+    async fn play_batch(&mut self) -> Result<(), ConnectionError> {
         let chunk_size = self.session.out_chunk_size();
-        let Role::Playing { subscriber, stream_id, .. } = &mut self.role else { return Ok(()) };
+        let Role::Playing { stream_id, .. } = &self.role else { return Ok(()) };
         let stream_id = *stream_id;
         let session = &self.session;
         // Shared chunks are built for message stream 1, which is what every player we know
@@ -376,14 +385,7 @@ impl Connection {
                 session.chunk_media_for(p.kind, p.dts as u32, stream_id, &p.payload)
             }
         };
-        self.batch.push_back(chunks(&first));
-        while self.batch.len() < 128 {
-            match subscriber.try_recv() {
-                Some(Ok(p)) => self.batch.push_back(chunks(&p)),
-                Some(Err(e)) => return Err(e.into()),
-                None => break,
-            }
-        }
+        self.batch.extend(self.pending.drain(..).map(|p| chunks(&p)));
         // Control messages (acks, onStatus) queued by the session go first.
         if let Some(control) = self.session.take_outbound() {
             self.batch.push_front(control);
