@@ -81,10 +81,7 @@ fn obs_capture_makes_valid_segments_and_playlists() {
     take(&mut segmenter, &mut segments);
 
     let sps = segmenter.video_config().unwrap().sps_info().unwrap();
-    assert_eq!(
-        (sps.width, sps.height, sps.profile_name()),
-        (1280, 720, "High")
-    );
+    assert_eq!((sps.width, sps.height, sps.profile_name()), (1280, 720, "High"));
     assert_eq!(segmenter.audio_config().unwrap().sampling_frequency, 44100);
     assert!(segments.len() >= 4, "{} segments", segments.len());
     let mut checker = TsChecker::new();

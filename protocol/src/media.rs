@@ -134,9 +134,9 @@ impl Packet {
     /// call and shared by every later caller. A server uses one out-chunk size for all its
     /// players; a call with another size builds (and returns) uncached chunks.
     pub fn rtmp_chunks(&self, chunk_size: u32) -> Bytes {
-        let (size, bytes) = self.rtmp_chunks.get_or_init(|| {
-            (chunk_size, crate::rtmp::chunker::chunk_media(self, 1, chunk_size))
-        });
+        let (size, bytes) = self
+            .rtmp_chunks
+            .get_or_init(|| (chunk_size, crate::rtmp::chunker::chunk_media(self, 1, chunk_size)));
         if *size == chunk_size {
             bytes.clone()
         } else {

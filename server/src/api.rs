@@ -40,18 +40,10 @@ const CODE_CLIENT_NOT_FOUND: u32 = 2049;
 /// Answers a request whose path starts with `/api/`.
 pub fn serve<B>(ctx: &Arc<Context>, req: &Request<B>) -> Response<Body> {
     if !ctx.config.api.enabled {
-        return error(
-            StatusCode::NOT_FOUND,
-            404,
-            "the api is disabled (api.enabled = false)",
-        );
+        return error(StatusCode::NOT_FOUND, 404, "the api is disabled (api.enabled = false)");
     }
     if !authorized(&ctx.config.api.token, req) {
-        let mut r = error(
-            StatusCode::UNAUTHORIZED,
-            401,
-            "missing or wrong bearer token",
-        );
+        let mut r = error(StatusCode::UNAUTHORIZED, 401, "missing or wrong bearer token");
         r.headers_mut()
             .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         crate::metrics::rejected("api", "auth");
@@ -149,12 +141,7 @@ fn authorized<B>(token: &str, req: &Request<B>) -> bool {
         return false;
     };
     // Compare every byte so the time taken does not tell how much of the token matched.
-    given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 fn versions() -> Value {
@@ -247,13 +234,10 @@ fn streams(ctx: &Context) -> Vec<Value> {
 fn find_stream(ctx: &Context, id: &str) -> Option<Value> {
     let all = ctx.hub.list();
     let stream = match id.parse::<u64>() {
-        Ok(n) => all
-            .into_iter()
-            .find(|s| ctx.clients.stream_id(&s.key) == n)?,
+        Ok(n) => all.into_iter().find(|s| ctx.clients.stream_id(&s.key) == n)?,
         Err(_) => {
             let (app, name) = id.rsplit_once('/')?;
-            all.into_iter()
-                .find(|s| s.key.app == app && s.key.name == name)?
+            all.into_iter().find(|s| s.key.app == app && s.key.name == name)?
         }
     };
     let usage = ctx
@@ -392,16 +376,11 @@ fn metadata_number(headers: &[Arc<Packet>], names: &[&str]) -> Option<f64> {
 fn client_json(ctx: &Context, c: &Client) -> Value {
     let role = c.role();
     let kbps = c.kbps();
-    let stream_id = role
-        .key
-        .as_ref()
-        .map(|k| ctx.clients.stream_id(k).to_string());
+    let stream_id = role.key.as_ref().map(|k| ctx.clients.stream_id(k).to_string());
     let (app, name) = role
         .key
         .as_ref()
-        .map_or((String::new(), String::new()), |k| {
-            (k.app.clone(), k.name.clone())
-        });
+        .map_or((String::new(), String::new()), |k| (k.app.clone(), k.name.clone()));
     json!({
         "id": c.id.to_string(),
         "vhost": DEFAULT_VHOST,

@@ -62,10 +62,7 @@ impl ClientKind {
     }
 
     pub fn is_viewer(self) -> bool {
-        matches!(
-            self,
-            ClientKind::RtmpPlay | ClientKind::FlvPlay | ClientKind::HlsPlay
-        )
+        matches!(self, ClientKind::RtmpPlay | ClientKind::FlvPlay | ClientKind::HlsPlay)
     }
 }
 
@@ -139,13 +136,7 @@ pub fn unix_ms() -> u64 {
 }
 
 impl Client {
-    fn new(
-        id: u64,
-        ip: String,
-        role: Role,
-        kick: CancellationToken,
-        hls: Option<HlsState>,
-    ) -> Client {
+    fn new(id: u64, ip: String, role: Role, kick: CancellationToken, hls: Option<HlsState>) -> Client {
         Client {
             id,
             ip,
@@ -217,11 +208,7 @@ impl Client {
             sent: self.sent(),
             received: self.received(),
         });
-        while samples.len() > 1
-            && samples
-                .front()
-                .is_some_and(|s| now.duration_since(s.at) > KBPS_WINDOW)
-        {
+        while samples.len() > 1 && samples.front().is_some_and(|s| now.duration_since(s.at) > KBPS_WINDOW) {
             samples.pop_front();
         }
     }
@@ -313,13 +300,7 @@ impl Clients {
     }
 
     /// Registers a client under `id` until the guard is dropped.
-    pub fn register(
-        &self,
-        id: u64,
-        ip: String,
-        role: Role,
-        kick: CancellationToken,
-    ) -> ClientGuard {
+    pub fn register(&self, id: u64, ip: String, role: Role, kick: CancellationToken) -> ClientGuard {
         let client = Arc::new(Client::new(id, ip, role, kick, None));
         lock(&self.inner.map).insert(id, Arc::clone(&client));
         ClientGuard {
@@ -353,8 +334,7 @@ impl Clients {
             sessions.tokens.remove(&hls.token);
             sessions.kicked.insert(hls.token.clone(), Instant::now());
         }
-        metrics::counter!(crate::metrics::VIEWERS_DISCONNECTED_TOTAL, "reason" => "kicked")
-            .increment(1);
+        metrics::counter!(crate::metrics::VIEWERS_DISCONNECTED_TOTAL, "reason" => "kicked").increment(1);
         true
     }
 
@@ -372,11 +352,8 @@ impl Clients {
     ) -> Result<Arc<Client>, SessionKicked> {
         self.expire_hls();
         let now_ms = self.inner.epoch.elapsed().as_millis() as u64;
-        let token = token.filter(|t| {
-            !t.is_empty()
-                && t.len() <= MAX_TOKEN_LEN
-                && t.bytes().all(|b| b.is_ascii_alphanumeric())
-        });
+        let token =
+            token.filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN_LEN && t.bytes().all(|b| b.is_ascii_alphanumeric()));
         let mut map = lock(&self.inner.map);
         let mut sessions = lock(&self.inner.hls);
         if let Some(t) = token {
@@ -429,9 +406,7 @@ impl Clients {
             }
             alive
         });
-        sessions
-            .kicked
-            .retain(|_, at| at.elapsed() < KICKED_HLS_KEEP);
+        sessions.kicked.retain(|_, at| at.elapsed() < KICKED_HLS_KEEP);
     }
 
     /// Takes a bitrate sample of every client; run every [`SAMPLE_EVERY`].
@@ -474,9 +449,7 @@ impl Clients {
             return *id;
         }
         let id = self.next_id();
-        *lock(&self.inner.stream_ids)
-            .entry(key.clone())
-            .or_insert(id)
+        *lock(&self.inner.stream_ids).entry(key.clone()).or_insert(id)
     }
 
     /// Forgets the ids of streams that are gone.
@@ -518,11 +491,7 @@ fn fresh_token(id: u64) -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(id);
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
+    h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
     format!("{id:x}{:08x}", h.finish() & 0xffff_ffff)
 }
 
@@ -539,12 +508,7 @@ mod tests {
         let clients = Clients::new(Duration::from_secs(30));
         let key = StreamKey::new("live", "a");
         let kick = CancellationToken::new();
-        let g = clients.register(
-            7,
-            "127.0.0.1".into(),
-            role(ClientKind::RtmpPlay, &key),
-            kick.clone(),
-        );
+        let g = clients.register(7, "127.0.0.1".into(), role(ClientKind::RtmpPlay, &key), kick.clone());
         g.add_sent(1000);
         assert_eq!(clients.list().len(), 1);
         assert!(clients.kick(7));
@@ -593,24 +557,16 @@ mod tests {
     fn hls_sessions_expire_and_kicked_tokens_are_refused() {
         let clients = Clients::new(Duration::from_millis(50));
         let key = StreamKey::new("live", "a");
-        let s = clients
-            .touch_hls_session(Some("abc"), &key, "ip", "u")
-            .unwrap();
+        let s = clients.touch_hls_session(Some("abc"), &key, "ip", "u").unwrap();
         assert_eq!(s.hls_token(), Some("abc"));
         std::thread::sleep(Duration::from_millis(120));
         assert!(clients.list().is_empty(), "idle session expired");
-        let s = clients
-            .touch_hls_session(Some("abc"), &key, "ip", "u")
-            .unwrap();
+        let s = clients.touch_hls_session(Some("abc"), &key, "ip", "u").unwrap();
         assert!(clients.kick(s.id));
-        assert!(clients
-            .touch_hls_session(Some("abc"), &key, "ip", "u")
-            .is_err());
+        assert!(clients.touch_hls_session(Some("abc"), &key, "ip", "u").is_err());
         assert!(clients.list().is_empty());
         // A bad token is replaced by a fresh one.
-        let s = clients
-            .touch_hls_session(Some("../x"), &key, "ip", "u")
-            .unwrap();
+        let s = clients.touch_hls_session(Some("../x"), &key, "ip", "u").unwrap();
         assert_ne!(s.hls_token(), Some("../x"));
     }
 

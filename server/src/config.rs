@@ -64,7 +64,10 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: "0.0.0.0:8080".into(), cors_allow_origin: "*".into() }
+        HttpConfig {
+            listen: "0.0.0.0:8080".into(),
+            cors_allow_origin: "*".into(),
+        }
     }
 }
 
@@ -81,7 +84,11 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { max_chunk_size: 16_777_215, max_message_bytes: 8 * 1024 * 1024, max_connections: 10_000 }
+        LimitsConfig {
+            max_chunk_size: 16_777_215,
+            max_message_bytes: 8 * 1024 * 1024,
+            max_connections: 10_000,
+        }
     }
 }
 
@@ -102,7 +109,12 @@ pub struct StreamConfig {
 
 impl Default for StreamConfig {
     fn default() -> Self {
-        StreamConfig { gop_cache: true, gop_cache_max_packets: 4096, queue_packets: 1024, timestamp_jump_ms: 5000 }
+        StreamConfig {
+            gop_cache: true,
+            gop_cache_max_packets: 4096,
+            queue_packets: 1024,
+            timestamp_jump_ms: 5000,
+        }
     }
 }
 
@@ -130,7 +142,13 @@ pub struct PlayConfig {
 
 impl Default for PlayConfig {
     fn default() -> Self {
-        PlayConfig { wait_for_publisher_ms: 30_000, max_lag_ms: 3000, slow_disconnect_ms: 10_000, send_buffer_bytes: 262_144, audio_hold_ms: 50 }
+        PlayConfig {
+            wait_for_publisher_ms: 30_000,
+            max_lag_ms: 3000,
+            slow_disconnect_ms: 10_000,
+            send_buffer_bytes: 262_144,
+            audio_hold_ms: 50,
+        }
     }
 }
 
@@ -149,7 +167,11 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { enabled: true, token: String::new(), hls_session_idle_ms: 30_000 }
+        ApiConfig {
+            enabled: true,
+            token: String::new(),
+            hls_session_idle_ms: 30_000,
+        }
     }
 }
 
@@ -211,9 +233,17 @@ impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
-        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse { path: shown.clone(), message: e.to_string() })?;
-        config.validate().map_err(|problems| ConfigError::Invalid { path: shown, problems })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        config
+            .validate()
+            .map_err(|problems| ConfigError::Invalid { path: shown, problems })?;
         Ok(config)
     }
 
@@ -236,13 +266,22 @@ impl Config {
             problems.push("limits.max_message_bytes must be between 1024 and 16777215".into());
         }
         if self.stream.queue_packets < 16 {
-            problems.push(format!("stream.queue_packets = {} must be at least 16", self.stream.queue_packets));
+            problems.push(format!(
+                "stream.queue_packets = {} must be at least 16",
+                self.stream.queue_packets
+            ));
         }
         if self.hls.fragment_ms < 500 || self.hls.fragment_ms > 30_000 {
-            problems.push(format!("hls.fragment_ms = {} must be between 500 and 30000", self.hls.fragment_ms));
+            problems.push(format!(
+                "hls.fragment_ms = {} must be between 500 and 30000",
+                self.hls.fragment_ms
+            ));
         }
         if self.hls.window_segments < 3 {
-            problems.push(format!("hls.window_segments = {} must be at least 3", self.hls.window_segments));
+            problems.push(format!(
+                "hls.window_segments = {} must be at least 3",
+                self.hls.window_segments
+            ));
         }
         if self.hls.max_segment_ms < self.hls.fragment_ms {
             problems.push("hls.max_segment_ms must not be less than hls.fragment_ms".into());
@@ -251,7 +290,10 @@ impl Config {
             problems.push("limits.max_connections must be at least 1".into());
         }
         if self.api.hls_session_idle_ms < 1000 {
-            problems.push(format!("api.hls_session_idle_ms = {} must be at least 1000", self.api.hls_session_idle_ms));
+            problems.push(format!(
+                "api.hls_session_idle_ms = {} must be at least 1000",
+                self.api.hls_session_idle_ms
+            ));
         }
         if self.api.token.chars().any(|c| c.is_whitespace() || c.is_control()) {
             problems.push("api.token must not contain spaces or control characters".into());
@@ -286,9 +328,13 @@ mod tests {
 
     #[test]
     fn unknown_key_and_wrong_type_are_refused_with_the_key() {
-        let e = toml::from_str::<Config>("[rtmp]\nlisten_addr = \"x\"\n").unwrap_err().to_string();
+        let e = toml::from_str::<Config>("[rtmp]\nlisten_addr = \"x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("listen_addr"), "{e}");
-        let e = toml::from_str::<Config>("[play]\nmax_lag_ms = \"soon\"\n").unwrap_err().to_string();
+        let e = toml::from_str::<Config>("[play]\nmax_lag_ms = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("max_lag_ms"), "{e}");
     }
 

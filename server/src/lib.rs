@@ -31,12 +31,21 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Serves RTMP and HTTP on the given listeners until `shutdown` is cancelled, then closes
 /// every connection and returns.
-pub async fn run(config: Arc<Config>, rtmp: TcpListener, http: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    config: Arc<Config>,
+    rtmp: TcpListener,
+    http: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let metrics = metrics::install();
     let identity = hooks::ServerIdentity::new(format!("estuary-{}", std::process::id()));
     let hooks = hooks::Hooks::new(
         config.hooks.clone(),
-        config.apps.iter().map(|(name, app)| (name.clone(), app.hooks.clone())).collect(),
+        config
+            .apps
+            .iter()
+            .map(|(name, app)| (name.clone(), app.hooks.clone()))
+            .collect(),
         identity.clone(),
     )?;
     let hooks_shutdown = CancellationToken::new();
@@ -53,7 +62,10 @@ pub async fn run(config: Arc<Config>, rtmp: TcpListener, http: TcpListener, shut
     let _ = http_task.await;
     ctx.tasks.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, ctx.tasks.wait()).await.is_err() {
-        tracing::warn!(remaining = ctx.tasks.len(), "connections still open after the grace period; exiting anyway");
+        tracing::warn!(
+            remaining = ctx.tasks.len(),
+            "connections still open after the grace period; exiting anyway"
+        );
     }
     // Connections queued their last notifications; give the hooks a moment to deliver them.
     hooks_shutdown.cancel();

@@ -76,7 +76,9 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 
 async fn bind(what: &str, addr: &str) -> anyhow::Result<TcpListener> {
     let addr: SocketAddr = addr.parse().with_context(|| format!("{what} address {addr:?}"))?;
-    TcpListener::bind(addr).await.with_context(|| format!("cannot listen for {what} on {addr}"))
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {addr}"))
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -102,7 +104,13 @@ async fn stop_on_signal(shutdown: CancellationToken) {
 }
 
 fn print_urls(rtmp: SocketAddr, http: SocketAddr) {
-    let host = |a: SocketAddr| if a.ip().is_unspecified() { "localhost".to_string() } else { a.ip().to_string() };
+    let host = |a: SocketAddr| {
+        if a.ip().is_unspecified() {
+            "localhost".to_string()
+        } else {
+            a.ip().to_string()
+        }
+    };
     let (rh, hh) = (host(rtmp), host(http));
     let (rp, hp) = (rtmp.port(), http.port());
     println!("Estuary {} is running.", env!("CARGO_PKG_VERSION"));

@@ -53,9 +53,7 @@ pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "estuary_process_resident_memory
 pub const UPTIME_SECONDS: &str = "estuary_uptime_seconds";
 
 /// Bucket bounds of the hook latency histogram, in seconds.
-const HOOK_BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-];
+const HOOK_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -91,24 +89,14 @@ pub fn install() -> Option<PrometheusHandle> {
 /// HELP lines for the recorder's series.
 fn describe() {
     use metrics::{describe_counter, describe_histogram, Unit};
-    describe_counter!(
-        CONNECTIONS_ACCEPTED_TOTAL,
-        "Connections accepted, by protocol."
-    );
-    describe_counter!(
-        CONNECTIONS_REJECTED_TOTAL,
-        "Clients refused, by protocol and reason."
-    );
+    describe_counter!(CONNECTIONS_ACCEPTED_TOTAL, "Connections accepted, by protocol.");
+    describe_counter!(CONNECTIONS_REJECTED_TOTAL, "Clients refused, by protocol and reason.");
     describe_counter!(
         BYTES_RECEIVED_TOTAL,
         Unit::Bytes,
         "Bytes received from clients, by protocol."
     );
-    describe_counter!(
-        BYTES_SENT_TOTAL,
-        Unit::Bytes,
-        "Bytes sent to clients, by protocol."
-    );
+    describe_counter!(BYTES_SENT_TOTAL, Unit::Bytes, "Bytes sent to clients, by protocol.");
     describe_counter!(
         FRAMES_DROPPED_TOTAL,
         "Audio/video packets viewers did not get, by reason."
@@ -118,10 +106,7 @@ fn describe() {
         "Viewers disconnected by the server, by reason."
     );
     describe_counter!(HLS_SEGMENTS_TOTAL, "HLS segments produced, by app.");
-    describe_counter!(
-        crate::hooks::HOOK_CALLS_TOTAL,
-        "Hook HTTP calls, by hook and result."
-    );
+    describe_counter!(crate::hooks::HOOK_CALLS_TOTAL, "Hook HTTP calls, by hook and result.");
     describe_histogram!(
         crate::hooks::HOOK_DURATION_SECONDS,
         Unit::Seconds,
@@ -139,8 +124,7 @@ fn describe() {
 
 /// Counts a refused client.
 pub fn rejected(protocol: &'static str, reason: &'static str) {
-    metrics::counter!(CONNECTIONS_REJECTED_TOTAL, "protocol" => protocol, "reason" => reason)
-        .increment(1);
+    metrics::counter!(CONNECTIONS_REJECTED_TOTAL, "protocol" => protocol, "reason" => reason).increment(1);
 }
 
 /// Counts an accepted connection.
@@ -183,9 +167,7 @@ fn gauge_header(out: &mut String, name: &str, kind: &str, help: &str) {
 
 /// Escapes a label value (Prometheus text format: backslash, quote, newline).
 fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 fn render_state(ctx: &Context, out: &mut String) {
@@ -209,12 +191,7 @@ fn render_state(ctx: &Context, out: &mut String) {
     }
 
     let per_stream = ctx.clients.per_stream(&clients);
-    gauge_header(
-        out,
-        STREAM_VIEWERS,
-        "gauge",
-        "Viewers of one stream by protocol.",
-    );
+    gauge_header(out, STREAM_VIEWERS, "gauge", "Viewers of one stream by protocol.");
     for s in &streams {
         let usage = per_stream.get(&s.key).cloned().unwrap_or_default();
         let (app, name) = (label(&s.key.app), label(&s.key.name));
@@ -261,15 +238,6 @@ fn render_state(ctx: &Context, out: &mut String) {
         "Resident memory of the process, bytes.",
     );
     let _ = writeln!(out, "{PROCESS_RESIDENT_MEMORY_BYTES} {}", proc.rss_bytes);
-    gauge_header(
-        out,
-        UPTIME_SECONDS,
-        "gauge",
-        "Seconds since the server started.",
-    );
-    let _ = writeln!(
-        out,
-        "{UPTIME_SECONDS} {}",
-        ctx.started.elapsed().as_secs_f64()
-    );
+    gauge_header(out, UPTIME_SECONDS, "gauge", "Seconds since the server started.");
+    let _ = writeln!(out, "{UPTIME_SECONDS} {}", ctx.started.elapsed().as_secs_f64());
 }

@@ -24,10 +24,7 @@ pub fn process() -> ProcessUsage {
         .ok()
         .and_then(|s| kib_field(&s, "VmRSS:"))
         .map_or(0, |kib| kib * 1024);
-    ProcessUsage {
-        cpu_seconds,
-        rss_bytes,
-    }
+    ProcessUsage { cpu_seconds, rss_bytes }
 }
 
 /// utime + stime in seconds from a `/proc/PID/stat` line. The command name (field 2) may hold
@@ -72,9 +69,7 @@ pub struct SystemUsage {
 pub fn system() -> SystemUsage {
     let mut u = SystemUsage::default();
     if let Ok(s) = std::fs::read_to_string("/proc/loadavg") {
-        let mut it = s
-            .split_whitespace()
-            .map(|v| v.parse::<f64>().unwrap_or(0.0));
+        let mut it = s.split_whitespace().map(|v| v.parse::<f64>().unwrap_or(0.0));
         u.load_1m = it.next().unwrap_or(0.0);
         u.load_5m = it.next().unwrap_or(0.0);
         u.load_15m = it.next().unwrap_or(0.0);
@@ -87,10 +82,7 @@ pub fn system() -> SystemUsage {
     }
     if let Ok(s) = std::fs::read_to_string("/proc/stat") {
         if let Some(line) = s.lines().next().and_then(|l| l.strip_prefix("cpu ")) {
-            let ticks: Vec<u64> = line
-                .split_whitespace()
-                .filter_map(|v| v.parse().ok())
-                .collect();
+            let ticks: Vec<u64> = line.split_whitespace().filter_map(|v| v.parse().ok()).collect();
             u.cpu_total_ticks = ticks.iter().take(8).sum();
             // idle (3) and iowait (4) are not busy.
             let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
@@ -116,11 +108,7 @@ pub fn system() -> SystemUsage {
         }
     }
     if let Ok(s) = std::fs::read_to_string("/proc/uptime") {
-        u.uptime_seconds = s
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
+        u.uptime_seconds = s.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
     }
     u
 }
@@ -129,9 +117,7 @@ pub fn system() -> SystemUsage {
 fn is_partition(name: &str) -> bool {
     if name.starts_with("nvme") || name.starts_with("mmcblk") {
         return name.rsplit_once('p').is_some_and(|(head, tail)| {
-            head.ends_with(|c: char| c.is_ascii_digit())
-                && !tail.is_empty()
-                && tail.chars().all(|c| c.is_ascii_digit())
+            head.ends_with(|c: char| c.is_ascii_digit()) && !tail.is_empty() && tail.chars().all(|c| c.is_ascii_digit())
         });
     }
     name.ends_with(|c: char| c.is_ascii_digit())

@@ -6,9 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{
-    get, parse_metrics, request, sample, wait_for, FlvViewer, HookReceiver, Server, LIMIT,
-};
+use support::{get, parse_metrics, request, sample, wait_for, FlvViewer, HookReceiver, Server, LIMIT};
 
 fn hooks_config(r: &HookReceiver, decisions: bool) -> String {
     let n = r.url("/notify");
@@ -34,8 +32,7 @@ fn id_of(c: &Value) -> String {
 fn hooks_allow_and_refuse_publish_and_play_with_srs_bodies() {
     let receiver = HookReceiver::new(|hit| {
         let b = &hit.body;
-        let refuse = (b["action"] == "on_publish"
-            && b["stream"].as_str().is_some_and(|s| s.contains("deny")))
+        let refuse = (b["action"] == "on_publish" && b["stream"].as_str().is_some_and(|s| s.contains("deny")))
             || (b["action"] == "on_play" && b["param"].as_str().is_some_and(|p| p.contains("bad")));
         if refuse {
             (403, r#"{"code":403}"#.into())
@@ -68,10 +65,7 @@ fn hooks_allow_and_refuse_publish_and_play_with_srs_bodies() {
     assert_eq!(b["vhost"], "__defaultVhost__");
     assert_eq!(b["app"], "live");
     assert_eq!(b["param"], "");
-    assert_eq!(
-        b["tcUrl"],
-        format!("rtmp://127.0.0.1:{}/live", server.rtmp).as_str()
-    );
+    assert_eq!(b["tcUrl"], format!("rtmp://127.0.0.1:{}/live", server.rtmp).as_str());
     assert_eq!(b["stream_url"], "/live/ok");
     assert_eq!(b["stream_id"], "live/ok");
     assert!(
@@ -101,24 +95,15 @@ fn hooks_allow_and_refuse_publish_and_play_with_srs_bodies() {
     assert_eq!(play.body["stream"], "ok");
     assert_eq!(play.body["app"], "live");
     assert!(play.body.get("pageUrl").is_some());
-    let flv_id = play.body["client_id"]
-        .as_str()
-        .expect("client_id")
-        .to_string();
+    let flv_id = play.body["client_id"].as_str().expect("client_id").to_string();
     assert_eq!(id_of(&server.clients_of("flv-play")[0]), flv_id);
 
     // RTMP play: ffmpeg fails when refused, plays when allowed.
     let mut refused_player = server.play_rtmp("live/ok?token=bad", "ffmpeg-play-bad.log");
-    let status = refused_player
-        .wait(LIMIT)
-        .expect("refused rtmp player exits");
+    let status = refused_player.wait(LIMIT).expect("refused rtmp player exits");
     assert!(!status.success());
     let mut player = server.play_rtmp("live/ok?token=good", "ffmpeg-play-good.log");
-    assert!(
-        wait_for(LIMIT, || (server.clients_of("rtmp-play").len() == 1)
-            .then_some(()))
-        .is_some()
-    );
+    assert!(wait_for(LIMIT, || (server.clients_of("rtmp-play").len() == 1).then_some(())).is_some());
     assert!(player.running());
     let rtmp_player_id = id_of(&server.clients_of("rtmp-play")[0]);
 
@@ -134,21 +119,16 @@ fn hooks_allow_and_refuse_publish_and_play_with_srs_bodies() {
             .collect();
         (stops.contains(&flv_id) && stops.contains(&rtmp_player_id)).then_some(())
     });
-    assert!(
-        stopped.is_some(),
-        "on_stop missing: {:?}",
-        receiver.actions()
-    );
+    assert!(stopped.is_some(), "on_stop missing: {:?}", receiver.actions());
     let close = wait_for(LIMIT, || {
-        receiver.hits().into_iter().find(|h| {
-            h.body["action"] == "on_close" && h.body["client_id"] == rtmp_player_id.as_str()
-        })
+        receiver
+            .hits()
+            .into_iter()
+            .find(|h| h.body["action"] == "on_close" && h.body["client_id"] == rtmp_player_id.as_str())
     })
     .expect("on_close of the rtmp player");
     assert!(
-        close.body["send_bytes"]
-            .as_u64()
-            .is_some_and(|n| n > 10_000),
+        close.body["send_bytes"].as_u64().is_some_and(|n| n > 10_000),
         "{:?}",
         close.body
     );
@@ -165,15 +145,10 @@ fn notifications_survive_a_30_s_receiver_outage_in_order() {
     let watch_once = || {
         let v = FlvViewer::open(server.http, "/live/o.flv");
         assert_eq!(v.status, 200);
-        let id = wait_for(LIMIT, || server.clients_of("flv-play").first().map(id_of))
-            .expect("viewer listed");
+        let id = wait_for(LIMIT, || server.clients_of("flv-play").first().map(id_of)).expect("viewer listed");
         assert!(wait_for(LIMIT, || (v.bytes() > 1000).then_some(())).is_some());
         drop(v);
-        assert!(wait_for(LIMIT, || server
-            .clients_of("flv-play")
-            .is_empty()
-            .then_some(()))
-        .is_some());
+        assert!(wait_for(LIMIT, || server.clients_of("flv-play").is_empty().then_some(())).is_some());
         id
     };
     let first = watch_once();
@@ -242,19 +217,12 @@ fn api_lists_publisher_and_viewers_and_kicks() {
     let flv = FlvViewer::open(server.http, "/live/k.flv");
     assert_eq!(flv.status, 200);
     // An HLS viewer, counted by playback session when the HLS server reports it.
-    let hls = get(server.http, "/live/k.m3u8", "")
-        .map(|r| r.status)
-        .unwrap_or(0);
+    let hls = get(server.http, "/live/k.m3u8", "").map(|r| r.status).unwrap_or(0);
 
     let ok = wait_for(LIMIT, || {
-        (server.clients_of("rtmp-play").len() == 1 && server.clients_of("flv-play").len() == 1)
-            .then_some(())
+        (server.clients_of("rtmp-play").len() == 1 && server.clients_of("flv-play").len() == 1).then_some(())
     });
-    assert!(
-        ok.is_some(),
-        "viewers not listed: {}",
-        server.api("/api/v1/clients").1
-    );
+    assert!(ok.is_some(), "viewers not listed: {}", server.api("/api/v1/clients").1);
     std::thread::sleep(Duration::from_secs(2));
     let publisher = &server.clients_of("publisher")[0];
     assert_eq!(
@@ -268,10 +236,7 @@ fn api_lists_publisher_and_viewers_and_kicks() {
     let (status, s) = server.api("/api/v1/streams/live/k");
     assert_eq!(status, 200);
     let s = &s["stream"];
-    let (_, by_id) = server.api(&format!(
-        "/api/v1/streams/{}",
-        s["id"].as_str().expect("stream id")
-    ));
+    let (_, by_id) = server.api(&format!("/api/v1/streams/{}", s["id"].as_str().expect("stream id")));
     assert_eq!(by_id["stream"]["name"], "k");
     assert_eq!(s["app"], "live");
     assert_eq!(s["publish"]["cid"], publisher["id"]);
@@ -283,10 +248,7 @@ fn api_lists_publisher_and_viewers_and_kicks() {
         eprintln!("note: the HLS server does not report playback sessions yet (clients.touch_hls_session)");
     }
     assert!(s["frames"].as_u64().unwrap_or(0) > 0);
-    assert!(
-        s["kbps"]["recv_30s"].as_u64().unwrap_or(0) > 0
-            && s["kbps"]["send_30s"].as_u64().unwrap_or(0) > 0
-    );
+    assert!(s["kbps"]["recv_30s"].as_u64().unwrap_or(0) > 0 && s["kbps"]["send_30s"].as_u64().unwrap_or(0) > 0);
     assert_eq!(s["video"]["codec"], "H264");
     assert_eq!(s["video"]["width"], 320);
     assert_eq!(s["video"]["height"], 240);
@@ -314,21 +276,12 @@ fn api_lists_publisher_and_viewers_and_kicks() {
         "kicked flv viewer still receiving"
     );
     let rtmp_client = &server.clients_of("rtmp-play")[0];
-    assert_eq!(
-        server
-            .delete(&format!("/api/v1/clients/{}", id_of(rtmp_client)))
-            .0,
-        200
-    );
+    assert_eq!(server.delete(&format!("/api/v1/clients/{}", id_of(rtmp_client))).0, 200);
     assert!(
         rtmp_player.wait(Duration::from_secs(10)).is_some(),
         "kicked rtmp player still running"
     );
-    assert!(wait_for(LIMIT, || server
-        .clients_of("flv-play")
-        .is_empty()
-        .then_some(()))
-    .is_some());
+    assert!(wait_for(LIMIT, || server.clients_of("flv-play").is_empty().then_some(())).is_some());
     assert!(server.clients_of("rtmp-play").is_empty());
 
     // Errors.
@@ -362,8 +315,7 @@ fn metrics_parse_and_match_the_traffic() {
         .args(["-c", "copy", "-f", "flv", &server.rtmp_url("live/once")]);
     let mut once = support::Proc::spawn(&mut once, &server.dir.join("ffmpeg-once.log"));
     assert!(
-        once.wait(Duration::from_secs(60))
-            .is_some_and(|s| s.success()),
+        once.wait(Duration::from_secs(60)).is_some_and(|s| s.success()),
         "one-shot publish failed"
     );
     let received = wait_for(LIMIT, || {
@@ -384,18 +336,9 @@ fn metrics_parse_and_match_the_traffic() {
     assert_eq!(viewer.status, 200);
     std::thread::sleep(Duration::from_secs(3));
     let m = scrape();
-    assert_eq!(
-        sample(&m, "estuary_clients", &[("kind", "publisher")]),
-        Some(1.0)
-    );
-    assert_eq!(
-        sample(&m, "estuary_clients", &[("kind", "flv-play")]),
-        Some(1.0)
-    );
-    assert_eq!(
-        sample(&m, "estuary_clients", &[("kind", "rtmp-play")]),
-        Some(0.0)
-    );
+    assert_eq!(sample(&m, "estuary_clients", &[("kind", "publisher")]), Some(1.0));
+    assert_eq!(sample(&m, "estuary_clients", &[("kind", "flv-play")]), Some(1.0));
+    assert_eq!(sample(&m, "estuary_clients", &[("kind", "rtmp-play")]), Some(0.0));
     assert_eq!(sample(&m, "estuary_streams_live", &[]), Some(1.0));
     assert_eq!(
         sample(
@@ -405,15 +348,7 @@ fn metrics_parse_and_match_the_traffic() {
         ),
         Some(1.0)
     );
-    assert!(
-        sample(
-            &m,
-            "estuary_stream_kbps",
-            &[("stream", "m"), ("direction", "in")]
-        )
-        .unwrap_or(0.0)
-            > 0.0
-    );
+    assert!(sample(&m, "estuary_stream_kbps", &[("stream", "m"), ("direction", "in")]).unwrap_or(0.0) > 0.0);
     assert!(
         sample(
             &m,
@@ -432,15 +367,7 @@ fn metrics_parse_and_match_the_traffic() {
         .unwrap_or(0.0)
             >= 2.0
     );
-    assert!(
-        sample(
-            &m,
-            "estuary_connections_accepted_total",
-            &[("protocol", "rtmp")]
-        )
-        .unwrap_or(0.0)
-            >= 2.0
-    );
+    assert!(sample(&m, "estuary_connections_accepted_total", &[("protocol", "rtmp")]).unwrap_or(0.0) >= 2.0);
     assert!(sample(&m, "estuary_process_cpu_seconds_total", &[]).unwrap_or(0.0) > 0.0);
     assert!(sample(&m, "estuary_process_resident_memory_bytes", &[]).unwrap_or(0.0) > 1e6);
 
@@ -451,21 +378,13 @@ fn metrics_parse_and_match_the_traffic() {
     let got = viewer.bytes() as f64;
     assert!(got > 10_000.0);
     let sent = wait_for(Duration::from_secs(5), || {
-        let n = sample(
-            &scrape(),
-            "estuary_bytes_sent_total",
-            &[("protocol", "http_flv")],
-        )?;
+        let n = sample(&scrape(), "estuary_bytes_sent_total", &[("protocol", "http_flv")])?;
         (n == got).then_some(n)
     });
     assert!(
         sent.is_some(),
         "http_flv bytes sent {:?} != {got} received",
-        sample(
-            &scrape(),
-            "estuary_bytes_sent_total",
-            &[("protocol", "http_flv")]
-        )
+        sample(&scrape(), "estuary_bytes_sent_total", &[("protocol", "http_flv")])
     );
     assert_eq!(
         sample(

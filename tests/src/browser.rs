@@ -54,8 +54,8 @@ pub fn play_hls(url: &str, seconds: u32) -> Result<HlsPlayback, String> {
                 out.status, out.stdout, out.stderr
             )
         })?;
-    let raw: Value = serde_json::from_str(line)
-        .map_err(|e| format!("play-hls.mjs JSON ({e}): {line}\nstderr:\n{}", out.stderr))?;
+    let raw: Value =
+        serde_json::from_str(line).map_err(|e| format!("play-hls.mjs JSON ({e}): {line}\nstderr:\n{}", out.stderr))?;
     if !out.success() {
         return Err(format!(
             "play-hls.mjs failed ({:?}): {line}\nstderr:\n{}",

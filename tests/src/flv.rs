@@ -75,8 +75,7 @@ impl Tag {
     /// A script tag whose first AMF0 value is the string `onMetaData`, or the metadata an
     /// RTMP viewer recorded (empty payload).
     pub fn is_metadata(&self) -> bool {
-        self.kind == TagKind::Script
-            && (self.data.is_empty() || self.data.starts_with(b"\x02\x00\x0aonMetaData"))
+        self.kind == TagKind::Script && (self.data.is_empty() || self.data.starts_with(b"\x02\x00\x0aonMetaData"))
     }
 
     /// A digest of (kind, timestamp, payload), to compare what different viewers received.
@@ -122,10 +121,7 @@ impl FlvParser {
                 return Err(format!("FLV header DataOffset {data_offset}, expected 9"));
             }
             if h[9..13] != [0, 0, 0, 0] {
-                return Err(format!(
-                    "PreviousTagSize0 is {:02x?}, expected 0",
-                    &h[9..13]
-                ));
+                return Err(format!("PreviousTagSize0 is {:02x?}, expected 0", &h[9..13]));
             }
             self.header_flags = Some(h[4]);
             pos = 13;
@@ -194,10 +190,7 @@ pub fn parse_file(bytes: &[u8]) -> Result<(u8, Vec<Tag>), String> {
     let tags = p.push(bytes)?;
     let flags = p.header_flags.ok_or("file shorter than an FLV header")?;
     if p.pending() != 0 {
-        return Err(format!(
-            "{} bytes of a truncated tag at the end",
-            p.pending()
-        ));
+        return Err(format!("{} bytes of a truncated tag at the end", p.pending()));
     }
     Ok((flags, tags))
 }

@@ -14,9 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use estuary_muxer::check::{PlaylistChecker, PlaylistReport, TsChecker};
 use estuary_muxer::ts::pes::parse_pes_header;
 use estuary_muxer::ts::psi::{parse_pat, parse_pmt};
-use estuary_muxer::ts::{
-    pcr_from_adaptation_field, PAT_PID, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264, TS_PACKET_LEN,
-};
+use estuary_muxer::ts::{pcr_from_adaptation_field, PAT_PID, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264, TS_PACKET_LEN};
 use estuary_protocol::codec::avc::{annexb_nal_units, nal_type, nal_unit_type, SpsInfo};
 
 use crate::http::{get, is_timeout, split_url, ResponseHead};
@@ -72,8 +70,7 @@ pub fn head(url: &str) -> Result<(ResponseHead, usize), String> {
             Err(e) => return Err(format!("HEAD {url}: read: {e}")),
         }
     }
-    let end = find(&buf, b"\r\n\r\n")
-        .ok_or_else(|| format!("HEAD {url}: no complete response head in {buf:?}"))?;
+    let end = find(&buf, b"\r\n\r\n").ok_or_else(|| format!("HEAD {url}: no complete response head in {buf:?}"))?;
     let parsed = ResponseHead::parse(&buf[..end + 4])?;
     Ok((parsed, buf.len() - end - 4))
 }
@@ -153,8 +150,7 @@ impl SegmentMedia {
             let mut start = 4;
             if control & 0x02 != 0 {
                 start = 5 + usize::from(packet[4]);
-                if pcr_from_adaptation_field(packet).is_some() && !media.pcr_carriers.contains(&pid)
-                {
+                if pcr_from_adaptation_field(packet).is_some() && !media.pcr_carriers.contains(&pid) {
                     media.pcr_carriers.push(pid);
                 }
             }
@@ -272,11 +268,7 @@ impl SegmentMedia {
 
     /// DTS of the video keyframes, 90 kHz.
     pub fn keyframe_dts(&self) -> Vec<u64> {
-        self.video
-            .iter()
-            .filter(|au| au.is_idr())
-            .map(|au| au.dts)
-            .collect()
+        self.video.iter().filter(|au| au.is_idr()).map(|au| au.dts).collect()
     }
 }
 
@@ -372,17 +364,12 @@ impl HlsWalker {
             return Ok(Polled::Playlist(None));
         }
         if head.header("content-type") != Some(PLAYLIST_TYPE) {
-            self.error(format!(
-                "playlist content-type {:?}",
-                head.header("content-type")
-            ));
+            self.error(format!("playlist content-type {:?}", head.header("content-type")));
         }
         if let Some(ended) = &self.ended_body {
             if *ended != body {
                 let was = String::from_utf8_lossy(ended).into_owned();
-                self.error(format!(
-                    "an ended playlist changed:\n{was}\n--- became ---\n{text}"
-                ));
+                self.error(format!("an ended playlist changed:\n{was}\n--- became ---\n{text}"));
             }
         }
         let report = match self.playlist_checker.check(&body) {
@@ -451,20 +438,14 @@ impl HlsWalker {
                         ));
                     }
                 }
-                None => self.error(format!(
-                    "segment uri {} is not stream-instance-seq.ts",
-                    s.uri
-                )),
+                None => self.error(format!("segment uri {} is not stream-instance-seq.ts", s.uri)),
             }
         }
         // The window: `window_segments`, more only while needed to cover three target
         // durations (RFC 8216 §6.2.2).
         let listed = report.segments.len();
         if listed > self.rules.window_segments {
-            let without_first: f64 = report.segments[1..]
-                .iter()
-                .map(|s| f64::from(s.duration_secs))
-                .sum();
+            let without_first: f64 = report.segments[1..].iter().map(|s| f64::from(s.duration_secs)).sum();
             if without_first >= 3.0 * report.target_duration_secs as f64 {
                 self.error(format!(
                     "playlist lists {listed} segments, window is {}:\n{text}",
@@ -573,12 +554,7 @@ impl HlsWalker {
     /// Segments are cut at the first keyframe at or after `fragment_ms`: no keyframe inside a
     /// segment that far from its start, and (without a discontinuity between them) the next
     /// segment starts that far or further. `EXTINF` is the distance between the starts.
-    fn check_cut(
-        &mut self,
-        listed: &estuary_muxer::check::PlaylistSegment,
-        keyframes: &[u64],
-        first_dts: Option<u64>,
-    ) {
+    fn check_cut(&mut self, listed: &estuary_muxer::check::PlaylistSegment, keyframes: &[u64], first_dts: Option<u64>) {
         let fragment = self.rules.fragment_ms * TICKS_PER_MS;
         let at = format!("segment {}", listed.sequence);
         if let Some(start) = first_dts {
@@ -697,20 +673,12 @@ fn proxy_one(mut conn: TcpStream, upstream: &str, log: &Mutex<Vec<Proxied>>) {
     }
     let request = String::from_utf8_lossy(&buf).into_owned();
     let mut words = request.lines().next().unwrap_or_default().split(' ');
-    let (method, path) = (
-        words.next().unwrap_or_default(),
-        words.next().unwrap_or("/"),
-    );
+    let (method, path) = (words.next().unwrap_or_default(), words.next().unwrap_or("/"));
     let (head, body) = match get(&format!("http://{upstream}{path}"), FETCH_LIMIT) {
         Ok(r) => r,
         Err(e) => {
-            let _ = conn.write_all(
-                format!(
-                    "HTTP/1.1 502 Bad Gateway\r\nContent-Length: {}\r\n\r\n{e}",
-                    e.len()
-                )
-                .as_bytes(),
-            );
+            let _ = conn
+                .write_all(format!("HTTP/1.1 502 Bad Gateway\r\nContent-Length: {}\r\n\r\n{e}", e.len()).as_bytes());
             return;
         }
     };
@@ -723,10 +691,7 @@ fn proxy_one(mut conn: TcpStream, upstream: &str, log: &Mutex<Vec<Proxied>>) {
             out.push_str(&format!("{n}: {v}\r\n"));
         }
     }
-    out.push_str(&format!(
-        "content-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    ));
+    out.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()));
     let _ = conn.write_all(out.as_bytes());
     if method != "HEAD" {
         let _ = conn.write_all(&body);

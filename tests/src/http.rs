@@ -28,10 +28,7 @@ impl ResponseHead {
     /// The first header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 
     pub fn is_chunked(&self) -> bool {
@@ -96,8 +93,7 @@ impl ChunkedDecoder {
                     if !self.line.ends_with(b"\r\n") {
                         continue;
                     }
-                    let line =
-                        String::from_utf8_lossy(&self.line[..self.line.len() - 2]).into_owned();
+                    let line = String::from_utf8_lossy(&self.line[..self.line.len() - 2]).into_owned();
                     self.line.clear();
                     if self.state == ChunkState::Trailers {
                         if line.is_empty() {
@@ -106,8 +102,7 @@ impl ChunkedDecoder {
                         continue;
                     }
                     let hex = line.split(';').next().unwrap_or_default().trim();
-                    let size = usize::from_str_radix(hex, 16)
-                        .map_err(|_| format!("bad chunk size line {line:?}"))?;
+                    let size = usize::from_str_radix(hex, 16).map_err(|_| format!("bad chunk size line {line:?}"))?;
                     self.state = if size == 0 {
                         ChunkState::Trailers
                     } else {
@@ -150,11 +145,7 @@ impl ChunkedDecoder {
 
 /// Opens `GET url` and reads the response head. The stream is returned with a read timeout of
 /// `poll`, and any body bytes read past the head.
-pub fn open_get(
-    url: &str,
-    limit: Duration,
-    poll: Duration,
-) -> Result<(ResponseHead, TcpStream, Vec<u8>), String> {
+pub fn open_get(url: &str, limit: Duration, poll: Duration) -> Result<(ResponseHead, TcpStream, Vec<u8>), String> {
     let (host, path) = split_url(url);
     let mut stream = TcpStream::connect(&host).map_err(|e| format!("connect {host}: {e}"))?;
     stream.set_nodelay(true).ok();
@@ -223,11 +214,7 @@ pub fn get(url: &str, limit: Duration) -> Result<(ResponseHead, Vec<u8>), String
     }
 }
 
-fn feed(
-    decoder: &mut Option<ChunkedDecoder>,
-    bytes: &[u8],
-    body: &mut Vec<u8>,
-) -> Result<(), String> {
+fn feed(decoder: &mut Option<ChunkedDecoder>, bytes: &[u8], body: &mut Vec<u8>) -> Result<(), String> {
     match decoder {
         Some(d) => d.push(bytes, body),
         None => {

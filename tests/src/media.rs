@@ -151,14 +151,10 @@ pub fn ffprobe_streams(url: &str, limit: Duration) -> Result<Vec<ProbedStream>, 
     cmd.args(["-show_streams", "-of", "json", url]);
     let out = run_with_timeout(&mut cmd, limit);
     if !out.success() {
-        return Err(format!(
-            "ffprobe {url}: {}; stderr:\n{}",
-            status_text(&out),
-            out.stderr
-        ));
+        return Err(format!("ffprobe {url}: {}; stderr:\n{}", status_text(&out), out.stderr));
     }
-    let v: Value = serde_json::from_str(&out.stdout)
-        .map_err(|e| format!("ffprobe {url}: bad JSON ({e}): {}", out.stdout))?;
+    let v: Value =
+        serde_json::from_str(&out.stdout).map_err(|e| format!("ffprobe {url}: bad JSON ({e}): {}", out.stdout))?;
     let streams = v["streams"]
         .as_array()
         .ok_or_else(|| format!("ffprobe {url}: no streams array: {}", out.stdout))?;
@@ -170,10 +166,7 @@ pub fn ffprobe_streams(url: &str, limit: Duration) -> Result<Vec<ProbedStream>, 
             width: s["width"].as_u64().unwrap_or(0),
             height: s["height"].as_u64().unwrap_or(0),
             frame_rate: parse_rate(s["r_frame_rate"].as_str().unwrap_or("0/1")),
-            sample_rate: s["sample_rate"]
-                .as_str()
-                .and_then(|r| r.parse().ok())
-                .unwrap_or(0),
+            sample_rate: s["sample_rate"].as_str().and_then(|r| r.parse().ok()).unwrap_or(0),
             channels: s["channels"].as_u64().unwrap_or(0),
         })
         .collect())
@@ -184,23 +177,11 @@ pub fn ffprobe_streams(url: &str, limit: Duration) -> Result<Vec<ProbedStream>, 
 pub fn assert_h264_aac(what: &str, streams: &[ProbedStream], width: u64, height: u64, fps: f64) {
     let video: Vec<_> = streams.iter().filter(|s| s.codec_type == "video").collect();
     let audio: Vec<_> = streams.iter().filter(|s| s.codec_type == "audio").collect();
-    assert_eq!(
-        video.len(),
-        1,
-        "{what}: expected one video stream: {streams:?}"
-    );
-    assert_eq!(
-        audio.len(),
-        1,
-        "{what}: expected one audio stream: {streams:?}"
-    );
+    assert_eq!(video.len(), 1, "{what}: expected one video stream: {streams:?}");
+    assert_eq!(audio.len(), 1, "{what}: expected one audio stream: {streams:?}");
     let (v, a) = (video[0], audio[0]);
     assert_eq!(v.codec_name, "h264", "{what}: video codec: {v:?}");
-    assert_eq!(
-        (v.width, v.height),
-        (width, height),
-        "{what}: video size: {v:?}"
-    );
+    assert_eq!((v.width, v.height), (width, height), "{what}: video size: {v:?}");
     assert!(
         (v.frame_rate - fps).abs() < 0.5,
         "{what}: frame rate {} (r_frame_rate), expected {fps}: {v:?}",
@@ -239,22 +220,13 @@ pub fn ffprobe_packets(url: &str, secs: u32, limit: Duration) -> Result<Vec<Prob
         cmd.args(["-rw_timeout", "15000000"]);
     }
     cmd.args(["-read_intervals", &format!("%+{secs}")])
-        .args([
-            "-show_packets",
-            "-show_entries",
-            "packet=codec_type,dts_time,flags",
-        ])
+        .args(["-show_packets", "-show_entries", "packet=codec_type,dts_time,flags"])
         .args(["-of", "json", url]);
     let out = run_with_timeout(&mut cmd, limit);
     if !out.success() {
-        return Err(format!(
-            "ffprobe {url}: {}; stderr:\n{}",
-            status_text(&out),
-            out.stderr
-        ));
+        return Err(format!("ffprobe {url}: {}; stderr:\n{}", status_text(&out), out.stderr));
     }
-    let v: Value =
-        serde_json::from_str(&out.stdout).map_err(|e| format!("ffprobe {url}: bad JSON ({e})"))?;
+    let v: Value = serde_json::from_str(&out.stdout).map_err(|e| format!("ffprobe {url}: bad JSON ({e})"))?;
     let packets = v["packets"].as_array().cloned().unwrap_or_default();
     Ok(packets
         .iter()

@@ -27,8 +27,7 @@ pub struct Capture {
 
 impl Capture {
     pub fn load(path: &Path) -> Capture {
-        let bytes =
-            std::fs::read(path).unwrap_or_else(|e| panic!("read capture {}: {e}", path.display()));
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read capture {}: {e}", path.display()));
         assert!(
             bytes.len() > C0C1_LEN + HANDSHAKE_PART,
             "capture {} is too short",
@@ -87,8 +86,7 @@ fn replay(addr: &str, cap: &Capture, secs: f64, stop: &AtomicBool) -> Result<u64
     let mut sock = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| format!("set_read_timeout: {e}"))?;
-    sock.write_all(&cap.c0c1)
-        .map_err(|e| format!("write C0+C1: {e}"))?;
+    sock.write_all(&cap.c0c1).map_err(|e| format!("write C0+C1: {e}"))?;
     let mut s0s1s2 = vec![0u8; 1 + 2 * HANDSHAKE_PART];
     sock.read_exact(&mut s0s1s2)
         .map_err(|e| format!("read S0+S1+S2: {e}"))?;
@@ -102,9 +100,7 @@ fn replay(addr: &str, cap: &Capture, secs: f64, stop: &AtomicBool) -> Result<u64
 
     // Drain the server's answers so its writes never block.
     let mut reader = sock.try_clone().map_err(|e| format!("clone socket: {e}"))?;
-    reader
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .ok();
+    reader.set_read_timeout(Some(Duration::from_millis(200))).ok();
     let drain_stop = Arc::new(AtomicBool::new(false));
     let ds = drain_stop.clone();
     let drain = std::thread::spawn(move || {

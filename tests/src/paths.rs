@@ -64,7 +64,6 @@ pub fn scratch_dir(name: &str) -> PathBuf {
         .join("e2e")
         .join(format!("{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)
-        .unwrap_or_else(|e| panic!("create scratch dir {}: {e}", dir.display()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create scratch dir {}: {e}", dir.display()));
     dir
 }

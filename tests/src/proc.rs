@@ -21,12 +21,10 @@ pub struct ChildGuard {
 impl ChildGuard {
     /// Starts `cmd` with stdin closed, stdout discarded and stderr written to `stderr_path`.
     pub fn spawn_logged(name: &str, cmd: &mut Command, stderr_path: &Path) -> ChildGuard {
-        let err = File::create(stderr_path)
-            .unwrap_or_else(|e| panic!("create log file {}: {e}", stderr_path.display()));
+        let err =
+            File::create(stderr_path).unwrap_or_else(|e| panic!("create log file {}: {e}", stderr_path.display()));
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(err);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {name} ({cmd:?}): {e}"));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("start {name} ({cmd:?}): {e}"));
         ChildGuard {
             child,
             name: name.to_string(),
@@ -96,11 +94,7 @@ impl Drop for ChildGuard {
             if let Some(path) = &self.stderr_path {
                 let text = self.stderr_text();
                 let tail = crate::server::tail_chars(&text, 8_000);
-                eprintln!(
-                    "----- {} stderr ({}) -----\n{tail}",
-                    self.name,
-                    path.display()
-                );
+                eprintln!("----- {} stderr ({}) -----\n{tail}", self.name, path.display());
             }
         }
         if self.try_status().is_none() {
@@ -143,9 +137,7 @@ impl RunOutput {
 
 /// Runs `cmd` with stdin closed, capturing stdout and stderr, killing it after `limit`.
 pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> RunOutput {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
     let mut out = child.stdout.take().expect("stdout was piped");
     let mut err = child.stderr.take().expect("stderr was piped");

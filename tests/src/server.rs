@@ -131,9 +131,7 @@ impl Server {
 
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| c.try_status().is_none())
+        self.child.as_mut().is_some_and(|c| c.try_status().is_none())
     }
 
     /// Sends `sig` ("TERM", "INT") and waits up to `limit` for the process to exit.

@@ -19,9 +19,7 @@ pub struct StaticServer {
 impl StaticServer {
     pub fn start(root: &Path) -> StaticServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
+        listener.set_nonblocking(true).expect("nonblocking listener");
         let port = listener.local_addr().expect("local addr").port();
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::sessions::{
-    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
-};
+use rml_rtmp::sessions::{ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult};
 
 use crate::flv::{FlvParser, Tag, TagKind};
 use crate::http::{is_timeout, open_get, ChunkedDecoder, ResponseHead};
@@ -79,18 +77,9 @@ impl ViewerState {
                 describe(&self.tags[..self.tags.len().min(6)])
             ));
         }
-        for (kind, expected) in [
-            (TagKind::Video, expect_video),
-            (TagKind::Audio, expect_audio),
-        ] {
-            let first_frame = self
-                .tags
-                .iter()
-                .position(|t| t.kind == kind && t.is_coded_frame());
-            let first_seq = self
-                .tags
-                .iter()
-                .position(|t| t.kind == kind && t.is_seq_header());
+        for (kind, expected) in [(TagKind::Video, expect_video), (TagKind::Audio, expect_audio)] {
+            let first_frame = self.tags.iter().position(|t| t.kind == kind && t.is_coded_frame());
+            let first_seq = self.tags.iter().position(|t| t.kind == kind && t.is_seq_header());
             match (expected, first_seq, first_frame) {
                 (false, None, None) => {}
                 (false, _, _) => return Err(format!("{kind:?} tags in a stream without {kind:?}")),
@@ -153,9 +142,7 @@ impl Viewer {
     /// Plays `http://…/{app}/{stream}.flv`.
     pub fn http_flv(url: &str) -> Viewer {
         let url = url.to_string();
-        Self::spawn(format!("http-flv {url}"), move |shared| {
-            run_http_flv(&url, shared)
-        })
+        Self::spawn(format!("http-flv {url}"), move |shared| run_http_flv(&url, shared))
     }
 
     /// Plays `rtmp://127.0.0.1:PORT/{app}/{stream}`.
@@ -164,10 +151,7 @@ impl Viewer {
         Self::spawn(format!("rtmp {url}"), move |shared| run_rtmp(&url, shared))
     }
 
-    fn spawn(
-        label: String,
-        body: impl FnOnce(&Shared) -> Result<(), String> + Send + 'static,
-    ) -> Viewer {
+    fn spawn(label: String, body: impl FnOnce(&Shared) -> Result<(), String> + Send + 'static) -> Viewer {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             state: Mutex::new(ViewerState::default()),
@@ -199,11 +183,7 @@ impl Viewer {
     }
 
     /// Polls until `cond` returns `Some`, the connection ends, or `limit` passes.
-    pub fn wait_for<T>(
-        &self,
-        limit: Duration,
-        mut cond: impl FnMut(&ViewerState) -> Option<T>,
-    ) -> Result<T, String> {
+    pub fn wait_for<T>(&self, limit: Duration, mut cond: impl FnMut(&ViewerState) -> Option<T>) -> Result<T, String> {
         let deadline = Instant::now() + limit;
         loop {
             {
@@ -234,9 +214,7 @@ impl Viewer {
 
     /// Waits until a coded video keyframe has arrived.
     pub fn wait_keyframe(&self, limit: Duration) -> Result<(), String> {
-        self.wait_for(limit, |s| {
-            s.coded_video().any(|t| t.is_video_keyframe()).then_some(())
-        })
+        self.wait_for(limit, |s| s.coded_video().any(|t| t.is_video_keyframe()).then_some(()))
     }
 
     /// Why the connection ended, if it has.
@@ -255,9 +233,7 @@ impl Viewer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        lock(&self.shared.state)
-            .ended
-            .get_or_insert("stopped".into());
+        lock(&self.shared.state).ended.get_or_insert("stopped".into());
     }
 }
 
@@ -338,8 +314,7 @@ fn run_rtmp(url: &str, shared: &Shared) -> Result<(), String> {
 
     let mut config = ClientSessionConfig::new();
     config.tc_url = Some(format!("rtmp://{host}/{app}"));
-    let (mut session, initial) =
-        ClientSession::new(config).map_err(|e| format!("client session: {e:?}"))?;
+    let (mut session, initial) = ClientSession::new(config).map_err(|e| format!("client session: {e:?}"))?;
     let mut pending: Vec<ClientSessionResult> = initial;
     pending.push(
         session
@@ -358,9 +333,9 @@ fn run_rtmp(url: &str, shared: &Shared) -> Result<(), String> {
             let results: Vec<ClientSessionResult> = std::mem::take(&mut pending);
             for r in results {
                 match r {
-                    ClientSessionResult::OutboundResponse(packet) => sock
-                        .write_all(&packet.bytes)
-                        .map_err(|e| format!("write: {e}"))?,
+                    ClientSessionResult::OutboundResponse(packet) => {
+                        sock.write_all(&packet.bytes).map_err(|e| format!("write: {e}"))?
+                    }
                     ClientSessionResult::RaisedEvent(ev) => {
                         if let Some(more) = handle_event(ev, &mut session, &stream_key, shared)? {
                             pending.push(more);
@@ -441,8 +416,7 @@ fn rtmp_client_handshake(sock: &mut TcpStream, shared: &Shared) -> Result<Vec<u8
     let c0c1 = hs
         .generate_outbound_p0_and_p1()
         .map_err(|e| format!("handshake: {e:?}"))?;
-    sock.write_all(&c0c1)
-        .map_err(|e| format!("write C0C1: {e}"))?;
+    sock.write_all(&c0c1).map_err(|e| format!("write C0C1: {e}"))?;
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut buf = [0u8; 8192];
     loop {
@@ -455,10 +429,7 @@ fn rtmp_client_handshake(sock: &mut TcpStream, shared: &Shared) -> Result<Vec<u8
             Err(e) if is_timeout(&e) => continue,
             Err(e) => return Err(format!("read during handshake: {e}")),
         };
-        match hs
-            .process_bytes(&buf[..n])
-            .map_err(|e| format!("handshake: {e:?}"))?
-        {
+        match hs.process_bytes(&buf[..n]).map_err(|e| format!("handshake: {e:?}"))? {
             HandshakeProcessResult::InProgress { response_bytes } => {
                 sock.write_all(&response_bytes)
                     .map_err(|e| format!("write handshake: {e}"))?;

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use estuary_protocol::rtmp::chunker::chunk_message;
 use estuary_tests::{publish_and_wait_live, Clip, Server, TestCtx, Viewer};
-use rml_rtmp::sessions::{ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType};
+use rml_rtmp::sessions::{
+    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
+};
 
 const LIMIT: Duration = Duration::from_secs(15);
 
@@ -57,11 +59,17 @@ impl RawClient {
         let (mut session, _) = ClientSession::new(ClientSessionConfig::new()).unwrap();
         let r = session.request_connection("live".into()).unwrap();
         c.send_results(vec![r]);
-        c.pump(&mut session, |e| matches!(e, ClientSessionEvent::ConnectionRequestAccepted));
+        c.pump(&mut session, |e| {
+            matches!(e, ClientSessionEvent::ConnectionRequestAccepted)
+        });
         if let Some(name) = publish {
-            let r = session.request_publishing(name.into(), PublishRequestType::Live).unwrap();
+            let r = session
+                .request_publishing(name.into(), PublishRequestType::Live)
+                .unwrap();
             c.send_results(vec![r]);
-            c.pump(&mut session, |e| matches!(e, ClientSessionEvent::PublishRequestAccepted));
+            c.pump(&mut session, |e| {
+                matches!(e, ClientSessionEvent::PublishRequestAccepted)
+            });
         }
         c
     }
@@ -86,8 +94,13 @@ impl RawClient {
                 Err(e) => panic!("read: {e}"),
             };
             let results = session.handle_input(&buf[..n]).expect("client session");
-            let finished = results.iter().any(|r| matches!(r, ClientSessionResult::RaisedEvent(e) if done(e)));
-            let replies = results.into_iter().filter(|r| matches!(r, ClientSessionResult::OutboundResponse(_))).collect();
+            let finished = results
+                .iter()
+                .any(|r| matches!(r, ClientSessionResult::RaisedEvent(e) if done(e)));
+            let replies = results
+                .into_iter()
+                .filter(|r| matches!(r, ClientSessionResult::OutboundResponse(_)))
+                .collect();
             self.send_results(replies);
             if finished {
                 return;
@@ -162,17 +175,25 @@ fn malformed_input_closes_only_the_offender() {
             c.send(&set_chunk_size(0x7fff_ffff));
             c
         }),
-        ("message longer than max_message_bytes", "message of 16777215 bytes is over the maximum 1048576", |s| {
-            let mut c = RawClient::handshake(s);
-            c.send(&fmt0_header(4, 9, 0xff_ffff, 1));
-            c.send(&[0u8; 128]);
-            c
-        }),
-        ("AMF that does not parse", "command message on chunk stream 3 does not parse", |s| {
-            let mut c = RawClient::handshake(s);
-            c.send(&chunk_message(3, 20, 0, 0, &[0x02, 0x00, 0x07, b'c', 0x42, 0x42], 128));
-            c
-        }),
+        (
+            "message longer than max_message_bytes",
+            "message of 16777215 bytes is over the maximum 1048576",
+            |s| {
+                let mut c = RawClient::handshake(s);
+                c.send(&fmt0_header(4, 9, 0xff_ffff, 1));
+                c.send(&[0u8; 128]);
+                c
+            },
+        ),
+        (
+            "AMF that does not parse",
+            "command message on chunk stream 3 does not parse",
+            |s| {
+                let mut c = RawClient::handshake(s);
+                c.send(&chunk_message(3, 20, 0, 0, &[0x02, 0x00, 0x07, b'c', 0x42, 0x42], 128));
+                c
+            },
+        ),
         ("AMF nested too deep", "AMF0 nesting deeper than", |s| {
             let mut c = RawClient::handshake(s);
             let deep: Vec<u8> = (0..2000).flat_map(|_| [0x03u8, 0, 1, b'a']).collect();
@@ -180,11 +201,15 @@ fn malformed_input_closes_only_the_offender() {
             c.send(&chunk_message(3, 20, 0, 0, &deep, 65536));
             c
         }),
-        ("video tag too short for its header", "too short for its 5-byte header", |s| {
-            let mut c = RawClient::connected(s, Some("short"));
-            c.send(&chunk_message(10, 9, 0, 1, &[0x17, 0x01], 128));
-            c
-        }),
+        (
+            "video tag too short for its header",
+            "too short for its 5-byte header",
+            |s| {
+                let mut c = RawClient::connected(s, Some("short"));
+                c.send(&chunk_message(10, 9, 0, 1, &[0x17, 0x01], 128));
+                c
+            },
+        ),
         ("unknown video codec id", "unknown video codec id 3", |s| {
             let mut c = RawClient::connected(s, Some("screen"));
             c.send(&chunk_message(10, 9, 0, 1, &[0x13, 0, 0, 0, 0], 128));
@@ -201,7 +226,10 @@ fn malformed_input_closes_only_the_offender() {
         let before = viewer.with(|s| s.coded_video().count());
         let rtmp_before = rtmp_viewer.with(|s| s.coded_video().count());
         let mut offender = make(&server);
-        assert!(offender.closed_by_server(), "{what}: the server did not close the connection");
+        assert!(
+            offender.closed_by_server(),
+            "{what}: the server did not close the connection"
+        );
         let logs = server.logs();
         assert!(logs.contains(reason), "{what}: no log line with {reason:?}");
         assert!(!logs.contains("panicked"), "{what}: the server panicked");
@@ -224,10 +252,17 @@ fn refused_publisher_does_not_disturb_the_stream() {
     let (mut session, _) = ClientSession::new(ClientSessionConfig::new()).unwrap();
     let r = session.request_connection("live".into()).unwrap();
     c.send_results(vec![r]);
-    c.pump(&mut session, |e| matches!(e, ClientSessionEvent::ConnectionRequestAccepted));
-    let r = session.request_publishing("taken".into(), PublishRequestType::Live).unwrap();
+    c.pump(&mut session, |e| {
+        matches!(e, ClientSessionEvent::ConnectionRequestAccepted)
+    });
+    let r = session
+        .request_publishing("taken".into(), PublishRequestType::Live)
+        .unwrap();
     c.send_results(vec![r]);
-    c.pump(&mut session, |e| matches!(e, ClientSessionEvent::UnhandleableOnStatusCode { code } if code == "NetStream.Publish.BadName"));
+    c.pump(
+        &mut session,
+        |e| matches!(e, ClientSessionEvent::UnhandleableOnStatusCode { code } if code == "NetStream.Publish.BadName"),
+    );
     assert!(c.closed_by_server());
     let before = viewer.with(|s| s.coded_video().count());
     viewer

@@ -14,7 +14,9 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
     let mut cmd = Command::new(estuary_bin());
     cmd.args(args);
     let mut child = ChildGuard::spawn_logged("estuary", &mut cmd, &log);
-    let status = child.wait_timeout(Duration::from_secs(20)).expect("a bad config must stop the server at once");
+    let status = child
+        .wait_timeout(Duration::from_secs(20))
+        .expect("a bad config must stop the server at once");
     (status.code(), std::fs::read_to_string(&log).unwrap_or_default())
 }
 
@@ -45,7 +47,10 @@ fn wrong_type_is_refused_with_the_key() {
 fn unusable_address_is_refused() {
     let (code, stderr) = run(&["--rtmp-listen", "not-an-address", "--http-listen", "127.0.0.1:0"]);
     assert_ne!(code, Some(0));
-    assert!(stderr.contains("rtmp.listen") && stderr.contains("not-an-address"), "{stderr}");
+    assert!(
+        stderr.contains("rtmp.listen") && stderr.contains("not-an-address"),
+        "{stderr}"
+    );
 
     // An address that parses but cannot be bound (a port already taken).
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -3,9 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use estuary_tests::{
-    publish_and_wait_live, Clip, Server, Tag, TestCtx, Viewer, ViewerState, LIMIT,
-};
+use estuary_tests::{publish_and_wait_live, Clip, Server, Tag, TestCtx, Viewer, ViewerState, LIMIT};
 
 /// Viewers per protocol.
 const PER_PROTOCOL: usize = 25;
@@ -15,9 +13,7 @@ const COMPARED: usize = 300;
 /// The media tags of `st` from its keyframe at `ts` on.
 fn from_keyframe(st: &ViewerState, ts: u32) -> Option<Vec<&Tag>> {
     let media: Vec<&Tag> = st.media().filter(|t| !t.is_seq_header()).collect();
-    let start = media
-        .iter()
-        .position(|t| t.is_coded_keyframe() && t.timestamp == ts)?;
+    let start = media.iter().position(|t| t.is_coded_keyframe() && t.timestamp == ts)?;
     Some(media[start..].to_vec())
 }
 
@@ -49,9 +45,7 @@ fn fifty_viewers_receive_the_same_frames() {
         .expect("viewers");
     for v in &viewers {
         v.wait_for(Duration::from_secs(60), |s| {
-            from_keyframe(s, anchor)
-                .filter(|m| m.len() >= COMPARED)
-                .map(|_| ())
+            from_keyframe(s, anchor).filter(|m| m.len() >= COMPARED).map(|_| ())
         })
         .unwrap_or_else(|e| panic!("no {COMPARED} tags from the keyframe at {anchor} ms: {e}"));
     }

@@ -18,16 +18,7 @@ fn browser_harness_plays_local_hls() {
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
         .arg(Clip::Main.path())
-        .args([
-            "-c",
-            "copy",
-            "-f",
-            "hls",
-            "-hls_time",
-            "2",
-            "-hls_list_size",
-            "0",
-        ])
+        .args(["-c", "copy", "-f", "hls", "-hls_time", "2", "-hls_list_size", "0"])
         .args(["-hls_playlist_type", "vod"])
         .arg(hls_dir.join("index.m3u8"));
     let out = run_with_timeout(&mut cmd, Duration::from_secs(60));

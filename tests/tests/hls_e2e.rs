@@ -9,12 +9,10 @@ use std::time::{Duration, Instant};
 use estuary_muxer::check::PlaylistReport;
 use estuary_tests::browser::play_hls;
 use estuary_tests::hls::{
-    fetch, head, max_age, resolve, segment_name_parts, HlsWalker, Polled, RecordingProxy,
-    WalkRules, PLAYLIST_TYPE, SEGMENT_TYPE,
+    fetch, head, max_age, resolve, segment_name_parts, HlsWalker, Polled, RecordingProxy, WalkRules, PLAYLIST_TYPE,
+    SEGMENT_TYPE,
 };
-use estuary_tests::media::{
-    assert_h264_aac, ffmpeg_decode, ffprobe_streams, publish_ffmpeg, status_text,
-};
+use estuary_tests::media::{assert_h264_aac, ffmpeg_decode, ffprobe_streams, publish_ffmpeg, status_text};
 use estuary_tests::{ChildGuard, Clip, Server, TestCtx, LIMIT};
 
 const APP: &str = "live";
@@ -64,13 +62,7 @@ fn walk_until_listed(walker: &mut HlsWalker, n: usize) -> PlaylistReport {
 }
 
 /// Kills `publisher` and starts a new one of `clip` on the same key at once: a reconnect.
-fn reconnect(
-    ctx: &TestCtx,
-    server: &Server,
-    publisher: &mut ChildGuard,
-    clip: Clip,
-    stream: &str,
-) -> ChildGuard {
+fn reconnect(ctx: &TestCtx, server: &Server, publisher: &mut ChildGuard, clip: Clip, stream: &str) -> ChildGuard {
     publisher.kill();
     thread::sleep(Duration::from_millis(300));
     publish_ffmpeg(ctx, clip, &server.rtmp_url(APP, stream))
@@ -168,12 +160,8 @@ fn every_segment_and_playlist_follows_the_rules_across_a_reconnect() {
         "the first segment of the new publisher has no EXT-X-DISCONTINUITY: {sizes:?}"
     );
     assert!(
-        segments[..first_new]
-            .iter()
-            .all(|s| s.video_size == Some((640, 360)))
-            && segments[first_new..]
-                .iter()
-                .all(|s| s.video_size == Some((320, 180))),
+        segments[..first_new].iter().all(|s| s.video_size == Some((640, 360)))
+            && segments[first_new..].iter().all(|s| s.video_size == Some((320, 180))),
         "segments mix the two publishers: {sizes:?}"
     );
     // 2-s GOPs cut at 2 s: one keyframe per segment, on both sides of the reconnect.
@@ -188,10 +176,7 @@ fn every_segment_and_playlist_follows_the_rules_across_a_reconnect() {
     // EXT-X-DISCONTINUITY-SEQUENCE: the number of discontinuities that left the window, in
     // every fetch.
     let disc_seq = segments[first_new].sequence;
-    assert_eq!(
-        walker.reports[0].media_sequence, 0,
-        "a new stream's first playlist"
-    );
+    assert_eq!(walker.reports[0].media_sequence, 0, "a new stream's first playlist");
     for r in &walker.reports {
         let expected = u64::from(r.media_sequence > disc_seq);
         assert_eq!(
@@ -199,10 +184,7 @@ fn every_segment_and_playlist_follows_the_rules_across_a_reconnect() {
             "EXT-X-DISCONTINUITY-SEQUENCE with media sequence {} (discontinuity at {disc_seq}): {r:?}",
             r.media_sequence
         );
-        assert!(
-            !r.ended,
-            "the playlist ended across a quick reconnect: {r:?}"
-        );
+        assert!(!r.ended, "the playlist ended across a quick reconnect: {r:?}");
     }
 }
 
@@ -212,10 +194,7 @@ fn every_segment_and_playlist_follows_the_rules_across_a_reconnect() {
 #[test]
 fn stopped_stream_ends_then_is_removed() {
     let ctx = TestCtx::new("hls_stopped_stream_ends");
-    let server = Server::start_with_config(
-        &ctx,
-        "[hls]\nreconnect_window_ms = 1500\ndispose_ms = 3000\n",
-    );
+    let server = Server::start_with_config(&ctx, "[hls]\nreconnect_window_ms = 1500\ndispose_ms = 3000\n");
     let stream = "ends";
     let mut publisher = publish_ffmpeg(&ctx, Clip::Small, &server.rtmp_url(APP, stream));
     let url = server.m3u8_url(APP, stream);
@@ -250,10 +229,7 @@ fn stopped_stream_ends_then_is_removed() {
             )
         })
         .clone();
-    assert!(
-        !ended.segments.is_empty(),
-        "ended playlist lists no segment"
-    );
+    assert!(!ended.segments.is_empty(), "ended playlist lists no segment");
     for s in &ended.segments {
         let seg_url = resolve(&url, &s.uri);
         let (h, _) = fetch(&seg_url).unwrap_or_else(|e| panic!("{e}"));
@@ -333,8 +309,7 @@ fn serving_headers_head_cors_and_404s() {
 
     // Unknown things.
     let base = format!("http://127.0.0.1:{}", server.http_port);
-    let (_, instance, _) =
-        segment_name_parts(&first.uri).unwrap_or_else(|| panic!("segment name {}", first.uri));
+    let (_, instance, _) = segment_name_parts(&first.uri).unwrap_or_else(|| panic!("segment name {}", first.uri));
     for path in [
         format!("/{APP}/nosuch.m3u8"),
         format!("/other/{stream}.m3u8"),
@@ -375,10 +350,7 @@ fn serving_headers_head_cors_and_404s() {
             );
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the window did not slide within 90 s"
-        );
+        assert!(Instant::now() < deadline, "the window did not slide within 90 s");
     }
     assert!(served_in_tail, "never saw the first segment in the tail");
     assert_no_errors("serving", &walker);
@@ -407,18 +379,12 @@ fn every_listed_segment_is_served_with_a_small_window() {
     while walker.reports.last().map_or(0, |r| r.media_sequence) < 3 {
         thread::sleep(POLL);
         walker.poll().unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            Instant::now() < deadline,
-            "the window did not slide within 90 s"
-        );
+        assert!(Instant::now() < deadline, "the window did not slide within 90 s");
     }
     // A client that joins now reads the whole playlist.
     let (_, body) = fetch(&url).unwrap_or_else(|e| panic!("{e}"));
     let text = String::from_utf8_lossy(&body).into_owned();
-    for uri in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-    {
+    for uri in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
         let (h, _) = fetch(&resolve(&url, uri)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(h.status, 200, "{uri} is listed but not served:\n{text}");
     }
@@ -443,11 +409,7 @@ fn hls_js_plays_across_a_publisher_reconnect() {
 
     // Reconnect once the player is fetching segments.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !proxy
-        .requests()
-        .iter()
-        .any(|r| segment_name_parts(&r.path).is_some())
-    {
+    while !proxy.requests().iter().any(|r| segment_name_parts(&r.path).is_some()) {
         assert!(
             Instant::now() < deadline && !player.is_finished(),
             "hls.js fetched no segment: {:?}",
@@ -465,10 +427,7 @@ fn hls_js_plays_across_a_publisher_reconnect() {
         thread::sleep(POLL);
         walker.poll().unwrap_or_else(|e| panic!("{e}"));
     }
-    let played = player
-        .join()
-        .expect("player thread")
-        .unwrap_or_else(|e| panic!("{e}"));
+    let played = player.join().expect("player thread").unwrap_or_else(|e| panic!("{e}"));
     let requests = proxy.requests();
     assert!(
         played.fatal_errors.is_empty(),
@@ -496,10 +455,7 @@ fn hls_js_plays_across_a_publisher_reconnect() {
                     .segments
                     .iter()
                     .find(|w| w.sequence == s)
-                    .map_or_else(
-                        || panic!("segment {s} was not walked"),
-                        |w| f64::from(w.duration_secs),
-                    )
+                    .map_or_else(|| panic!("segment {s} was not walked"), |w| f64::from(w.duration_secs))
             })
             .sum()
     };
@@ -507,12 +463,7 @@ fn hls_js_plays_across_a_publisher_reconnect() {
         .segments
         .iter()
         .find(|s| s.discontinuity)
-        .unwrap_or_else(|| {
-            panic!(
-                "no discontinuity after the reconnect: {:?}",
-                walker.segments
-            )
-        })
+        .unwrap_or_else(|| panic!("no discontinuity after the reconnect: {:?}", walker.segments))
         .sequence;
     let fetched: Vec<u64> = requests
         .iter()

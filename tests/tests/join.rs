@@ -66,12 +66,7 @@ fn viewer_waits_for_publisher() {
     ];
     std::thread::sleep(Duration::from_millis(1500));
     for v in &viewers {
-        assert_eq!(
-            v.ended(),
-            None,
-            "{}: closed while waiting for the publisher",
-            v.label
-        );
+        assert_eq!(v.ended(), None, "{}: closed while waiting for the publisher", v.label);
         assert!(
             v.with(|s| s.coded_video().count()) == 0,
             "{}: media before any publisher",

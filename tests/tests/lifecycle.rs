@@ -16,18 +16,11 @@ fn sigterm_exits_zero_with_clients_connected() {
     let mut server = Server::start(&ctx);
     let (_publisher, flv_viewer) = publish_and_wait_live(&ctx, &server, Clip::Main, "live", "term");
     let rtmp_viewer = Viewer::rtmp(&server.rtmp_url("live", "term"));
-    rtmp_viewer
-        .wait_keyframe(LIMIT)
-        .unwrap_or_else(|e| panic!("{e}"));
+    rtmp_viewer.wait_keyframe(LIMIT).unwrap_or_else(|e| panic!("{e}"));
 
     let status = server.signal_and_wait("TERM", EXIT_LIMIT);
-    let status =
-        status.unwrap_or_else(|| panic!("estuary did not exit within {EXIT_LIMIT:?} of SIGTERM"));
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "estuary exit status after SIGTERM: {status}"
-    );
+    let status = status.unwrap_or_else(|| panic!("estuary did not exit within {EXIT_LIMIT:?} of SIGTERM"));
+    assert_eq!(status.code(), Some(0), "estuary exit status after SIGTERM: {status}");
     for v in [&flv_viewer, &rtmp_viewer] {
         if let Err(e) = v.wait_for(EXIT_LIMIT, |s| s.ended.clone()) {
             panic!("{}: still connected after the server exited: {e}", v.label);
@@ -41,11 +34,6 @@ fn sigint_exits_zero_when_idle() {
     let ctx = TestCtx::new("sigint_exits_zero_when_idle");
     let mut server = Server::start(&ctx);
     let status = server.signal_and_wait("INT", EXIT_LIMIT);
-    let status =
-        status.unwrap_or_else(|| panic!("estuary did not exit within {EXIT_LIMIT:?} of SIGINT"));
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "estuary exit status after SIGINT: {status}"
-    );
+    let status = status.unwrap_or_else(|| panic!("estuary did not exit within {EXIT_LIMIT:?} of SIGINT"));
+    assert_eq!(status.code(), Some(0), "estuary exit status after SIGINT: {status}");
 }

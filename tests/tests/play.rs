@@ -6,15 +6,11 @@ use std::thread;
 use std::time::Duration;
 
 use estuary_tests::flv::FlvParser;
-use estuary_tests::media::{
-    assert_h264_aac, ffmpeg_decode, ffprobe_streams, status_text, ProbedStream,
-};
+use estuary_tests::media::{assert_h264_aac, ffmpeg_decode, ffprobe_streams, status_text, ProbedStream};
 use estuary_tests::obs::{Capture, Replay};
 use estuary_tests::paths::shared_fixture;
 use estuary_tests::viewer::ViewerState;
-use estuary_tests::{
-    publish_and_wait_live, wait_live, ChildGuard, Clip, Server, TestCtx, Viewer, LIMIT,
-};
+use estuary_tests::{publish_and_wait_live, wait_live, ChildGuard, Clip, Server, TestCtx, Viewer, LIMIT};
 
 /// ffprobe on both outputs of one stream, concurrently.
 fn probe_both(server: &Server, app: &str, stream: &str) -> [(String, Vec<ProbedStream>); 2] {
@@ -28,10 +24,7 @@ fn probe_both(server: &Server, app: &str, stream: &str) -> [(String, Vec<ProbedS
         .collect();
     let mut out = Vec::new();
     for (url, h) in urls.into_iter().zip(handles) {
-        let streams = h
-            .join()
-            .expect("ffprobe thread")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let streams = h.join().expect("ffprobe thread").unwrap_or_else(|e| panic!("{e}"));
         out.push((url, streams));
     }
     out.try_into().expect("two outputs")
@@ -53,10 +46,7 @@ fn ffprobe_reads_rtmp_and_http_flv() {
     let st = viewer.snapshot();
     let head = st.head.as_ref().expect("response head");
     assert_eq!(head.status, 200);
-    assert!(
-        head.is_chunked(),
-        "HTTP-FLV response is not chunked: {head:?}"
-    );
+    assert!(head.is_chunked(), "HTTP-FLV response is not chunked: {head:?}");
     assert_eq!(
         head.header("access-control-allow-origin"),
         Some("*"),
@@ -73,10 +63,7 @@ fn ffmpeg_decodes_ten_seconds_of_each_output() {
     let server = Server::start(&ctx);
     let (_publisher, _viewer) = publish_and_wait_live(&ctx, &server, Clip::Main, "live", "decode");
 
-    let urls = [
-        server.rtmp_url("live", "decode"),
-        server.flv_url("live", "decode"),
-    ];
+    let urls = [server.rtmp_url("live", "decode"), server.flv_url("live", "decode")];
     let handles: Vec<_> = urls
         .iter()
         .map(|u| {
@@ -154,8 +141,7 @@ fn rtmpdump_plays() {
         "rtmpdump saved only {} video frames in ~5 s",
         st.coded_video().count()
     );
-    let streams = ffprobe_streams(out_path.to_str().expect("utf-8 path"), LIMIT)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let streams = ffprobe_streams(out_path.to_str().expect("utf-8 path"), LIMIT).unwrap_or_else(|e| panic!("{e}"));
     assert_h264_aac("rtmpdump's file", &streams, 640, 360, 30.0);
 }
 
@@ -208,12 +194,7 @@ fn obs_capture_replays_and_plays_back() {
     let server = Server::start(&ctx);
     let capture = Capture::load(&shared_fixture("obs-29.0.2-publish.c2s.bin"));
     // The capture holds ~9.1 s of media from a 10-s session; replay it in real time.
-    let replay = Replay::start(
-        &format!("127.0.0.1:{}", server.rtmp_port),
-        capture,
-        10.0,
-        1.0,
-    );
+    let replay = Replay::start(&format!("127.0.0.1:{}", server.rtmp_port), capture, 10.0, 1.0);
     let flv_viewer = wait_live(&server, "live", "obs");
     // Still within the first 2-s GOP: with the GOP cache this viewer gets the whole capture.
     let rtmp_viewer = Viewer::rtmp(&server.rtmp_url("live", "obs"));
@@ -227,9 +208,7 @@ fn obs_capture_replays_and_plays_back() {
     // The RTMP viewer joined within the first GOP: it gets the entire capture (273 video
     // frames over 9066 ms, 390 AAC frames), each frame once. The capture ends with FCUnpublish
     // and a reset; the server may then close the viewer or keep it waiting.
-    let complete = |s: &ViewerState| {
-        (s.coded_video().count() >= 273 && s.coded_audio().count() >= 390).then_some(())
-    };
+    let complete = |s: &ViewerState| (s.coded_video().count() >= 273 && s.coded_audio().count() >= 390).then_some(());
     if let Err(e) = rtmp_viewer.wait_for(Duration::from_secs(10), complete) {
         panic!("rtmp viewer did not get the whole capture: {e}");
     }
@@ -238,13 +217,9 @@ fn obs_capture_replays_and_plays_back() {
     assert_eq!(st.coded_audio().count(), 390, "rtmp viewer: audio frames");
 
     for (label, st) in [("rtmp", st), ("http-flv", flv_viewer.snapshot())] {
-        st.check_startup(true, true)
-            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        st.check_startup(true, true).unwrap_or_else(|e| panic!("{label}: {e}"));
         let video: Vec<_> = st.coded_video().collect();
         let span = video.last().expect("video").timestamp - video[0].timestamp;
-        assert!(
-            span >= 6_000,
-            "{label}: video spans only {span} ms of the ~9 s capture"
-        );
+        assert!(span >= 6_000, "{label}: video spans only {span} ms of the ~9 s capture");
     }
 }

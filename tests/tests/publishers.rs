@@ -3,22 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use estuary_tests::media::{
-    ffprobe_packets, ffprobe_streams, publish_ffmpeg, publish_ffmpeg_once, status_text,
-};
+use estuary_tests::media::{ffprobe_packets, ffprobe_streams, publish_ffmpeg, publish_ffmpeg_once, status_text};
 use estuary_tests::viewer::describe;
-use estuary_tests::{
-    publish_and_wait_live, wait_live, Clip, Server, TagKind, TestCtx, Viewer, ViewerState, LIMIT,
-};
+use estuary_tests::{publish_and_wait_live, wait_live, Clip, Server, TagKind, TestCtx, Viewer, ViewerState, LIMIT};
 
 /// Sequence headers a viewer received, in order, deduplicated by content.
 fn distinct_video_seq_headers(st: &ViewerState) -> Vec<bytes::Bytes> {
     let mut out: Vec<bytes::Bytes> = Vec::new();
-    for t in st
-        .tags
-        .iter()
-        .filter(|t| t.kind == TagKind::Video && t.is_seq_header())
-    {
+    for t in st.tags.iter().filter(|t| t.kind == TagKind::Video && t.is_seq_header()) {
         if !out.contains(&t.data) {
             out.push(t.data.clone());
         }
@@ -73,9 +65,7 @@ fn second_publisher_is_refused_and_first_keeps_streaming() {
     );
     let before = viewer.with(|s| s.coded_video().count());
     viewer
-        .wait_for(LIMIT, |s| {
-            (s.coded_video().count() >= before + 60).then_some(())
-        })
+        .wait_for(LIMIT, |s| (s.coded_video().count() >= before + 60).then_some(()))
         .unwrap_or_else(|e| panic!("first publisher's stream stopped: {e}"));
     let st = viewer.snapshot();
     assert_eq!(
@@ -105,12 +95,8 @@ fn silent_publisher_is_taken_over() {
         "the newcomer's publish failed: {}",
         second.stderr_text()
     );
-    let streams =
-        ffprobe_streams(&server.flv_url("live", "idle"), LIMIT).unwrap_or_else(|e| panic!("{e}"));
-    let video = streams
-        .iter()
-        .find(|s| s.codec_type == "video")
-        .expect("video stream");
+    let streams = ffprobe_streams(&server.flv_url("live", "idle"), LIMIT).unwrap_or_else(|e| panic!("{e}"));
+    let video = streams.iter().find(|s| s.codec_type == "video").expect("video stream");
     assert_eq!(
         (video.width, video.height),
         (320, 180),
@@ -136,9 +122,7 @@ fn publisher_reconnect_keeps_viewers_and_timestamps_monotonic() {
     let server = Server::start(&ctx);
     let (mut first, flv_viewer) = publish_and_wait_live(&ctx, &server, Clip::Main, "live", "re");
     let rtmp_viewer = Viewer::rtmp(&server.rtmp_url("live", "re"));
-    rtmp_viewer
-        .wait_keyframe(LIMIT)
-        .unwrap_or_else(|e| panic!("{e}"));
+    rtmp_viewer.wait_keyframe(LIMIT).unwrap_or_else(|e| panic!("{e}"));
 
     // ffprobe reads 12 s of stream time from here, across the reconnect.
     let flv_url = server.flv_url("live", "re");
@@ -164,24 +148,12 @@ fn publisher_reconnect_keeps_viewers_and_timestamps_monotonic() {
         assert_monotonic(&v.label, &v.snapshot());
     }
 
-    let packets = probe
-        .join()
-        .expect("ffprobe thread")
-        .unwrap_or_else(|e| panic!("{e}"));
+    let packets = probe.join().expect("ffprobe thread").unwrap_or_else(|e| panic!("{e}"));
     for kind in ["video", "audio"] {
-        let dts: Vec<f64> = packets
-            .iter()
-            .filter(|p| p.codec_type == kind)
-            .map(|p| p.dts)
-            .collect();
+        let dts: Vec<f64> = packets.iter().filter(|p| p.codec_type == kind).map(|p| p.dts).collect();
         assert!(dts.len() > 10, "ffprobe saw {} {kind} packets", dts.len());
         for w in dts.windows(2) {
-            assert!(
-                w[1] >= w[0],
-                "ffprobe: {kind} DTS goes back from {} to {}",
-                w[0],
-                w[1]
-            );
+            assert!(w[1] >= w[0], "ffprobe: {kind} DTS goes back from {} to {}", w[0], w[1]);
         }
         let span = dts[dts.len() - 1] - dts[0];
         assert!(

@@ -23,7 +23,9 @@ const RSS_BOUND_KB: u64 = 150 * 1024;
 fn stalled_rtmp_player(server: &Server, stream: &str) -> TcpStream {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect(&SocketAddr::from(([127, 0, 0, 1], server.rtmp_port)).into()).unwrap();
+    socket
+        .connect(&SocketAddr::from(([127, 0, 0, 1], server.rtmp_port)).into())
+        .unwrap();
     let mut s: TcpStream = socket.into();
     s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let mut c0c1 = vec![3u8];
@@ -93,7 +95,10 @@ fn stalled_viewer_is_cut_off_and_nobody_else_notices() {
     let server = Server::start_with_config(&ctx, config);
     let (_publisher, first) = publish_and_wait_live(&ctx, &server, Clip::Main, "live", "crowd");
     let _stalled = stalled_rtmp_player(&server, "crowd");
-    let viewers: Vec<Viewer> = (0..19).map(|_| Viewer::http_flv(&server.flv_url("live", "crowd"))).chain([first]).collect();
+    let viewers: Vec<Viewer> = (0..19)
+        .map(|_| Viewer::http_flv(&server.flv_url("live", "crowd")))
+        .chain([first])
+        .collect();
 
     let start = Instant::now();
     let mut peak_rss = 0;
@@ -112,11 +117,22 @@ fn stalled_viewer_is_cut_off_and_nobody_else_notices() {
         assert!(state.ended.is_none(), "{}: disconnected: {:?}", v.label, state.ended);
         let ts: Vec<u32> = state.coded_video().map(|t| t.timestamp).collect();
         // 30 fps: consecutive frames are 33–34 ms apart; a missing frame makes a 66 ms gap.
-        let gaps: Vec<(u32, u32)> = ts.windows(2).filter(|w| w[1].wrapping_sub(w[0]) > 50).map(|w| (w[0], w[1])).collect();
+        let gaps: Vec<(u32, u32)> = ts
+            .windows(2)
+            .filter(|w| w[1].wrapping_sub(w[0]) > 50)
+            .map(|w| (w[0], w[1]))
+            .collect();
         assert!(gaps.is_empty(), "{}: frames missing between {gaps:?}", v.label);
         // The publisher kept real-time pace: the viewer got about 30 frames per second.
         let span = ts.last().unwrap_or(&0) - ts.first().unwrap_or(&0);
-        assert!(span as u128 >= WATCH.as_millis() * 8 / 10, "{}: only {span} ms of video in {WATCH:?}", v.label);
+        assert!(
+            span as u128 >= WATCH.as_millis() * 8 / 10,
+            "{}: only {span} ms of video in {WATCH:?}",
+            v.label
+        );
     }
-    assert!(peak_rss > 0 && peak_rss < RSS_BOUND_KB, "server RSS peaked at {peak_rss} kB");
+    assert!(
+        peak_rss > 0 && peak_rss < RSS_BOUND_KB,
+        "server RSS peaked at {peak_rss} kB"
+    );
 }

@@ -45,11 +45,7 @@ impl PlaylistChecker {
     pub fn check(&mut self, text: &[u8]) -> Result<PlaylistReport, Vec<String>> {
         let playlist = match m3u8_rs::parse_media_playlist_res(text) {
             Ok(playlist) => playlist,
-            Err(e) => {
-                return Err(vec![format!(
-                    "playlist does not parse as a media playlist: {e:?}"
-                )])
-            }
+            Err(e) => return Err(vec![format!("playlist does not parse as a media playlist: {e:?}")]),
         };
         let mut errors = Vec::new();
         check_tags(text, &playlist, &mut errors);
@@ -82,9 +78,7 @@ fn report_of(playlist: &MediaPlaylist) -> PlaylistReport {
                 uri: segment.uri.clone(),
                 duration_secs: segment.duration,
                 discontinuity: segment.discontinuity,
-                program_date_time_ms: segment
-                    .program_date_time
-                    .map(|date| date.timestamp_millis()),
+                program_date_time_ms: segment.program_date_time.map(|date| date.timestamp_millis()),
             })
             .collect(),
     }
@@ -127,19 +121,12 @@ fn check_segments(report: &PlaylistReport, errors: &mut Vec<String>) {
             ));
         }
         if (index == 0 || segment.discontinuity) && segment.program_date_time_ms.is_none() {
-            errors.push(format!(
-                "segment {} has no EXT-X-PROGRAM-DATE-TIME",
-                segment.sequence
-            ));
+            errors.push(format!("segment {} has no EXT-X-PROGRAM-DATE-TIME", segment.sequence));
         }
     }
 }
 
-fn check_against_previous(
-    previous: &PlaylistReport,
-    report: &PlaylistReport,
-    errors: &mut Vec<String>,
-) {
+fn check_against_previous(previous: &PlaylistReport, report: &PlaylistReport, errors: &mut Vec<String>) {
     if report.target_duration_secs != previous.target_duration_secs {
         errors.push(format!(
             "target duration changed from {} to {}",
@@ -154,11 +141,7 @@ fn check_against_previous(
         return;
     }
     for segment in &report.segments {
-        let Some(old) = previous
-            .segments
-            .iter()
-            .find(|old| old.sequence == segment.sequence)
-        else {
+        let Some(old) = previous.segments.iter().find(|old| old.sequence == segment.sequence) else {
             continue;
         };
         if old.uri != segment.uri

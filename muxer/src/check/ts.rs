@@ -10,8 +10,7 @@ use estuary_protocol::codec::avc::{annexb_nal_units, nal_type, nal_unit_type};
 use crate::ts::pes::parse_pes_header;
 use crate::ts::psi::{parse_pat, parse_pmt, ParsedPmt};
 use crate::ts::{
-    pcr_from_adaptation_field, PAT_PID, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264, TS_PACKET_LEN,
-    TS_SYNC_BYTE,
+    pcr_from_adaptation_field, PAT_PID, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264, TS_PACKET_LEN, TS_SYNC_BYTE,
 };
 
 /// What a segment contained.
@@ -66,11 +65,7 @@ impl TsChecker {
 
     /// Checks the next segment. With `discontinuity` (the playlist's `EXT-X-DISCONTINUITY`,
     /// or the first segment fetched) counters and timestamps start afresh.
-    pub fn check_segment(
-        &mut self,
-        data: &[u8],
-        discontinuity: bool,
-    ) -> Result<SegmentReport, Vec<String>> {
+    pub fn check_segment(&mut self, data: &[u8], discontinuity: bool) -> Result<SegmentReport, Vec<String>> {
         if discontinuity {
             self.continuity.clear();
             self.last_dts.clear();
@@ -89,10 +84,9 @@ impl TsChecker {
             state.errors.push("segment is empty".to_owned());
         }
         if !data.chunks_exact(TS_PACKET_LEN).remainder().is_empty() {
-            state.errors.push(format!(
-                "segment is {} bytes, not a multiple of 188",
-                data.len()
-            ));
+            state
+                .errors
+                .push(format!("segment is {} bytes, not a multiple of 188", data.len()));
         }
         for (index, packet) in data.chunks_exact(TS_PACKET_LEN).enumerate() {
             state.packet(index, packet);
@@ -105,10 +99,8 @@ impl SegmentState<'_> {
     fn packet(&mut self, index: usize, packet: &[u8]) {
         self.report.packets += 1;
         if packet[0] != TS_SYNC_BYTE {
-            self.errors.push(format!(
-                "packet {index}: sync byte {:#04x}, expected 0x47",
-                packet[0]
-            ));
+            self.errors
+                .push(format!("packet {index}: sync byte {:#04x}, expected 0x47", packet[0]));
             return;
         }
         let pid = u16::from_be_bytes([packet[1], packet[2]]) & 0x1fff;
@@ -171,11 +163,7 @@ impl SegmentState<'_> {
     fn continuity(&mut self, index: usize, pid: u16, cc: u8, has_payload: bool, reset: bool) {
         let previous = self.checker.continuity.insert(pid, cc);
         if let (Some(previous), false) = (previous, reset) {
-            let expected = if has_payload {
-                (previous + 1) & 0x0f
-            } else {
-                previous
-            };
+            let expected = if has_payload { (previous + 1) & 0x0f } else { previous };
             if cc != expected {
                 self.errors.push(format!(
                     "packet {index} (pid {pid:#x}): continuity counter {cc}, expected {expected}"
@@ -191,24 +179,16 @@ impl SegmentState<'_> {
         }
         self.report.pcr_count += 1;
         if self.last_pcr.is_some_and(|last| pcr < last) {
-            self.errors.push(format!(
-                "packet {index}: pcr {pcr} is below the previous one"
-            ));
+            self.errors
+                .push(format!("packet {index}: pcr {pcr} is below the previous one"));
         }
         self.last_pcr = Some(pcr);
     }
 
-    fn section<'p>(
-        &mut self,
-        index: usize,
-        unit_start: bool,
-        payload: &'p [u8],
-        name: &str,
-    ) -> Option<&'p [u8]> {
+    fn section<'p>(&mut self, index: usize, unit_start: bool, payload: &'p [u8], name: &str) -> Option<&'p [u8]> {
         if !unit_start {
-            self.errors.push(format!(
-                "packet {index}: {name} continuation packets are not expected"
-            ));
+            self.errors
+                .push(format!("packet {index}: {name} continuation packets are not expected"));
             return None;
         }
         let pointer = usize::from(*payload.first()?);
@@ -237,32 +217,18 @@ impl SegmentState<'_> {
         };
         match parse_pmt(section) {
             Ok(pmt) => {
-                self.report.has_video |= pmt
-                    .streams
-                    .iter()
-                    .any(|s| s.stream_type == STREAM_TYPE_H264);
-                self.report.has_audio |= pmt
-                    .streams
-                    .iter()
-                    .any(|s| s.stream_type == STREAM_TYPE_AAC_ADTS);
+                self.report.has_video |= pmt.streams.iter().any(|s| s.stream_type == STREAM_TYPE_H264);
+                self.report.has_audio |= pmt.streams.iter().any(|s| s.stream_type == STREAM_TYPE_AAC_ADTS);
                 self.pmt = Some(pmt);
             }
             Err(e) => self.errors.push(format!("packet {index}: {e}")),
         }
     }
 
-    fn elementary(
-        &mut self,
-        index: usize,
-        pid: u16,
-        unit_start: bool,
-        random_access: bool,
-        payload: &[u8],
-    ) {
+    fn elementary(&mut self, index: usize, pid: u16, unit_start: bool, random_access: bool, payload: &[u8]) {
         let Some(pmt) = &self.pmt else {
-            self.errors.push(format!(
-                "packet {index} (pid {pid:#x}) comes before the pmt"
-            ));
+            self.errors
+                .push(format!("packet {index} (pid {pid:#x}) comes before the pmt"));
             return;
         };
         if !pmt.streams.iter().any(|s| s.pid == pid) {
@@ -285,9 +251,8 @@ impl SegmentState<'_> {
         } else if let Some(pes) = self.pes.get_mut(&pid) {
             pes.data.extend_from_slice(payload);
         } else {
-            self.errors.push(format!(
-                "packet {index} (pid {pid:#x}): payload without a pes start"
-            ));
+            self.errors
+                .push(format!("packet {index} (pid {pid:#x}): payload without a pes start"));
         }
     }
 
@@ -309,14 +274,12 @@ impl SegmentState<'_> {
         };
         let dts = header.dts.unwrap_or(pts);
         if pts < dts {
-            self.errors
-                .push(format!("{at}: pts {pts} is below dts {dts}"));
+            self.errors.push(format!("{at}: pts {pts} is below dts {dts}"));
         }
         if let Some(last) = self.checker.last_dts.insert(pid, dts) {
             if dts <= last {
-                self.errors.push(format!(
-                    "{at}: dts {dts} does not increase (previous {last})"
-                ));
+                self.errors
+                    .push(format!("{at}: dts {dts} does not increase (previous {last})"));
             }
         }
         self.report.first_pts = Some(self.report.first_pts.map_or(pts, |first| first.min(pts)));
@@ -344,8 +307,7 @@ impl SegmentState<'_> {
         }
         let has_idr = types.contains(&nal_type::IDR_SLICE);
         if has_idr && !random_access {
-            self.errors
-                .push(format!("{at}: idr without random_access_indicator"));
+            self.errors.push(format!("{at}: idr without random_access_indicator"));
         }
         if !self.seen_first_video {
             self.seen_first_video = true;
@@ -355,7 +317,9 @@ impl SegmentState<'_> {
                 (nal_type::PPS, "a pps"),
             ] {
                 if !types.contains(&kind) {
-                    self.errors.push(format!("{at}: first video frame of the segment has no {name} (nal types {types:?})"));
+                    self.errors.push(format!(
+                        "{at}: first video frame of the segment has no {name} (nal types {types:?})"
+                    ));
                 }
             }
         }
@@ -397,8 +361,7 @@ impl SegmentState<'_> {
             self.errors.push("segment has no pmt".to_owned());
         }
         if self.pmt.is_some() && self.report.pcr_count == 0 {
-            self.errors
-                .push("segment has no pcr on the pcr pid".to_owned());
+            self.errors.push("segment has no pcr on the pcr pid".to_owned());
         }
         if self.report.has_video && self.report.video_frames == 0 {
             self.errors

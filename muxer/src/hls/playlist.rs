@@ -82,9 +82,7 @@ pub struct SegmentAdded {
 /// Why a segment was not added.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlaylistError {
-    #[error(
-        "hls segment {got} does not follow segment {last}; sequence numbers must be consecutive"
-    )]
+    #[error("hls segment {got} does not follow segment {last}; sequence numbers must be consecutive")]
     SequenceGap { last: u64, got: u64 },
 }
 
@@ -202,13 +200,8 @@ impl LivePlaylist {
 
     /// Whether `sequence` is listed now.
     pub fn contains(&self, sequence: u64) -> bool {
-        self.entries
-            .front()
-            .is_some_and(|first| sequence >= first.sequence)
-            && self
-                .entries
-                .back()
-                .is_some_and(|last| sequence <= last.sequence)
+        self.entries.front().is_some_and(|first| sequence >= first.sequence)
+            && self.entries.back().is_some_and(|last| sequence <= last.sequence)
     }
 
     /// Writes the playlist. `segment_uri` names a segment by its sequence number, e.g.
@@ -239,8 +232,7 @@ impl LivePlaylist {
             "#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-DISCONTINUITY-SEQUENCE:{}\n",
             self.media_sequence, self.discontinuity_sequence
         );
-        let at =
-            find(&text, target_line.as_bytes()).map_or(text.len(), |pos| pos + target_line.len());
+        let at = find(&text, target_line.as_bytes()).map_or(text.len(), |pos| pos + target_line.len());
         text.splice(at..at, sequence_lines.into_bytes());
         Bytes::from(text)
     }
@@ -265,9 +257,7 @@ pub fn rounded_secs(ms: u64) -> u64 {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
+    haystack.windows(needle.len()).position(|window| window == needle)
 }
 
 #[cfg(test)]

@@ -215,12 +215,8 @@ impl HlsSegmenter {
             self.avc = Some(Arc::new(config));
             return Ok(());
         }
-        let config = self
-            .avc
-            .clone()
-            .ok_or(MuxError::VideoBeforeSequenceHeader)?;
-        let au = AvcAccessUnit::from_avcc(&body, &config, packet.keyframe)
-            .map_err(MuxError::VideoFrame)?;
+        let config = self.avc.clone().ok_or(MuxError::VideoBeforeSequenceHeader)?;
+        let au = AvcAccessUnit::from_avcc(&body, &config, packet.keyframe).map_err(MuxError::VideoFrame)?;
         let layout = self.layout_now();
         let cut = match &self.open {
             None => au.is_random_access(),
@@ -229,10 +225,7 @@ impl HlsSegmenter {
                     || self.config_changed
                     || self.fragment_reached(open.start_dts, packet.dts, self.video_clock)
             }
-            Some(open) => {
-                open.layout.video
-                    && packet.dts.saturating_sub(open.start_dts) >= self.config.max_segment_ms
-            }
+            Some(open) => open.layout.video && packet.dts.saturating_sub(open.start_dts) >= self.config.max_segment_ms,
         };
         if cut {
             if let Some(open) = &self.open {
@@ -251,8 +244,7 @@ impl HlsSegmenter {
             self.stats.dropped_packets += 1;
             return Ok(());
         };
-        self.writer
-            .write_video(&mut open.buf, &au, packet.dts, packet.pts());
+        self.writer.write_video(&mut open.buf, &au, packet.dts, packet.pts());
         let end = self.video_clock.advance(packet.dts);
         open.end_estimate = open.end_estimate.max(end);
         Ok(())
@@ -269,24 +261,16 @@ impl HlsSegmenter {
         }
         let body = packet.body();
         if packet.seq_header {
-            let config =
-                AudioSpecificConfig::parse(&body).map_err(MuxError::AudioSequenceHeader)?;
-            config
-                .adts_header(0)
-                .map_err(MuxError::AudioSequenceHeader)?;
+            let config = AudioSpecificConfig::parse(&body).map_err(MuxError::AudioSequenceHeader)?;
+            config.adts_header(0).map_err(MuxError::AudioSequenceHeader)?;
             if self.aac.as_ref().is_some_and(|old| *old != config) {
                 self.config_changed = true;
             }
             self.aac = Some(config);
             return Ok(());
         }
-        let config = self
-            .aac
-            .as_ref()
-            .ok_or(MuxError::AudioBeforeSequenceHeader)?;
-        let header = config
-            .adts_header(body.len())
-            .map_err(MuxError::AudioFrame)?;
+        let config = self.aac.as_ref().ok_or(MuxError::AudioBeforeSequenceHeader)?;
+        let header = config.adts_header(body.len()).map_err(MuxError::AudioFrame)?;
         let frame = AdtsFrame { header, data: body };
         if self.avc.is_none() {
             self.cut_audio_only(packet);

@@ -23,9 +23,7 @@ pub(crate) struct FirstPacketFlags {
 
 impl FirstPacketFlags {
     fn flags_byte(&self) -> u8 {
-        (u8::from(self.discontinuity) << 7)
-            | (u8::from(self.random_access) << 6)
-            | (u8::from(self.pcr.is_some()) << 4)
+        (u8::from(self.discontinuity) << 7) | (u8::from(self.random_access) << 6) | (u8::from(self.pcr.is_some()) << 4)
     }
 
     /// Bytes the adaptation field needs (length byte included), 0 when none is needed.
@@ -69,13 +67,7 @@ impl Gather<'_> {
 /// Writes the concatenation of `chunks` (a PES packet) as transport packets on `pid`,
 /// starting with `payload_unit_start_indicator`, and advances `cc`. The last packet is
 /// padded with adaptation-field stuffing.
-pub(crate) fn write_pes_packets(
-    out: &mut BytesMut,
-    pid: u16,
-    cc: &mut u8,
-    chunks: &[&[u8]],
-    first: FirstPacketFlags,
-) {
+pub(crate) fn write_pes_packets(out: &mut BytesMut, pid: u16, cc: &mut u8, chunks: &[&[u8]], first: FirstPacketFlags) {
     let mut remaining: usize = chunks.iter().map(|c| c.len()).sum();
     let mut gather = Gather {
         chunks,
@@ -85,11 +77,7 @@ pub(crate) fn write_pes_packets(
     let mut is_first = true;
     out.reserve((remaining / MAX_PAYLOAD + 2) * TS_PACKET_LEN);
     while remaining > 0 || is_first {
-        let flags = if is_first {
-            first
-        } else {
-            FirstPacketFlags::default()
-        };
+        let flags = if is_first { first } else { FirstPacketFlags::default() };
         let af_min = flags.min_len();
         let payload_len = remaining.min(MAX_PAYLOAD - af_min);
         let af_len = MAX_PAYLOAD - payload_len;
@@ -113,14 +101,7 @@ pub(crate) fn write_section_packet(out: &mut BytesMut, pid: u16, cc: &mut u8, se
     out.put_bytes(0xff, MAX_PAYLOAD - 1 - len);
 }
 
-fn write_header(
-    out: &mut BytesMut,
-    pid: u16,
-    unit_start: bool,
-    adaptation: bool,
-    payload: bool,
-    cc: &mut u8,
-) {
+fn write_header(out: &mut BytesMut, pid: u16, unit_start: bool, adaptation: bool, payload: bool, cc: &mut u8) {
     out.put_u8(TS_SYNC_BYTE);
     out.put_u16((u16::from(unit_start) << 14) | (pid & 0x1fff));
     let control = (u8::from(adaptation) << 1) | u8::from(payload);

@@ -7,12 +7,7 @@ pub const MAX_HEADER_LEN: usize = 19;
 /// A PES header. `payload_len` is the length of the elementary-stream data that follows;
 /// `PES_packet_length` is written as 0 ("unbounded", allowed for video only) when the
 /// packet would not fit in 16 bits.
-pub fn pes_header(
-    stream_id: u8,
-    pts: u64,
-    dts: Option<u64>,
-    payload_len: usize,
-) -> ([u8; MAX_HEADER_LEN], usize) {
+pub fn pes_header(stream_id: u8, pts: u64, dts: Option<u64>, payload_len: usize) -> ([u8; MAX_HEADER_LEN], usize) {
     let dts = dts.filter(|&dts| dts != pts);
     let optional_len = if dts.is_some() { 10 } else { 5 };
     let header_len = 9 + optional_len;
@@ -76,16 +71,10 @@ pub struct ParsedPesHeader {
 /// Parses the PES header at the start of `data`.
 pub fn parse_pes_header(data: &[u8]) -> Result<ParsedPesHeader, String> {
     if data.len() < 9 {
-        return Err(format!(
-            "pes header is {} bytes, expected at least 9",
-            data.len()
-        ));
+        return Err(format!("pes header is {} bytes, expected at least 9", data.len()));
     }
     if data[..3] != [0, 0, 1] {
-        return Err(format!(
-            "pes packet starts with {:02x?}, expected 00 00 01",
-            &data[..3]
-        ));
+        return Err(format!("pes packet starts with {:02x?}, expected 00 00 01", &data[..3]));
     }
     let flags = data[7] >> 6;
     let header_data_len = usize::from(data[8]);
@@ -128,10 +117,7 @@ mod tests {
         let (header, len) = pes_header(0xc0, 900, Some(900), 100);
         assert_eq!(len, 14);
         let parsed = parse_pes_header(&header[..len]).unwrap();
-        assert_eq!(
-            (parsed.pts, parsed.dts, parsed.packet_len),
-            (Some(900), None, 108)
-        );
+        assert_eq!((parsed.pts, parsed.dts, parsed.packet_len), (Some(900), None, 108));
     }
 
     #[test]

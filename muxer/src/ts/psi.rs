@@ -93,10 +93,7 @@ pub fn parse_pat(section: &[u8]) -> Result<u16, String> {
 pub fn parse_pmt(section: &[u8]) -> Result<ParsedPmt, String> {
     let body = checked_section(section, TABLE_ID_PMT, "pmt")?;
     if body.len() < 4 {
-        return Err(format!(
-            "pmt body is {} bytes, expected at least 4",
-            body.len()
-        ));
+        return Err(format!("pmt body is {} bytes, expected at least 4", body.len()));
     }
     let pcr_pid = u16::from_be_bytes([body[0], body[1]]) & 0x1fff;
     let info_len = usize::from(u16::from_be_bytes([body[2], body[3]]) & 0x0fff);
@@ -110,9 +107,7 @@ pub fn parse_pmt(section: &[u8]) -> Result<ParsedPmt, String> {
             stream_type: rest[0],
             pid: u16::from_be_bytes([rest[1], rest[2]]) & 0x1fff,
         });
-        rest = rest
-            .get(5 + es_info_len..)
-            .ok_or("pmt es info overruns the section")?;
+        rest = rest.get(5 + es_info_len..).ok_or("pmt es info overruns the section")?;
     }
     Ok(ParsedPmt {
         version: (section[5] >> 1) & 0x1f,
@@ -156,10 +151,7 @@ mod tests {
         let pat = pat_section();
         assert_eq!(
             &pat[..],
-            &[
-                0x00, 0xb0, 0x0d, 0x00, 0x01, 0xc1, 0x00, 0x00, 0x00, 0x01, 0xf0, 0x00, 0x2a, 0xb1,
-                0x04, 0xb2
-            ]
+            &[0x00, 0xb0, 0x0d, 0x00, 0x01, 0xc1, 0x00, 0x00, 0x00, 0x01, 0xf0, 0x00, 0x2a, 0xb1, 0x04, 0xb2]
         );
         assert_eq!(parse_pat(&pat), Ok(PMT_PID));
     }

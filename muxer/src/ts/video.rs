@@ -23,11 +23,7 @@ impl<'a> AvcAccessUnit<'a> {
     /// in CBR mode sends and a segment does not need). SPS and PPS from `config` are
     /// inserted before the first slice of an IDR access unit (or of one flagged
     /// `keyframe`) unless the frame carries its own, as OBS frames do.
-    pub fn from_avcc(
-        frame: &'a [u8],
-        config: &'a AvcDecoderConfig,
-        keyframe: bool,
-    ) -> Result<Self, AvcError> {
+    pub fn from_avcc(frame: &'a [u8], config: &'a AvcDecoderConfig, keyframe: bool) -> Result<Self, AvcError> {
         let length_size = config.nalu_length_size;
         let mut has_sps = false;
         let mut has_pps = false;
@@ -48,10 +44,7 @@ impl<'a> AvcAccessUnit<'a> {
         let mut inserted = !insert_parameter_sets;
         for nal in nal_units(frame, length_size).flatten() {
             let kind = nal_unit_type(nal);
-            if kind == nal_type::ACCESS_UNIT_DELIMITER
-                || kind == nal_type::FILLER_DATA
-                || nal.is_empty()
-            {
+            if kind == nal_type::ACCESS_UNIT_DELIMITER || kind == nal_type::FILLER_DATA || nal.is_empty() {
                 continue;
             }
             if !inserted && is_slice_or_sei(kind) {
@@ -93,10 +86,7 @@ impl<'a> AvcAccessUnit<'a> {
 
 /// Parameter sets go before SEI too: H.264 §7.4.1.2.3 orders SPS/PPS before any SEI.
 fn is_slice_or_sei(kind: u8) -> bool {
-    matches!(
-        kind,
-        nal_type::NON_IDR_SLICE..=nal_type::IDR_SLICE | nal_type::SEI
-    )
+    matches!(kind, nal_type::NON_IDR_SLICE..=nal_type::IDR_SLICE | nal_type::SEI)
 }
 
 fn push_parameter_sets<'a>(chunks: &mut Vec<&'a [u8]>, config: &'a AvcDecoderConfig) {
@@ -132,12 +122,7 @@ mod tests {
     #[test]
     fn idr_gets_delimiter_and_parameter_sets_before_sei() {
         let config = config();
-        let frame = annexb_nals_to_avcc([
-            &[0x09u8, 0xf0][..],
-            &[0x06, 5][..],
-            &[0x65, 7][..],
-            &[0x0c, 0xff][..],
-        ]);
+        let frame = annexb_nals_to_avcc([&[0x09u8, 0xf0][..], &[0x06, 5][..], &[0x65, 7][..], &[0x0c, 0xff][..]]);
         let au = AvcAccessUnit::from_avcc(&frame, &config, true).unwrap();
         assert_eq!(types(&au), vec![9, 7, 8, 6, 5]);
         assert!(au.is_random_access());

@@ -9,8 +9,8 @@ use super::pes::pes_header;
 use super::psi::{pat_section, pmt_section, PmtStream};
 use super::video::AvcAccessUnit;
 use super::{
-    ms_to_90khz, AUDIO_PID, AUDIO_STREAM_ID, PAT_PID, PMT_PID, STREAM_TYPE_AAC_ADTS,
-    STREAM_TYPE_H264, VIDEO_PID, VIDEO_STREAM_ID,
+    ms_to_90khz, AUDIO_PID, AUDIO_STREAM_ID, PAT_PID, PMT_PID, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264, VIDEO_PID,
+    VIDEO_STREAM_ID,
 };
 
 /// How far the PCR runs behind the DTS of the frame that carries it, so that a decoder
@@ -87,13 +87,7 @@ impl TsWriter {
 
     /// Writes one video access unit as a PES on [`VIDEO_PID`], with the PCR when video
     /// carries it and the random-access indicator on IDRs.
-    pub fn write_video(
-        &mut self,
-        out: &mut BytesMut,
-        au: &AvcAccessUnit<'_>,
-        dts_ms: u64,
-        pts_ms: u64,
-    ) {
+    pub fn write_video(&mut self, out: &mut BytesMut, au: &AvcAccessUnit<'_>, dts_ms: u64, pts_ms: u64) {
         let (header, header_len) = pes_header(
             VIDEO_STREAM_ID,
             ms_to_90khz(pts_ms),
@@ -118,8 +112,7 @@ impl TsWriter {
             return;
         }
         let payload_len = frames.iter().map(|f| f.header.len() + f.data.len()).sum();
-        let (header, header_len) =
-            pes_header(AUDIO_STREAM_ID, ms_to_90khz(pts_ms), None, payload_len);
+        let (header, header_len) = pes_header(AUDIO_STREAM_ID, ms_to_90khz(pts_ms), None, payload_len);
         let mut chunks: Vec<&[u8]> = Vec::with_capacity(1 + 2 * frames.len());
         chunks.push(&header[..header_len]);
         for frame in frames {

@@ -176,9 +176,7 @@ pub fn parse_adts_header(data: &[u8]) -> Result<AdtsHeader, AacError> {
         profile: data[2] >> 6,
         sampling_frequency_index: (data[2] >> 2) & 0x0f,
         channel_config: ((data[2] & 1) << 2) | (data[3] >> 6),
-        frame_len: (usize::from(data[3] & 3) << 11)
-            | (usize::from(data[4]) << 3)
-            | usize::from(data[5] >> 5),
+        frame_len: (usize::from(data[3] & 3) << 11) | (usize::from(data[4]) << 3) | usize::from(data[5] >> 5),
         protection_absent: data[1] & 1 == 1,
     })
 }
@@ -230,10 +228,7 @@ fn read_sync_extension(r: &mut BitReader<'_>) -> Option<SyncExtension> {
     if r.bits_left() < 16 || r.bits(11)? != SYNC_EXTENSION_SBR {
         return None;
     }
-    let mut ext = SyncExtension {
-        sbr: false,
-        ps: false,
-    };
+    let mut ext = SyncExtension { sbr: false, ps: false };
     if r.bits(5)? as u8 != OBJECT_TYPE_SBR {
         return Some(ext);
     }

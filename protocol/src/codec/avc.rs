@@ -38,11 +38,7 @@ pub enum AvcError {
     #[error("avc nal unit length size is {0} bytes, expected 1 to 4")]
     InvalidLengthSize(u8),
     #[error("avc frame nal unit #{index} declares {declared} bytes but only {left} remain")]
-    NaluTruncated {
-        index: usize,
-        declared: usize,
-        left: usize,
-    },
+    NaluTruncated { index: usize, declared: usize, left: usize },
     #[error("avc sequence parameter set has nal unit type {0}, expected 7")]
     NotSps(u8),
     #[error("avc sequence parameter set is truncated or malformed at {field}")]
@@ -130,14 +126,12 @@ fn read_parameter_sets(
         let declared = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
         *pos += 2;
         let left = record.len() - *pos;
-        let set = record
-            .get(*pos..*pos + declared)
-            .ok_or(AvcError::ConfigTruncated {
-                kind,
-                index,
-                declared,
-                left,
-            })?;
+        let set = record.get(*pos..*pos + declared).ok_or(AvcError::ConfigTruncated {
+            kind,
+            index,
+            declared,
+            left,
+        })?;
         sets.push(Bytes::copy_from_slice(set));
         *pos += declared;
     }
@@ -190,9 +184,7 @@ impl<'a> Iterator for NalUnits<'a> {
                 left: self.rest.len(),
             }));
         };
-        let declared = prefix
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        let declared = prefix.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
         let body = &self.rest[size..];
         match body.get(..declared) {
             Some(nal) => {
@@ -348,11 +340,7 @@ impl SpsInfo {
             }
         }
         let field_factor = if frame_mbs_only { 1 } else { 2 };
-        let chroma_array_type = if separate_colour_plane {
-            0
-        } else {
-            chroma_format_idc
-        };
+        let chroma_array_type = if separate_colour_plane { 0 } else { chroma_format_idc };
         let (crop_unit_x, crop_unit_y) = match chroma_array_type {
             0 => (1, field_factor),
             1 => (2, 2 * field_factor),

@@ -158,9 +158,17 @@ pub fn parse_audio_header(data: &[u8]) -> Result<AudioHeader, TagError> {
             if data.len() < 2 {
                 return Err(too_short(2));
             }
-            Ok(AudioHeader { codec: AudioCodec::Aac, seq_header: data[1] == 0, header_len: 2 })
+            Ok(AudioHeader {
+                codec: AudioCodec::Aac,
+                seq_header: data[1] == 0,
+                header_len: 2,
+            })
         }
-        2 | 14 => Ok(AudioHeader { codec: AudioCodec::Mp3, seq_header: false, header_len: 1 }),
+        2 | 14 => Ok(AudioHeader {
+            codec: AudioCodec::Mp3,
+            seq_header: false,
+            header_len: 1,
+        }),
         // Enhanced RTMP v2 audio: SoundFormat 9 = ExHeader, PacketType in the low nibble.
         9 => {
             if data.len() < 5 {
@@ -172,11 +180,17 @@ pub fn parse_audio_header(data: &[u8]) -> Result<AudioHeader, TagError> {
                 b".mp3" => AudioCodec::Mp3,
                 other => return Err(TagError::UnknownAudioFourCc(fourcc_text(other))),
             };
-            Ok(AudioHeader { codec, seq_header: b0 & 0x0f == 0, header_len: 5 })
+            Ok(AudioHeader {
+                codec,
+                seq_header: b0 & 0x0f == 0,
+                header_len: 5,
+            })
         }
-        f @ (0 | 1 | 3 | 4 | 5 | 6 | 7 | 8 | 11) => {
-            Ok(AudioHeader { codec: AudioCodec::Legacy(f), seq_header: false, header_len: 1 })
-        }
+        f @ (0 | 1 | 3 | 4 | 5 | 6 | 7 | 8 | 11) => Ok(AudioHeader {
+            codec: AudioCodec::Legacy(f),
+            seq_header: false,
+            header_len: 1,
+        }),
         f => Err(TagError::UnknownAudioFormat(f)),
     }
 }
@@ -258,8 +272,14 @@ mod tests {
 
     #[test]
     fn short_and_unknown_video_are_errors() {
-        assert_eq!(parse_video_header(&[]), Err(TagError::VideoTooShort { len: 0, need: 1 }));
-        assert_eq!(parse_video_header(&[0x17, 1]), Err(TagError::VideoTooShort { len: 2, need: 5 }));
+        assert_eq!(
+            parse_video_header(&[]),
+            Err(TagError::VideoTooShort { len: 0, need: 1 })
+        );
+        assert_eq!(
+            parse_video_header(&[0x17, 1]),
+            Err(TagError::VideoTooShort { len: 2, need: 5 })
+        );
         assert_eq!(parse_video_header(&[0x13, 0]), Err(TagError::UnknownVideoCodec(3)));
         let mut tag = vec![0x91];
         tag.extend_from_slice(b"xxxx");

@@ -29,7 +29,10 @@ pub fn max_depth(data: &[u8], limit: usize) -> usize {
     let mut stack: Vec<Frame> = Vec::new();
     let mut pos = 0usize;
     let mut deepest = 0usize;
-    let u16_at = |p: usize| data.get(p..p + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+    let u16_at = |p: usize| {
+        data.get(p..p + 2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    };
     loop {
         // Inside an object: read a property name, or the end marker.
         match stack.last_mut() {
@@ -68,7 +71,9 @@ pub fn max_depth(data: &[u8], limit: usize) -> usize {
                         Frame::Object
                     }
                     _ => {
-                        let Some(b) = data.get(pos..pos + 4) else { return deepest };
+                        let Some(b) = data.get(pos..pos + 4) else {
+                            return deepest;
+                        };
                         pos += 4;
                         Frame::Array(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
                     }

@@ -27,7 +27,10 @@ pub struct ChunkLimits {
 
 impl Default for ChunkLimits {
     fn default() -> Self {
-        ChunkLimits { max_chunk_size: 0x00ff_ffff, max_message_bytes: 8 * 1024 * 1024 }
+        ChunkLimits {
+            max_chunk_size: 0x00ff_ffff,
+            max_message_bytes: 8 * 1024 * 1024,
+        }
     }
 }
 
@@ -97,7 +100,12 @@ struct Header {
 
 impl ChunkReader {
     pub fn new(limits: ChunkLimits) -> Self {
-        ChunkReader { chunk_size: DEFAULT_CHUNK_SIZE, limits, streams: HashMap::new(), buffered: 0 }
+        ChunkReader {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            limits,
+            streams: HashMap::new(),
+            buffered: 0,
+        }
     }
 
     /// The chunk size the peer is sending with.
@@ -112,7 +120,10 @@ impl ChunkReader {
             return Err(ChunkError::ChunkSizeZero);
         }
         if size > self.limits.max_chunk_size || size & 0x8000_0000 != 0 {
-            return Err(ChunkError::ChunkSizeTooLarge { size, max: self.limits.max_chunk_size });
+            return Err(ChunkError::ChunkSizeTooLarge {
+                size,
+                max: self.limits.max_chunk_size,
+            });
         }
         self.chunk_size = size;
         Ok(())
@@ -129,7 +140,9 @@ impl ChunkReader {
     /// holds no whole chunk (`Ok(None)`; read more and call again).
     pub fn read(&mut self, buf: &mut BytesMut) -> Result<Option<RawMessage>, ChunkError> {
         loop {
-            let Some(header) = parse_header(buf) else { return Ok(None) };
+            let Some(header) = parse_header(buf) else {
+                return Ok(None);
+            };
             match self.read_chunk(header, buf)? {
                 ChunkOutcome::NeedMore => return Ok(None),
                 ChunkOutcome::Continue => {}
@@ -144,7 +157,9 @@ impl ChunkReader {
     }
 
     fn apply_set_chunk_size(&mut self, payload: &[u8]) -> Result<(), ChunkError> {
-        let bytes: [u8; 4] = payload.try_into().map_err(|_| ChunkError::BadSetChunkSize(payload.len()))?;
+        let bytes: [u8; 4] = payload
+            .try_into()
+            .map_err(|_| ChunkError::BadSetChunkSize(payload.len()))?;
         self.set_chunk_size(u32::from_be_bytes(bytes))
     }
 
@@ -154,7 +169,12 @@ impl ChunkReader {
         let stream = match self.streams.get_mut(&h.csid) {
             Some(s) => s,
             None if h.fmt == 0 => self.streams.entry(h.csid).or_default(),
-            None => return Err(ChunkError::NoPreviousHeader { csid: h.csid, fmt: h.fmt }),
+            None => {
+                return Err(ChunkError::NoPreviousHeader {
+                    csid: h.csid,
+                    fmt: h.fmt,
+                })
+            }
         };
         let continuing = stream.partial.is_some();
         let mut pos = h.len;
@@ -182,7 +202,10 @@ impl ChunkReader {
         if h.fmt < 3 && continuing {
             // A new header while a message is half read: only legal if it describes the
             // same message, which no sane peer does; treat it as corruption.
-            return Err(ChunkError::HeaderChangedMidMessage { csid: h.csid, len: stream.length });
+            return Err(ChunkError::HeaderChangedMidMessage {
+                csid: h.csid,
+                len: stream.length,
+            });
         }
 
         let (length, remaining) = if continuing {
@@ -193,7 +216,11 @@ impl ChunkReader {
             (length, length as usize)
         };
         if length > limits.max_message_bytes {
-            return Err(ChunkError::MessageTooLarge { csid: h.csid, len: length, max: limits.max_message_bytes });
+            return Err(ChunkError::MessageTooLarge {
+                csid: h.csid,
+                len: length,
+                max: limits.max_message_bytes,
+            });
         }
         let take = remaining.min(chunk_size);
         if buf.len() < pos + take {
@@ -261,7 +288,13 @@ enum ChunkOutcome {
 }
 
 fn message(csid: u32, stream: &ChunkStream, payload: Bytes) -> RawMessage {
-    RawMessage { csid, timestamp: stream.timestamp, type_id: stream.type_id, stream_id: stream.stream_id, payload }
+    RawMessage {
+        csid,
+        timestamp: stream.timestamp,
+        type_id: stream.type_id,
+        stream_id: stream.stream_id,
+        payload,
+    }
 }
 
 /// Parses a basic header and message header without consuming; `None` if incomplete.
@@ -276,8 +309,15 @@ fn parse_header(buf: &[u8]) -> Option<Header> {
     let msg_len = [11, 7, 3, 0][fmt as usize];
     let h = buf.get(basic_len..basic_len + msg_len)?;
     let u24 = |b: &[u8]| (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-    let mut header =
-        Header { fmt, csid, len: basic_len + msg_len, ts_field: 0, length: 0, type_id: 0, stream_id: 0 };
+    let mut header = Header {
+        fmt,
+        csid,
+        len: basic_len + msg_len,
+        ts_field: 0,
+        length: 0,
+        type_id: 0,
+        stream_id: 0,
+    };
     if fmt <= 2 {
         header.ts_field = u24(&h[0..3]);
     }

@@ -118,7 +118,13 @@ fn set_chunk_size_is_applied_and_checked() {
 
     for (size, err) in [
         (0u32, ChunkError::ChunkSizeZero),
-        (0x7fff_ffff, ChunkError::ChunkSizeTooLarge { size: 0x7fff_ffff, max: 0xffffff }),
+        (
+            0x7fff_ffff,
+            ChunkError::ChunkSizeTooLarge {
+                size: 0x7fff_ffff,
+                max: 0xffffff,
+            },
+        ),
     ] {
         let mut wire = fmt0(2, 0, 4, 1, 0);
         wire.extend_from_slice(&size.to_be_bytes());
@@ -129,15 +135,24 @@ fn set_chunk_size_is_applied_and_checked() {
 
 #[test]
 fn oversized_message_is_refused_before_allocation() {
-    let mut r = ChunkReader::new(ChunkLimits { max_message_bytes: 1000, ..ChunkLimits::default() });
+    let mut r = ChunkReader::new(ChunkLimits {
+        max_message_bytes: 1000,
+        ..ChunkLimits::default()
+    });
     let mut buf = BytesMut::from(&fmt0(4, 0, 0xffffff, 9, 1)[..]);
-    assert!(matches!(r.read(&mut buf), Err(ChunkError::MessageTooLarge { len: 0xffffff, .. })));
+    assert!(matches!(
+        r.read(&mut buf),
+        Err(ChunkError::MessageTooLarge { len: 0xffffff, .. })
+    ));
 }
 
 #[test]
 fn continuation_without_header_is_an_error() {
     let mut buf = BytesMut::from(&[0xc4u8, 1, 2, 3][..]);
-    assert_eq!(reader().read(&mut buf), Err(ChunkError::NoPreviousHeader { csid: 4, fmt: 3 }));
+    assert_eq!(
+        reader().read(&mut buf),
+        Err(ChunkError::NoPreviousHeader { csid: 4, fmt: 3 })
+    );
 }
 
 #[test]
@@ -169,12 +184,21 @@ fn rml_serializer_output_reads_back() {
     let mut expected = Vec::new();
     for i in 0..20u32 {
         let data = Bytes::from(vec![i as u8; 50 + 37 * i as usize]);
-        let p = MessagePayload { timestamp: RtmpTimestamp::new(i * 33), type_id: 9, message_stream_id: 1, data: data.clone() };
+        let p = MessagePayload {
+            timestamp: RtmpTimestamp::new(i * 33),
+            type_id: 9,
+            message_stream_id: 1,
+            data: data.clone(),
+        };
         wire.extend(ser.serialize(&p, false, false).unwrap().bytes);
         expected.push((i * 33, data));
     }
     let msgs = read_all(&mut reader(), &wire);
-    let got: Vec<(u32, Bytes)> = msgs.into_iter().filter(|m| m.type_id == 9).map(|m| (m.timestamp, m.payload)).collect();
+    let got: Vec<(u32, Bytes)> = msgs
+        .into_iter()
+        .filter(|m| m.type_id == 9)
+        .map(|m| (m.timestamp, m.payload))
+        .collect();
     assert_eq!(got, expected);
 }
 

@@ -28,7 +28,14 @@ pub fn chunk_media(packet: &Packet, stream_id: u32, chunk_size: u32) -> Bytes {
         MediaKind::Video => VIDEO_CSID,
         MediaKind::Script => SCRIPT_CSID,
     };
-    chunk_message(csid, packet.kind as u8, packet.dts as u32, stream_id, &packet.payload, chunk_size)
+    chunk_message(
+        csid,
+        packet.kind as u8,
+        packet.dts as u32,
+        stream_id,
+        &packet.payload,
+        chunk_size,
+    )
 }
 
 /// Chunks one message: a format-0 chunk, then format-3 continuations. `csid` must be in

@@ -74,9 +74,7 @@ impl ClientConfig {
         let rest = url
             .strip_prefix("rtmp://")
             .ok_or_else(|| bad("scheme must be rtmp://"))?;
-        let (authority, path) = rest
-            .split_once('/')
-            .ok_or_else(|| bad("no application/stream path"))?;
+        let (authority, path) = rest.split_once('/').ok_or_else(|| bad("no application/stream path"))?;
         if authority.is_empty() {
             return Err(bad("no host"));
         }
@@ -332,12 +330,7 @@ impl ClientSession {
                 ]));
             }
             5 if msg.payload.len() >= 4 => {
-                self.peer_window = u32::from_be_bytes([
-                    msg.payload[0],
-                    msg.payload[1],
-                    msg.payload[2],
-                    msg.payload[3],
-                ]);
+                self.peer_window = u32::from_be_bytes([msg.payload[0], msg.payload[1], msg.payload[2], msg.payload[3]]);
             }
             4 => self.handle_user_control(&msg)?,
             15 | 18 if self.state == State::Started || msg.stream_id != 0 => {
@@ -400,9 +393,7 @@ impl ClientSession {
                 self.command(COMMAND_CSID, 0, "createStream", TXN_CREATE_STREAM, vec![])?;
                 Ok(Some(ClientEvent::Connected))
             }
-            "_result"
-                if transaction_id == TXN_CREATE_STREAM && self.state == State::CreatingStream =>
-            {
+            "_result" if transaction_id == TXN_CREATE_STREAM && self.state == State::CreatingStream => {
                 let id = additional_arguments.iter().find_map(|v| match v {
                     Amf0Value::Number(n) => Some(*n),
                     _ => None,
@@ -438,10 +429,7 @@ impl ClientSession {
                         stream_id: self.stream_id,
                     }));
                 }
-                if level == "error"
-                    || code.ends_with(".BadName")
-                    || code.ends_with(".StreamNotFound")
-                {
+                if level == "error" || code.ends_with(".BadName") || code.ends_with(".StreamNotFound") {
                     let command = match self.config.mode {
                         ClientMode::Play => "play",
                         ClientMode::Publish => "publish",
@@ -475,22 +463,10 @@ impl ClientSession {
             ClientMode::Publish => "FMLE/3.0 (compatible; estuary)",
         };
         let mut obj = HashMap::new();
-        obj.insert(
-            "app".to_string(),
-            Amf0Value::Utf8String(self.config.app.clone()),
-        );
-        obj.insert(
-            "type".to_string(),
-            Amf0Value::Utf8String("nonprivate".to_string()),
-        );
-        obj.insert(
-            "flashVer".to_string(),
-            Amf0Value::Utf8String(flash_ver.to_string()),
-        );
-        obj.insert(
-            "tcUrl".to_string(),
-            Amf0Value::Utf8String(self.config.tc_url.clone()),
-        );
+        obj.insert("app".to_string(), Amf0Value::Utf8String(self.config.app.clone()));
+        obj.insert("type".to_string(), Amf0Value::Utf8String("nonprivate".to_string()));
+        obj.insert("flashVer".to_string(), Amf0Value::Utf8String(flash_ver.to_string()));
+        obj.insert("tcUrl".to_string(), Amf0Value::Utf8String(self.config.tc_url.clone()));
         if self.config.mode == ClientMode::Play {
             obj.insert("fpad".to_string(), Amf0Value::Boolean(false));
             obj.insert("capabilities".to_string(), Amf0Value::Number(15.0));
@@ -559,25 +535,19 @@ impl ClientSession {
 
     fn queue(&mut self, csid: u8, stream_id: u32, message: RtmpMessage) -> Result<(), ClientError> {
         let what = message_name(&message);
-        let payload = MessagePayload::from_rtmp_message(message, RtmpTimestamp::new(0), stream_id)
-            .map_err(|e| ClientError::Encode {
+        let payload = MessagePayload::from_rtmp_message(message, RtmpTimestamp::new(0), stream_id).map_err(|e| {
+            ClientError::Encode {
                 what,
                 why: format!("{e:?}"),
-            })?;
+            }
+        })?;
         // Set Chunk Size goes out at the default size; everything after it at ours.
         let chunk_size = if payload.type_id == 1 {
             super::chunk::DEFAULT_CHUNK_SIZE
         } else {
             self.config.out_chunk_size
         };
-        let bytes = chunk_message(
-            csid,
-            payload.type_id,
-            0,
-            stream_id,
-            &payload.data,
-            chunk_size,
-        );
+        let bytes = chunk_message(csid, payload.type_id, 0, stream_id, &payload.data, chunk_size);
         self.output.extend_from_slice(&bytes);
         Ok(())
     }
@@ -628,11 +598,7 @@ mod tests {
 
     #[test]
     fn url_parsing() {
-        let c = ClientConfig::from_url(
-            "rtmp://127.0.0.1:1936/live/cam1?token=a/b",
-            ClientMode::Play,
-        )
-        .unwrap();
+        let c = ClientConfig::from_url("rtmp://127.0.0.1:1936/live/cam1?token=a/b", ClientMode::Play).unwrap();
         assert_eq!(c.addr, "127.0.0.1:1936");
         assert_eq!(c.app, "live");
         assert_eq!(c.stream, "cam1?token=a/b");

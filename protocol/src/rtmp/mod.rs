@@ -3,6 +3,6 @@
 
 mod amf_guard;
 pub mod chunk;
-pub mod client;
 pub mod chunker;
+pub mod client;
 pub mod session;

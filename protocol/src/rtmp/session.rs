@@ -45,7 +45,11 @@ pub enum SessionError {
     #[error(transparent)]
     Chunk(#[from] ChunkError),
     #[error("{kind} message on chunk stream {csid} does not parse: {reason}")]
-    BadMessage { kind: &'static str, csid: u32, reason: String },
+    BadMessage {
+        kind: &'static str,
+        csid: u32,
+        reason: String,
+    },
     #[error("AMF0 nesting deeper than {MAX_AMF_DEPTH} in a {kind} message")]
     AmfTooDeep { kind: &'static str },
     #[error("could not serialise a reply: {0}")]
@@ -75,8 +79,14 @@ pub struct StreamName {
 impl StreamName {
     fn parse(raw: &str) -> Self {
         match raw.split_once('?') {
-            Some((name, query)) => StreamName { name: name.to_string(), query: query.to_string() },
-            None => StreamName { name: raw.to_string(), query: String::new() },
+            Some((name, query)) => StreamName {
+                name: name.to_string(),
+                query: query.to_string(),
+            },
+            None => StreamName {
+                name: raw.to_string(),
+                query: String::new(),
+            },
         }
     }
 }
@@ -91,7 +101,11 @@ pub enum SessionEvent {
     /// Answer with [`ServerSession::accept_play`] or [`ServerSession::reject_play`].
     Play { stream_id: u32, stream: StreamName },
     /// An audio or video message from a publisher.
-    Media { kind: MediaKind, timestamp: u32, payload: Bytes },
+    Media {
+        kind: MediaKind,
+        timestamp: u32,
+        payload: Bytes,
+    },
     /// Stream metadata (`@setDataFrame onMetaData …`), re-encoded as `onMetaData, <object>`.
     Metadata { timestamp: u32, payload: Bytes },
     /// The peer ended publishing or playing on a stream (`FCUnpublish`, `deleteStream`,
@@ -176,7 +190,12 @@ impl ServerSession {
         }
         if self.peer_window > 0 && self.bytes_received - self.last_ack >= u64::from(self.peer_window) {
             self.last_ack = self.bytes_received;
-            self.send(RtmpMessage::Acknowledgement { sequence_number: self.bytes_received as u32 }, 0)?;
+            self.send(
+                RtmpMessage::Acknowledgement {
+                    sequence_number: self.bytes_received as u32,
+                },
+                0,
+            )?;
         }
         Ok(events)
     }
@@ -184,8 +203,16 @@ impl ServerSession {
     fn handle_message(&mut self, msg: RawMessage, events: &mut Vec<SessionEvent>) -> Result<(), SessionError> {
         match msg.type_id {
             8 | 9 => {
-                let kind = if msg.type_id == 8 { MediaKind::Audio } else { MediaKind::Video };
-                events.push(SessionEvent::Media { kind, timestamp: msg.timestamp, payload: msg.payload });
+                let kind = if msg.type_id == 8 {
+                    MediaKind::Audio
+                } else {
+                    MediaKind::Video
+                };
+                events.push(SessionEvent::Media {
+                    kind,
+                    timestamp: msg.timestamp,
+                    payload: msg.payload,
+                });
             }
             18 => self.handle_data(msg, events)?,
             20 => self.handle_command(msg, events)?,
@@ -193,7 +220,15 @@ impl ServerSession {
             17 if !msg.payload.is_empty() => {
                 let csid = msg.csid;
                 let payload = msg.payload.slice(1..);
-                self.handle_command(RawMessage { payload, type_id: 20, csid, ..msg }, events)?;
+                self.handle_command(
+                    RawMessage {
+                        payload,
+                        type_id: 20,
+                        csid,
+                        ..msg
+                    },
+                    events,
+                )?;
             }
             1 | 3 | 6 => {} // chunk size is applied by the reader; acks and bandwidth: nothing to do
             2 if msg.payload.len() >= 4 => {
@@ -213,16 +248,26 @@ impl ServerSession {
         if amf_guard::max_depth(&msg.payload, MAX_AMF_DEPTH) > MAX_AMF_DEPTH {
             return Err(SessionError::AmfTooDeep { kind });
         }
-        rml_amf0::deserialize(&mut &msg.payload[..])
-            .map_err(|e| SessionError::BadMessage { kind, csid: msg.csid, reason: e.to_string() })
+        rml_amf0::deserialize(&mut &msg.payload[..]).map_err(|e| SessionError::BadMessage {
+            kind,
+            csid: msg.csid,
+            reason: e.to_string(),
+        })
     }
 
     fn handle_control(&mut self, msg: &RawMessage) -> Result<(), SessionError> {
         let p = &msg.payload;
-        let bad = |reason: &str| SessionError::BadMessage { kind: "control", csid: msg.csid, reason: reason.into() };
+        let bad = |reason: &str| SessionError::BadMessage {
+            kind: "control",
+            csid: msg.csid,
+            reason: reason.into(),
+        };
         match msg.type_id {
             5 => {
-                let b: [u8; 4] = p.get(..4).and_then(|b| b.try_into().ok()).ok_or_else(|| bad("short window ack size"))?;
+                let b: [u8; 4] = p
+                    .get(..4)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| bad("short window ack size"))?;
                 self.peer_window = u32::from_be_bytes(b);
             }
             // User Control: event type 6 is a ping request carrying a timestamp.
@@ -249,16 +294,24 @@ impl ServerSession {
         let is_metadata = matches!(values.first(), Some(Amf0Value::Utf8String(s)) if s == "onMetaData");
         if is_metadata && values.len() >= 2 {
             let bytes = rml_amf0::serialize(&values).map_err(|e| SessionError::Serialize(e.to_string()))?;
-            events.push(SessionEvent::Metadata { timestamp: msg.timestamp, payload: Bytes::from(bytes) });
+            events.push(SessionEvent::Metadata {
+                timestamp: msg.timestamp,
+                payload: Bytes::from(bytes),
+            });
         }
         Ok(())
     }
 
     fn handle_command(&mut self, msg: RawMessage, events: &mut Vec<SessionEvent>) -> Result<(), SessionError> {
         let mut values = self.amf_values(&msg, "command")?.into_iter();
-        let (Some(Amf0Value::Utf8String(command_name)), Some(Amf0Value::Number(transaction_id))) = (values.next(), values.next())
+        let (Some(Amf0Value::Utf8String(command_name)), Some(Amf0Value::Number(transaction_id))) =
+            (values.next(), values.next())
         else {
-            return Err(SessionError::BadMessage { kind: "command", csid: msg.csid, reason: "no command name and transaction id".into() });
+            return Err(SessionError::BadMessage {
+                kind: "command",
+                csid: msg.csid,
+                reason: "no command name and transaction id".into(),
+            });
         };
         let command_object = values.next().unwrap_or(Amf0Value::Null);
         let additional_arguments: Vec<Amf0Value> = values.collect();
@@ -290,11 +343,23 @@ impl ServerSession {
             "createStream" => {
                 let id = self.next_stream_id;
                 self.next_stream_id += 1;
-                self.send_command("_result", transaction_id, Amf0Value::Null, vec![Amf0Value::Number(f64::from(id))], 0)?;
+                self.send_command(
+                    "_result",
+                    transaction_id,
+                    Amf0Value::Null,
+                    vec![Amf0Value::Number(f64::from(id))],
+                    0,
+                )?;
             }
             "releaseStream" | "FCPublish" | "FCSubscribe" | "getStreamLength" | "_checkbw" => {
                 if transaction_id != 0.0 {
-                    self.send_command("_result", transaction_id, Amf0Value::Null, vec![Amf0Value::Undefined], 0)?;
+                    self.send_command(
+                        "_result",
+                        transaction_id,
+                        Amf0Value::Null,
+                        vec![Amf0Value::Undefined],
+                        0,
+                    )?;
                 }
                 if command_name == "FCPublish" {
                     let name = arg_str(0).unwrap_or_default();
@@ -305,25 +370,41 @@ impl ServerSession {
             "publish" => {
                 let stream = StreamName::parse(&arg_str(0).unwrap_or_default());
                 self.pending.insert(msg.stream_id, transaction_id);
-                events.push(SessionEvent::Publish { stream_id: msg.stream_id, stream });
+                events.push(SessionEvent::Publish {
+                    stream_id: msg.stream_id,
+                    stream,
+                });
             }
             "play" => {
                 let stream = StreamName::parse(&arg_str(0).unwrap_or_default());
                 self.pending.insert(msg.stream_id, transaction_id);
-                events.push(SessionEvent::Play { stream_id: msg.stream_id, stream });
+                events.push(SessionEvent::Play {
+                    stream_id: msg.stream_id,
+                    stream,
+                });
             }
             "FCUnpublish" => {
                 if transaction_id != 0.0 {
-                    self.send_command("_result", transaction_id, Amf0Value::Null, vec![Amf0Value::Undefined], 0)?;
+                    self.send_command(
+                        "_result",
+                        transaction_id,
+                        Amf0Value::Null,
+                        vec![Amf0Value::Undefined],
+                        0,
+                    )?;
                 }
                 // OBS sends FCUnpublish on stream 0 before deleteStream; stream 1 is the one.
-                events.push(SessionEvent::StreamClosed { stream_id: msg.stream_id.max(1) });
+                events.push(SessionEvent::StreamClosed {
+                    stream_id: msg.stream_id.max(1),
+                });
             }
             "deleteStream" => {
                 let id = arg_num(0).map_or(msg.stream_id, |n| n as u32);
                 events.push(SessionEvent::StreamClosed { stream_id: id });
             }
-            "closeStream" => events.push(SessionEvent::StreamClosed { stream_id: msg.stream_id }),
+            "closeStream" => events.push(SessionEvent::StreamClosed {
+                stream_id: msg.stream_id,
+            }),
             _ => {} // pause, receiveAudio/Video, custom calls: not needed for live
         }
         Ok(())
@@ -333,7 +414,13 @@ impl ServerSession {
     /// `onBWDone` (which some librtmp-based players wait for).
     pub fn accept_connect(&mut self) -> Result<(), SessionError> {
         self.send(RtmpMessage::WindowAcknowledgement { size: WINDOW_ACK_SIZE }, 0)?;
-        self.send(RtmpMessage::SetPeerBandwidth { size: WINDOW_ACK_SIZE, limit_type: PeerBandwidthLimitType::Dynamic }, 0)?;
+        self.send(
+            RtmpMessage::SetPeerBandwidth {
+                size: WINDOW_ACK_SIZE,
+                limit_type: PeerBandwidthLimitType::Dynamic,
+            },
+            0,
+        )?;
         let packet = self
             .serializer
             .set_max_chunk_size(self.config.out_chunk_size, RtmpTimestamp::new(0))
@@ -362,7 +449,11 @@ impl ServerSession {
     pub fn accept_publish(&mut self, stream_id: u32, name: &str) -> Result<(), SessionError> {
         self.pending.remove(&stream_id);
         self.send_stream_begin(stream_id)?;
-        let info = status("status", "NetStream.Publish.Start", &format!("{name} is now published."));
+        let info = status(
+            "status",
+            "NetStream.Publish.Start",
+            &format!("{name} is now published."),
+        );
         self.send_command("onStatus", 0.0, Amf0Value::Null, vec![info], stream_id)
     }
 
@@ -379,11 +470,19 @@ impl ServerSession {
     pub fn accept_play(&mut self, stream_id: u32, name: &str) -> Result<(), SessionError> {
         self.pending.remove(&stream_id);
         self.send_stream_begin(stream_id)?;
-        let reset = status("status", "NetStream.Play.Reset", &format!("Playing and resetting {name}."));
+        let reset = status(
+            "status",
+            "NetStream.Play.Reset",
+            &format!("Playing and resetting {name}."),
+        );
         self.send_command("onStatus", 0.0, Amf0Value::Null, vec![reset], stream_id)?;
         let start = status("status", "NetStream.Play.Start", &format!("Started playing {name}."));
         self.send_command("onStatus", 0.0, Amf0Value::Null, vec![start], stream_id)?;
-        let access = vec![Amf0Value::Utf8String("|RtmpSampleAccess".into()), Amf0Value::Boolean(true), Amf0Value::Boolean(true)];
+        let access = vec![
+            Amf0Value::Utf8String("|RtmpSampleAccess".into()),
+            Amf0Value::Boolean(true),
+            Amf0Value::Boolean(true),
+        ];
         self.send_data(access, stream_id)
     }
 
@@ -396,7 +495,11 @@ impl ServerSession {
 
     /// Tells a player the stream ended (`NetStream.Play.UnpublishNotify`, then Stream EOF).
     pub fn send_play_end(&mut self, stream_id: u32, name: &str) -> Result<(), SessionError> {
-        let info = status("status", "NetStream.Play.UnpublishNotify", &format!("{name} is now unpublished."));
+        let info = status(
+            "status",
+            "NetStream.Play.UnpublishNotify",
+            &format!("{name} is now unpublished."),
+        );
         self.send_command("onStatus", 0.0, Amf0Value::Null, vec![info], stream_id)?;
         let eof = RtmpMessage::UserControl {
             event_type: UserControlEventType::StreamEof,
@@ -415,7 +518,14 @@ impl ServerSession {
             MediaKind::Video => chunker::VIDEO_CSID,
             MediaKind::Script => chunker::SCRIPT_CSID,
         };
-        chunker::chunk_message(csid, kind as u8, timestamp, stream_id, payload, self.config.out_chunk_size)
+        chunker::chunk_message(
+            csid,
+            kind as u8,
+            timestamp,
+            stream_id,
+            payload,
+            self.config.out_chunk_size,
+        )
     }
 
     fn send_stream_begin(&mut self, stream_id: u32) -> Result<(), SessionError> {
@@ -428,7 +538,14 @@ impl ServerSession {
         self.send(begin, 0)
     }
 
-    fn send_command(&mut self, name: &str, tx: f64, object: Amf0Value, args: Vec<Amf0Value>, stream_id: u32) -> Result<(), SessionError> {
+    fn send_command(
+        &mut self,
+        name: &str,
+        tx: f64,
+        object: Amf0Value,
+        args: Vec<Amf0Value>,
+        stream_id: u32,
+    ) -> Result<(), SessionError> {
         let msg = RtmpMessage::Amf0Command {
             command_name: name.to_string(),
             transaction_id: tx,

@@ -6,7 +6,10 @@ use rml_rtmp::sessions::{
 };
 
 fn config() -> SessionConfig {
-    SessionConfig { limits: ChunkLimits::default(), out_chunk_size: 4096 }
+    SessionConfig {
+        limits: ChunkLimits::default(),
+        out_chunk_size: 4096,
+    }
 }
 
 /// Sends client results to the server, returning the server's events.
@@ -45,33 +48,57 @@ fn connected() -> (ServerSession, ClientSession) {
     to_server(&mut server, initial);
     let connect = client.request_connection("live?token=abc".into()).unwrap();
     let events = to_server(&mut server, vec![connect]);
-    let SessionEvent::Connect(info) = &events[0] else { panic!("expected connect, got {events:?}") };
+    let SessionEvent::Connect(info) = &events[0] else {
+        panic!("expected connect, got {events:?}")
+    };
     assert_eq!((info.app.as_str(), info.app_query.as_str()), ("live", "token=abc"));
     server.accept_connect().unwrap();
     let client_events = to_client(&mut server, &mut client);
-    assert!(client_events.contains(&ClientSessionEvent::ConnectionRequestAccepted), "{client_events:?}");
+    assert!(
+        client_events.contains(&ClientSessionEvent::ConnectionRequestAccepted),
+        "{client_events:?}"
+    );
     (server, client)
 }
 
 #[test]
 fn publish_flow_and_media() {
     let (mut server, mut client) = connected();
-    let req = client.request_publishing("cam1?k=v".into(), PublishRequestType::Live).unwrap();
+    let req = client
+        .request_publishing("cam1?k=v".into(), PublishRequestType::Live)
+        .unwrap();
     let mut events = to_server(&mut server, vec![req]);
     // rml's client sends createStream first and publish after the result.
     if events.is_empty() {
         let results = client.handle_input(&server.take_outbound().unwrap()).unwrap();
         events = to_server(&mut server, results);
     }
-    let SessionEvent::Publish { stream_id, stream } = events[0].clone() else { panic!("{events:?}") };
-    assert_eq!(stream, StreamName { name: "cam1".into(), query: "k=v".into() });
+    let SessionEvent::Publish { stream_id, stream } = events[0].clone() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(
+        stream,
+        StreamName {
+            name: "cam1".into(),
+            query: "k=v".into()
+        }
+    );
     server.accept_publish(stream_id, "cam1").unwrap();
     assert!(to_client(&mut server, &mut client).contains(&ClientSessionEvent::PublishRequestAccepted));
 
     let frame = Bytes::from(vec![0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65]);
-    let r = client.publish_video_data(frame.clone(), RtmpTimestamp::new(40), false).unwrap();
+    let r = client
+        .publish_video_data(frame.clone(), RtmpTimestamp::new(40), false)
+        .unwrap();
     let events = to_server(&mut server, vec![r]);
-    assert_eq!(events, vec![SessionEvent::Media { kind: MediaKind::Video, timestamp: 40, payload: frame }]);
+    assert_eq!(
+        events,
+        vec![SessionEvent::Media {
+            kind: MediaKind::Video,
+            timestamp: 40,
+            payload: frame
+        }]
+    );
 }
 
 #[test]
@@ -83,7 +110,9 @@ fn play_flow() {
         let results = client.handle_input(&server.take_outbound().unwrap()).unwrap();
         events = to_server(&mut server, results);
     }
-    let SessionEvent::Play { stream_id, stream } = events[0].clone() else { panic!("{events:?}") };
+    let SessionEvent::Play { stream_id, stream } = events[0].clone() else {
+        panic!("{events:?}")
+    };
     assert_eq!(stream.name, "cam1");
     server.accept_play(stream_id, "cam1").unwrap();
     assert!(to_client(&mut server, &mut client).contains(&ClientSessionEvent::PlaybackRequestAccepted));
@@ -92,11 +121,19 @@ fn play_flow() {
 #[test]
 fn garbage_amf_is_an_error_not_a_panic() {
     let mut server = ServerSession::new(config());
-    for garbage in [&[0x02, 0x00, 0x07, b'c', 0x42][..], &[0x02, 0, 1, b'x'], &[0x42, 1, 2], &[]] {
+    for garbage in [
+        &[0x02, 0x00, 0x07, b'c', 0x42][..],
+        &[0x02, 0, 1, b'x'],
+        &[0x42, 1, 2],
+        &[],
+    ] {
         let mut buf = BytesMut::from(&chunker::chunk_message(3, 20, 0, 0, garbage, 128)[..]);
         let n = buf.len();
         let result = server.handle_input(&mut buf, n);
-        assert!(matches!(result, Err(SessionError::BadMessage { .. })), "{garbage:?}: {result:?}");
+        assert!(
+            matches!(result, Err(SessionError::BadMessage { .. })),
+            "{garbage:?}: {result:?}"
+        );
     }
 
     let mut deep = Vec::new();
@@ -105,19 +142,28 @@ fn garbage_amf_is_an_error_not_a_panic() {
     }
     let mut buf = BytesMut::from(&chunker::chunk_message(4, 20, 0, 0, &deep, 128)[..]);
     let n = buf.len();
-    assert!(matches!(server.handle_input(&mut buf, n), Err(SessionError::AmfTooDeep { .. })));
+    assert!(matches!(
+        server.handle_input(&mut buf, n),
+        Err(SessionError::AmfTooDeep { .. })
+    ));
 }
 
 #[test]
 fn set_data_frame_becomes_on_metadata() {
     let mut server = ServerSession::new(config());
     let meta = Amf0Value::Object([("width".to_string(), Amf0Value::Number(640.0))].into_iter().collect());
-    let values = vec![Amf0Value::Utf8String("@setDataFrame".into()), Amf0Value::Utf8String("onMetaData".into()), meta.clone()];
+    let values = vec![
+        Amf0Value::Utf8String("@setDataFrame".into()),
+        Amf0Value::Utf8String("onMetaData".into()),
+        meta.clone(),
+    ];
     let payload = rml_amf0::serialize(&values).unwrap();
     let mut buf = BytesMut::from(&chunker::chunk_message(4, 18, 0, 1, &payload, 128)[..]);
     let n = buf.len();
     let events = server.handle_input(&mut buf, n).unwrap();
-    let SessionEvent::Metadata { payload, .. } = &events[0] else { panic!("{events:?}") };
+    let SessionEvent::Metadata { payload, .. } = &events[0] else {
+        panic!("{events:?}")
+    };
     let decoded = rml_amf0::deserialize(&mut &payload[..]).unwrap();
     assert_eq!(decoded, vec![Amf0Value::Utf8String("onMetaData".into()), meta]);
 }

@@ -26,10 +26,8 @@ pub fn ensure_running(ctx: &Arc<Context>, key: &StreamKey) {
     let task_ctx = Arc::clone(ctx);
     let task_key = key.clone();
     let span = tracing::info_span!("hls", stream = %key);
-    ctx.tasks.spawn(
-        async move { run(&task_ctx, &task_key).await }
-        .instrument(span),
-    );
+    ctx.tasks
+        .spawn(async move { run(&task_ctx, &task_key).await }.instrument(span));
 }
 
 /// Segment file name: `{stream}-{instance}-{sequence}.ts`, beside the playlist.
@@ -119,7 +117,13 @@ impl Packaging {
         // The playlist may list more than window_segments (it covers three target durations,
         // RFC 8216 §6.2.2): keep everything it lists, plus the tail.
         let keep = self.playlist.entries().len() + self.tail;
-        self.out.publish(sequence, segment.data, playlist, self.playlist.target_duration_secs(), keep);
+        self.out.publish(
+            sequence,
+            segment.data,
+            playlist,
+            self.playlist.target_duration_secs(),
+            keep,
+        );
         debug!(sequence, duration_ms, "hls segment");
         crate::metrics::hls_segment(&self.key.app);
         self.notify(ctx, sequence, duration_ms);
@@ -129,7 +133,11 @@ impl Packaging {
         let (app, name) = (&self.key.app, &self.key.name);
         let file = segment_name(name, &self.out.instance, sequence);
         let client = ClientInfo::new("hls", "127.0.0.1", app.clone());
-        let stream = StreamInfo { stream: name.clone(), param: String::new(), stream_id: self.key.to_string() };
+        let stream = StreamInfo {
+            stream: name.clone(),
+            param: String::new(),
+            stream_id: self.key.to_string(),
+        };
         let segment = HlsSegmentInfo {
             duration: duration_ms as f64 / 1000.0,
             cwd: String::new(),
@@ -139,7 +147,11 @@ impl Packaging {
             m3u8_url: format!("/{app}/{name}.m3u8"),
             seq_no: sequence,
         };
-        ctx.hooks.notify(&NotifyEvent::Hls { client, stream, segment });
+        ctx.hooks.notify(&NotifyEvent::Hls {
+            client,
+            stream,
+            segment,
+        });
     }
 
     /// The publisher left: close the open segment.

@@ -32,7 +32,10 @@ struct HlsState {
 
 impl HlsStream {
     pub fn new(instance: String) -> Self {
-        HlsStream { instance, state: RwLock::new(HlsState::default()) }
+        HlsStream {
+            instance,
+            state: RwLock::new(HlsState::default()),
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HlsState> {
@@ -65,7 +68,11 @@ impl HlsStream {
     }
 
     pub fn segment(&self, sequence: u64) -> Option<Bytes> {
-        self.read().segments.iter().find(|(s, _)| *s == sequence).map(|(_, d)| d.clone())
+        self.read()
+            .segments
+            .iter()
+            .find(|(s, _)| *s == sequence)
+            .map(|(_, d)| d.clone())
     }
 
     pub fn target_duration_secs(&self) -> u64 {
@@ -94,7 +101,10 @@ impl HlsStore {
     }
 
     pub fn insert(&self, key: StreamKey, stream: Arc<HlsStream>) {
-        self.streams.write().unwrap_or_else(|e| e.into_inner()).insert(key, stream);
+        self.streams
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, stream);
     }
 
     /// Removes `key` if it still maps to `stream` (a newer packaging run may have replaced it).
@@ -123,7 +133,13 @@ mod tests {
         let s = HlsStream::new("a".into());
         assert!(s.playlist().is_none());
         for seq in 0..5 {
-            s.publish(seq, Bytes::from(vec![seq as u8; 188]), Bytes::from(format!("list {seq}")), 3, 3);
+            s.publish(
+                seq,
+                Bytes::from(vec![seq as u8; 188]),
+                Bytes::from(format!("list {seq}")),
+                3,
+                3,
+            );
         }
         assert_eq!(s.playlist().unwrap(), "list 4");
         assert!(s.segment(1).is_none());

@@ -95,11 +95,7 @@ pub struct HooksOverride {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HooksConfigError {
     #[error("{key}: invalid url {url:?}: {reason}")]
-    InvalidUrl {
-        key: String,
-        url: String,
-        reason: String,
-    },
+    InvalidUrl { key: String, url: String, reason: String },
     #[error("{key}: {url:?} uses https, which is not supported; use http:// (for example through a local TLS proxy)")]
     HttpsUnsupported { key: String, url: String },
     #[error("{key}: {reason}")]
@@ -250,27 +246,19 @@ pub(crate) struct Effective {
 
 impl Effective {
     /// Resolves `global` plus an optional app override. Both must have been validated.
-    pub fn resolve(
-        global: &HooksConfig,
-        app: Option<(&str, &HooksOverride)>,
-    ) -> Result<Self, HooksConfigError> {
+    pub fn resolve(global: &HooksConfig, app: Option<(&str, &HooksOverride)>) -> Result<Self, HooksConfigError> {
         let mut urls: [Vec<HookUrl>; HookKind::COUNT] = Default::default();
         for kind in HookKind::ALL {
             let (list, key) = match app.and_then(|(name, o)| o.urls(kind).map(|l| (l, name))) {
                 Some((list, name)) => (list, format!("apps.{name}.hooks.{}", kind.as_str())),
                 None => (global.urls(kind), format!("hooks.{}", kind.as_str())),
             };
-            urls[kind as usize] = list
-                .iter()
-                .map(|u| HookUrl::parse(u, &key))
-                .collect::<Result<_, _>>()?;
+            urls[kind as usize] = list.iter().map(|u| HookUrl::parse(u, &key)).collect::<Result<_, _>>()?;
         }
         let o = app.map(|(_, o)| o);
         Ok(Self {
             urls,
-            timeout: Duration::from_millis(
-                o.and_then(|o| o.timeout_ms).unwrap_or(global.timeout_ms),
-            ),
+            timeout: Duration::from_millis(o.and_then(|o| o.timeout_ms).unwrap_or(global.timeout_ms)),
             policy: o
                 .and_then(|o| o.unreachable_policy)
                 .unwrap_or(global.unreachable_policy),
@@ -294,15 +282,13 @@ mod tests {
 
     #[test]
     fn defaults_and_toml_keys() {
-        let c: HooksConfig =
-            toml::from_str("on_publish = [\"http://127.0.0.1:8085/api\"]").expect("valid toml");
+        let c: HooksConfig = toml::from_str("on_publish = [\"http://127.0.0.1:8085/api\"]").expect("valid toml");
         assert_eq!(c.timeout_ms, DEFAULT_TIMEOUT_MS);
         assert_eq!(c.unreachable_policy, UnreachablePolicy::Refuse);
         assert!(c.validate().is_ok());
         let c: Result<HooksConfig, _> = toml::from_str("on_publishh = []");
         assert!(c.is_err());
-        let o: HooksOverride =
-            toml::from_str("on_play = []\nunreachable_policy = \"allow\"").expect("valid toml");
+        let o: HooksOverride = toml::from_str("on_play = []\nunreachable_policy = \"allow\"").expect("valid toml");
         assert_eq!(o.on_play, Some(vec![]));
         assert_eq!(o.unreachable_policy, Some(UnreachablePolicy::Allow));
     }
@@ -334,10 +320,7 @@ mod tests {
         assert_eq!(u.addr, "[::1]:8085");
         assert_eq!(u.host_header, "[::1]:8085");
         let u = HookUrl::parse("http://127.0.0.1:9", "k").expect("valid");
-        assert_eq!(
-            (u.addr.as_str(), u.path_and_query.as_str()),
-            ("127.0.0.1:9", "/")
-        );
+        assert_eq!((u.addr.as_str(), u.path_and_query.as_str()), ("127.0.0.1:9", "/"));
     }
 
     #[test]

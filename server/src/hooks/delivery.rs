@@ -85,14 +85,10 @@ pub(crate) async fn run_endpoint(
         {
             rx.close();
             let mut left = 1;
-            inner
-                .counters
-                .record_undelivered(job.kind, Undelivered::Shutdown, 1);
+            inner.counters.record_undelivered(job.kind, Undelivered::Shutdown, 1);
             while let Ok(job) = rx.try_recv() {
                 left += 1;
-                inner
-                    .counters
-                    .record_undelivered(job.kind, Undelivered::Shutdown, 1);
+                inner.counters.record_undelivered(job.kind, Undelivered::Shutdown, 1);
             }
             tracing::warn!(url = %url.raw, undelivered = left, "hook notifications not delivered before shutdown");
             return;
@@ -114,14 +110,8 @@ impl Endpoint<'_> {
         let hook = job.kind.as_str();
         loop {
             let start = Instant::now();
-            let outcome = self
-                .inner
-                .client
-                .post(self.url, job.body.clone(), job.timeout)
-                .await;
-            self.inner
-                .counters
-                .record_call(job.kind, &outcome, start.elapsed());
+            let outcome = self.inner.client.post(self.url, job.body.clone(), job.timeout).await;
+            self.inner.counters.record_call(job.kind, &outcome, start.elapsed());
             let reason = match outcome {
                 Outcome::Accepted => {
                     if let Some(since) = self.failing_since.take() {

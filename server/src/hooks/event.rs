@@ -66,11 +66,7 @@ pub struct ClientInfo {
 
 impl ClientInfo {
     /// A client of the default vhost with empty `tcUrl` and `pageUrl`.
-    pub fn new(
-        client_id: impl Into<String>,
-        ip: impl Into<String>,
-        app: impl Into<String>,
-    ) -> Self {
+    pub fn new(client_id: impl Into<String>, ip: impl Into<String>, app: impl Into<String>) -> Self {
         Self {
             client_id: client_id.into(),
             ip: ip.into(),
@@ -180,11 +176,7 @@ impl DecisionEvent {
     pub fn to_json(&self, server: &ServerIdentity) -> Value {
         let mut m = common(self.kind(), self.client(), server);
         match self {
-            Self::Connect {
-                client,
-                stream,
-                param,
-            } => {
+            Self::Connect { client, stream, param } => {
                 m.insert("stream".into(), json!(stream));
                 m.insert("param".into(), json!(param));
                 m.insert("tcUrl".into(), json!(client.tc_url));
@@ -226,9 +218,7 @@ impl NotifyEvent {
         let mut m = common(self.kind(), self.client(), server);
         match self {
             Self::Close {
-                send_bytes,
-                recv_bytes,
-                ..
+                send_bytes, recv_bytes, ..
             } => {
                 m.insert("send_bytes".into(), json!(send_bytes));
                 m.insert("recv_bytes".into(), json!(recv_bytes));
@@ -303,10 +293,7 @@ fn stream_fields(m: &mut Map<String, Value>, c: &ClientInfo, s: &StreamInfo) {
     m.insert("tcUrl".into(), json!(c.tc_url));
     m.insert("stream".into(), json!(s.stream));
     m.insert("param".into(), json!(s.param));
-    m.insert(
-        "stream_url".into(),
-        json!(format!("/{}/{}", c.app, s.stream)),
-    );
+    m.insert("stream_url".into(), json!(format!("/{}/{}", c.app, s.stream)));
     m.insert("stream_id".into(), json!(s.stream_id));
 }
 

@@ -85,12 +85,7 @@ impl HttpClient {
         }
     }
 
-    async fn send(
-        &self,
-        mut sender: Sender,
-        url: &HookUrl,
-        body: Bytes,
-    ) -> Result<Outcome, hyper::Error> {
+    async fn send(&self, mut sender: Sender, url: &HookUrl, body: Bytes) -> Result<Outcome, hyper::Error> {
         sender.ready().await?;
         let req = Request::builder()
             .method(Method::POST)
@@ -106,15 +101,10 @@ impl HttpClient {
         };
         let resp = sender.send_request(req).await?;
         let status = resp.status();
-        let body = match Limited::new(resp.into_body(), MAX_RESPONSE_BODY)
-            .collect()
-            .await
-        {
+        let body = match Limited::new(resp.into_body(), MAX_RESPONSE_BODY).collect().await {
             Ok(b) => b.to_bytes(),
             Err(e) => {
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
+                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
                     return Ok(Outcome::Rejected(format!(
                         "status {}, body longer than {MAX_RESPONSE_BODY} bytes",
                         status.as_u16()
@@ -212,19 +202,10 @@ mod tests {
         let ok = StatusCode::OK;
         assert_eq!(judge(ok, b"0"), Outcome::Accepted);
         assert_eq!(judge(ok, b" 0\r\n"), Outcome::Accepted);
-        assert_eq!(
-            judge(StatusCode::CREATED, br#"{"code":0,"data":1}"#),
-            Outcome::Accepted
-        );
+        assert_eq!(judge(StatusCode::CREATED, br#"{"code":0,"data":1}"#), Outcome::Accepted);
         assert!(matches!(judge(ok, br#"{"code":1}"#), Outcome::Rejected(_)));
-        assert!(matches!(
-            judge(ok, br#"{"code":0.5}"#),
-            Outcome::Rejected(_)
-        ));
-        assert!(matches!(
-            judge(ok, br#"{"code":"0"}"#),
-            Outcome::Rejected(_)
-        ));
+        assert!(matches!(judge(ok, br#"{"code":0.5}"#), Outcome::Rejected(_)));
+        assert!(matches!(judge(ok, br#"{"code":"0"}"#), Outcome::Rejected(_)));
         assert!(matches!(judge(ok, b""), Outcome::Rejected(_)));
         assert!(matches!(judge(ok, b"ok"), Outcome::Rejected(_)));
         assert!(matches!(judge(ok, b"[0]"), Outcome::Rejected(_)));
@@ -232,14 +213,8 @@ mod tests {
             judge(StatusCode::UNAUTHORIZED, br#"{"code":0}"#),
             Outcome::Rejected(_)
         ));
-        assert!(matches!(
-            judge(StatusCode::NO_CONTENT, b"0"),
-            Outcome::Rejected(_)
-        ));
-        assert!(matches!(
-            judge(StatusCode::BAD_GATEWAY, b"0"),
-            Outcome::ServerError(_)
-        ));
+        assert!(matches!(judge(StatusCode::NO_CONTENT, b"0"), Outcome::Rejected(_)));
+        assert!(matches!(judge(StatusCode::BAD_GATEWAY, b"0"), Outcome::ServerError(_)));
         assert!(matches!(
             judge(StatusCode::TOO_MANY_REQUESTS, b""),
             Outcome::ServerError(_)

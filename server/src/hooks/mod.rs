@@ -97,18 +97,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{
-    HooksConfig, HooksConfigError, HooksOverride, UnreachablePolicy, DEFAULT_QUEUE_CAPACITY,
-    DEFAULT_RETRY_MAX_MS, DEFAULT_RETRY_MIN_MS, DEFAULT_TIMEOUT_MS,
+    HooksConfig, HooksConfigError, HooksOverride, UnreachablePolicy, DEFAULT_QUEUE_CAPACITY, DEFAULT_RETRY_MAX_MS,
+    DEFAULT_RETRY_MIN_MS, DEFAULT_TIMEOUT_MS,
 };
 pub use delivery::SHUTDOWN_FLUSH;
 pub use event::{
-    ClientInfo, DecisionEvent, HlsSegmentInfo, HookKind, NotifyEvent, ServerIdentity, StreamInfo,
-    DEFAULT_VHOST,
+    ClientInfo, DecisionEvent, HlsSegmentInfo, HookKind, NotifyEvent, ServerIdentity, StreamInfo, DEFAULT_VHOST,
 };
-pub use stats::{
-    HooksStats, HOOK_CALLS_TOTAL, HOOK_DECISIONS_TOTAL, HOOK_DURATION_SECONDS,
-    HOOK_UNDELIVERED_TOTAL,
-};
+pub use stats::{HooksStats, HOOK_CALLS_TOTAL, HOOK_DECISIONS_TOTAL, HOOK_DURATION_SECONDS, HOOK_UNDELIVERED_TOTAL};
 
 use config::{Effective, HookUrl};
 use delivery::{Backoff, Job};
@@ -203,22 +199,11 @@ impl Hooks {
     /// returned handle completes. Cancel it after the connections have closed, so that their
     /// `on_unpublish`/`on_stop`/`on_close` are in the queues.
     pub fn start(&self, shutdown: CancellationToken) -> JoinHandle<()> {
-        let receivers = std::mem::take(
-            &mut *self
-                .inner
-                .receivers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
+        let receivers = std::mem::take(&mut *self.inner.receivers.lock().unwrap_or_else(|p| p.into_inner()));
         tracing::info!(endpoints = receivers.len(), "hooks delivery started");
         let mut tasks = tokio::task::JoinSet::new();
         for (url, rx) in receivers {
-            tasks.spawn(delivery::run_endpoint(
-                self.inner.clone(),
-                url,
-                rx,
-                shutdown.clone(),
-            ));
+            tasks.spawn(delivery::run_endpoint(self.inner.clone(), url, rx, shutdown.clone()));
         }
         tokio::spawn(async move {
             while let Some(res) = tasks.join_next().await {
@@ -249,12 +234,7 @@ impl Hooks {
             let url_s = url.raw.as_str();
             let reason = match outcome {
                 Outcome::Accepted => {
-                    tracing::debug!(
-                        hook,
-                        url = url_s,
-                        took_ms = took.as_millis() as u64,
-                        "hook accepted"
-                    );
+                    tracing::debug!(hook, url = url_s, took_ms = took.as_millis() as u64, "hook accepted");
                     continue;
                 }
                 Outcome::Rejected(r) => {
@@ -314,9 +294,7 @@ impl Hooks {
                     }
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.inner
-                        .counters
-                        .record_undelivered(kind, Undelivered::Shutdown, 1);
+                    self.inner.counters.record_undelivered(kind, Undelivered::Shutdown, 1);
                     tracing::debug!(hook = kind.as_str(), url = %url.raw, "hooks stopped, notification dropped");
                 }
             }

@@ -61,15 +61,13 @@ impl Counters {
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.micros[kind as usize].fetch_add(us, Ordering::Relaxed);
         let hook = kind.as_str();
-        metrics::counter!(HOOK_CALLS_TOTAL, "hook" => hook, "result" => outcome.label())
-            .increment(1);
+        metrics::counter!(HOOK_CALLS_TOTAL, "hook" => hook, "result" => outcome.label()).increment(1);
         metrics::histogram!(HOOK_DURATION_SECONDS, "hook" => hook).record(took.as_secs_f64());
     }
 
     pub fn record_decision(&self, kind: HookKind, allowed: bool) {
         let decision = if allowed { "allow" } else { "reject" };
-        metrics::counter!(HOOK_DECISIONS_TOTAL, "hook" => kind.as_str(), "decision" => decision)
-            .increment(1);
+        metrics::counter!(HOOK_DECISIONS_TOTAL, "hook" => kind.as_str(), "decision" => decision).increment(1);
     }
 
     pub fn record_undelivered(&self, kind: HookKind, why: Undelivered, n: u64) {
@@ -79,8 +77,7 @@ impl Counters {
             Undelivered::Shutdown => &self.shutdown,
         };
         c.fetch_add(n, Ordering::Relaxed);
-        metrics::counter!(HOOK_UNDELIVERED_TOTAL, "hook" => kind.as_str(), "reason" => why.label())
-            .increment(n);
+        metrics::counter!(HOOK_UNDELIVERED_TOTAL, "hook" => kind.as_str(), "reason" => why.label()).increment(n);
     }
 
     pub fn dropped(&self) -> u64 {
@@ -88,9 +85,7 @@ impl Counters {
     }
 
     pub fn snapshot(&self) -> HooksStats {
-        let calls = std::array::from_fn(|k| {
-            std::array::from_fn(|r| self.calls[k][r].load(Ordering::Relaxed))
-        });
+        let calls = std::array::from_fn(|k| std::array::from_fn(|r| self.calls[k][r].load(Ordering::Relaxed)));
         let total_micros = std::array::from_fn(|k| self.micros[k].load(Ordering::Relaxed));
         HooksStats {
             calls,

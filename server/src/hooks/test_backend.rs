@@ -142,10 +142,7 @@ fn serve(addr: SocketAddr, state: Arc<State>) -> (SocketAddr, JoinHandle<()>) {
     (addr, server)
 }
 
-async fn handle(
-    state: Arc<State>,
-    req: Request<hyper::body::Incoming>,
-) -> Result<Response<Full<Bytes>>, hyper::Error> {
+async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let path = req.uri().path().to_owned();
     let content_type = req
         .headers()

@@ -81,9 +81,7 @@ async fn backend() -> Backend {
 
 /// A local URL nothing listens on.
 async fn closed_url() -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = l.local_addr().expect("addr");
     drop(l);
     format!("http://{addr}/hook")
@@ -204,8 +202,7 @@ async fn per_app_override_replaces_only_its_keys() {
         on_publish: Some(vec![]),
         ..HooksOverride::default()
     };
-    let h =
-        Hooks::new(global, HashMap::from([("vip".into(), vip)]), identity()).expect("valid config");
+    let h = Hooks::new(global, HashMap::from([("vip".into(), vip)]), identity()).expect("valid config");
     assert!(h.decide(&publish("vip")).await.is_allowed());
     assert!(b.received().is_empty());
     assert!(!h.decide(&publish("live")).await.is_allowed());
@@ -213,10 +210,7 @@ async fn per_app_override_replaces_only_its_keys() {
         client: client("vip"),
         stream: stream("cam"),
     };
-    assert!(
-        !h.decide(&play).await.is_allowed(),
-        "on_play falls back to global"
-    );
+    assert!(!h.decide(&play).await.is_allowed(), "on_play falls back to global");
 }
 
 fn keys(v: &Value) -> Vec<String> {
@@ -289,15 +283,7 @@ async fn bodies_have_the_srs_fields() {
             .find(|v| v["action"] == a)
             .unwrap_or_else(|| panic!("no {a}"))
     };
-    let common = [
-        "action",
-        "app",
-        "client_id",
-        "ip",
-        "server_id",
-        "service_id",
-        "vhost",
-    ];
+    let common = ["action", "app", "client_id", "ip", "server_id", "service_id", "vhost"];
     let with = |extra: &[&str]| {
         let mut k: Vec<String> = common.iter().chain(extra).map(|s| s.to_string()).collect();
         k.sort();
@@ -324,17 +310,12 @@ async fn bodies_have_the_srs_fields() {
         assert_eq!(v["stream"], "cam");
         assert_eq!(v["stream_id"], "s1");
     }
-    assert_eq!(
-        keys(&by_action("on_play")),
-        with(&cat(&streamf, &["pageUrl"]))
-    );
+    assert_eq!(keys(&by_action("on_play")), with(&cat(&streamf, &["pageUrl"])));
     let v = by_action("on_dvr");
     assert_eq!(keys(&v), with(&cat(&streamf, &["cwd", "file"])));
     assert_eq!(v["file"], "./rec/cam.flv");
     let v = by_action("on_hls");
-    let hls_extra = [
-        "duration", "cwd", "file", "url", "m3u8", "m3u8_url", "seq_no",
-    ];
+    let hls_extra = ["duration", "cwd", "file", "url", "m3u8", "m3u8_url", "seq_no"];
     assert_eq!(keys(&v), with(&cat(&streamf, &hls_extra)));
     assert_eq!(v["duration"], json!(2.5));
     assert_eq!(v["seq_no"], json!(7));
@@ -348,10 +329,7 @@ async fn bodies_have_the_srs_fields() {
 }
 
 fn seq_nos(b: &Backend) -> Vec<u64> {
-    b.received()
-        .iter()
-        .filter_map(|r| r.body["seq_no"].as_u64())
-        .collect()
+    b.received().iter().filter_map(|r| r.body["seq_no"].as_u64()).collect()
 }
 
 #[tokio::test]
@@ -387,10 +365,7 @@ async fn backend_outage_then_everything_arrives_in_order() {
         h.notify(&hls(i));
     }
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert!(
-        h.stats().calls(HookKind::Hls, "unreachable") >= 3,
-        "retried"
-    );
+    assert!(h.stats().calls(HookKind::Hls, "unreachable") >= 3, "retried");
     b.restart();
     b.wait_for(20, WAIT).await;
     assert_eq!(seq_nos(&b), (0..20).collect::<Vec<_>>());
@@ -476,9 +451,5 @@ async fn shutdown_flushes_then_gives_up() {
     assert_eq!(seq_nos(&b), (0..10).collect::<Vec<_>>());
     assert_eq!(h.stats().abandoned_shutdown, 2);
     h.notify(&hls(99));
-    assert_eq!(
-        h.stats().abandoned_shutdown,
-        3,
-        "after stop, counted not queued"
-    );
+    assert_eq!(h.stats().abandoned_shutdown, 3, "after stop, counted not queued");
 }

@@ -36,10 +36,24 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
     let key = StreamKey::new(app, name);
     let client_id = ctx.next_conn_id();
     let mut client = ClientInfo::new(client_id.to_string(), peer.ip().to_string(), app);
-    client.tc_url = format!("http://{}/{app}", req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or(""));
+    client.tc_url = format!(
+        "http://{}/{app}",
+        req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("")
+    );
     let param = req.uri().query().map_or(String::new(), |q| format!("?{q}"));
-    let stream_info = StreamInfo { stream: name.to_string(), param, stream_id: key.to_string() };
-    if let Decision::Reject { reason } = ctx.hooks.decide(&DecisionEvent::Play { client: client.clone(), stream: stream_info.clone() }).await {
+    let stream_info = StreamInfo {
+        stream: name.to_string(),
+        param,
+        stream_id: key.to_string(),
+    };
+    if let Decision::Reject { reason } = ctx
+        .hooks
+        .decide(&DecisionEvent::Play {
+            client: client.clone(),
+            stream: stream_info.clone(),
+        })
+        .await
+    {
         info!(stream = %key, %reason, "http-flv play refused");
         crate::metrics::rejected("http_flv", "hook");
         return text(StatusCode::FORBIDDEN, "forbidden\n");
@@ -59,18 +73,33 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
         let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("");
         let url = format!("http://{host}{}", req.uri().path());
         let kick = CancellationToken::new();
-        let registered = ctx.clients.register(client_id, peer.ip().to_string(), Role::new(ClientKind::FlvPlay, Some(key.clone()), url), kick);
+        let registered = ctx.clients.register(
+            client_id,
+            peer.ip().to_string(),
+            Role::new(ClientKind::FlvPlay, Some(key.clone()), url),
+            kick,
+        );
         let viewer = FlvViewer {
-            accounting: Accounting { client: registered, bytes_sent: crate::metrics::bytes_sent("http_flv"), unflushed: 0 },
+            accounting: Accounting {
+                client: registered,
+                bytes_sent: crate::metrics::bytes_sent("http_flv"),
+                unflushed: 0,
+            },
             subscriber,
             pending: VecDeque::new(),
             batch: Vec::new(),
             hold: Duration::from_millis(ctx.config.play.audio_hold_ms),
             header_sent: false,
             shutdown: ctx.shutdown.clone(),
-            done: Some(Done { ctx: Arc::clone(ctx), client, stream: stream_info }),
+            done: Some(Done {
+                ctx: Arc::clone(ctx),
+                client,
+                stream: stream_info,
+            }),
         };
-        let frames = stream::unfold(viewer, |mut v| async move { v.next().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), v)) });
+        let frames = stream::unfold(viewer, |mut v| async move {
+            v.next().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), v))
+        });
         Response::new(StreamBody::new(frames).boxed())
     };
     let headers = response.headers_mut();
@@ -120,7 +149,10 @@ struct Done {
 impl Drop for Done {
     fn drop(&mut self) {
         info!(stream = %self.stream.stream_id, "http-flv play stopped");
-        self.ctx.hooks.notify(&NotifyEvent::Stop { client: self.client.clone(), stream: self.stream.clone() });
+        self.ctx.hooks.notify(&NotifyEvent::Stop {
+            client: self.client.clone(),
+            stream: self.stream.clone(),
+        });
     }
 }
 

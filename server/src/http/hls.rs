@@ -53,7 +53,10 @@ pub fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr) -> R
                 &derived
             }
         };
-        let Ok(client) = ctx.clients.touch_hls_session(Some(token), &key, &peer.ip().to_string(), &url(req)) else {
+        let Ok(client) = ctx
+            .clients
+            .touch_hls_session(Some(token), &key, &peer.ip().to_string(), &url(req))
+        else {
             return text(StatusCode::FORBIDDEN, "session ended\n");
         };
         let token = client.hls_token().unwrap_or(token);
@@ -65,12 +68,19 @@ pub fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr) -> R
         return text(StatusCode::NOT_FOUND, "not found\n");
     };
     let key = StreamKey::new(app, stream);
-    let segment = ctx.hls.get(&key).filter(|s| s.instance == instance).and_then(|s| s.segment(sequence));
+    let segment = ctx
+        .hls
+        .get(&key)
+        .filter(|s| s.instance == instance)
+        .and_then(|s| s.segment(sequence));
     let Some(body) = segment else {
         return text(StatusCode::NOT_FOUND, "segment not found\n");
     };
     if token.is_some() {
-        match ctx.clients.touch_hls_session(token, &key, &peer.ip().to_string(), &url(req)) {
+        match ctx
+            .clients
+            .touch_hls_session(token, &key, &peer.ip().to_string(), &url(req))
+        {
             Ok(client) => client.add_sent(body.len() as u64),
             Err(_) => return text(StatusCode::FORBIDDEN, "session ended\n"),
         }
@@ -82,19 +92,30 @@ pub fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr) -> R
 fn derived_token(req: &Request<Incoming>, peer: SocketAddr, key: &StreamKey) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     peer.ip().hash(&mut h);
-    req.headers().get(hyper::header::USER_AGENT).map(|v| v.as_bytes()).hash(&mut h);
+    req.headers()
+        .get(hyper::header::USER_AGENT)
+        .map(|v| v.as_bytes())
+        .hash(&mut h);
     key.hash(&mut h);
     format!("{:016x}", h.finish())
 }
 
 fn url(req: &Request<Incoming>) -> String {
-    let host = req.headers().get(hyper::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let host = req
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
     format!("http://{host}{}", req.uri().path())
 }
 
 fn respond(body: Bytes, content_type: &'static str, cache: &'static str, head: bool) -> Response<Body> {
     let len = body.len();
-    let mut response = if head { Response::new(Empty::new().boxed()) } else { Response::new(Full::new(body).boxed()) };
+    let mut response = if head {
+        Response::new(Empty::new().boxed())
+    } else {
+        Response::new(Full::new(body).boxed())
+    };
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));

@@ -126,23 +126,33 @@ pub fn split_stream_path<'a>(path: &'a str, ext: &str) -> Option<(&'a str, &'a s
 pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())).boxed());
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }
 
 /// `/metrics`: Prometheus text format 0.0.4.
 fn metrics(ctx: &Context) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(crate::metrics::render(ctx))).boxed());
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
     r
 }
 
 fn preflight() -> Response<Body> {
     let mut r = text(StatusCode::NO_CONTENT, "");
     let h = r.headers_mut();
-    h.insert("access-control-allow-methods", HeaderValue::from_static("GET, HEAD, DELETE, OPTIONS"));
+    h.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_static("GET, HEAD, DELETE, OPTIONS"),
+    );
     // `*` does not cover Authorization (Fetch standard), which the API's token needs.
-    h.insert("access-control-allow-headers", HeaderValue::from_static("*, Authorization"));
+    h.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static("*, Authorization"),
+    );
     h.insert("access-control-max-age", HeaderValue::from_static("86400"));
     r
 }

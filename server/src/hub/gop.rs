@@ -16,7 +16,11 @@ pub struct GopCache {
 
 impl GopCache {
     pub fn new(max_packets: usize) -> Self {
-        GopCache { packets: Vec::new(), max_packets, overflowed: false }
+        GopCache {
+            packets: Vec::new(),
+            max_packets,
+            overflowed: false,
+        }
     }
 
     /// Records a media packet (not sequence headers or metadata, which are kept apart).

@@ -19,16 +19,23 @@ pub struct Tracks {
 /// `hasAudio`/`hasVideo` set. `None` if the payload is not metadata that names its codecs.
 pub fn annotate(payload: &[u8]) -> Option<(Tracks, Bytes)> {
     let mut values = rml_amf0::deserialize(&mut &payload[..]).ok()?;
-    let Some(Amf0Value::Object(props)) = values.get_mut(1) else { return None };
+    let Some(Amf0Value::Object(props)) = values.get_mut(1) else {
+        return None;
+    };
     let flag = |has: &str, codec: &str| match props.get(has) {
         Some(Amf0Value::Boolean(b)) => Some(*b),
-        _ => props.get(codec).map(|v| !matches!(v, Amf0Value::Null | Amf0Value::Undefined)),
+        _ => props
+            .get(codec)
+            .map(|v| !matches!(v, Amf0Value::Null | Amf0Value::Undefined)),
     };
     let (audio, video) = (flag("hasAudio", "audiocodecid"), flag("hasVideo", "videocodecid"));
     if audio.is_none() && video.is_none() {
         return None;
     }
-    let tracks = Tracks { audio: audio.unwrap_or(false), video: video.unwrap_or(false) };
+    let tracks = Tracks {
+        audio: audio.unwrap_or(false),
+        video: video.unwrap_or(false),
+    };
     props.insert("hasAudio".into(), Amf0Value::Boolean(tracks.audio));
     props.insert("hasVideo".into(), Amf0Value::Boolean(tracks.video));
     let bytes = rml_amf0::serialize(&values).ok()?;
@@ -41,13 +48,23 @@ mod tests {
 
     fn meta(props: &[(&str, Amf0Value)]) -> Vec<u8> {
         let obj = props.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-        rml_amf0::serialize(&vec![Amf0Value::Utf8String("onMetaData".into()), Amf0Value::Object(obj)]).unwrap()
+        rml_amf0::serialize(&vec![
+            Amf0Value::Utf8String("onMetaData".into()),
+            Amf0Value::Object(obj),
+        ])
+        .unwrap()
     }
 
     #[test]
     fn video_only_metadata_is_annotated() {
         let (tracks, bytes) = annotate(&meta(&[("videocodecid", Amf0Value::Number(7.0))])).unwrap();
-        assert_eq!(tracks, Tracks { audio: false, video: true });
+        assert_eq!(
+            tracks,
+            Tracks {
+                audio: false,
+                video: true
+            }
+        );
         let values = rml_amf0::deserialize(&mut &bytes[..]).unwrap();
         let Amf0Value::Object(p) = &values[1] else { panic!() };
         assert_eq!(p.get("hasAudio"), Some(&Amf0Value::Boolean(false)));

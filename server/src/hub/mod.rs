@@ -37,7 +37,12 @@ struct HubInner {
 
 impl Hub {
     pub fn new(config: Arc<Config>) -> Self {
-        Hub { inner: Arc::new(HubInner { config, streams: Mutex::new(HashMap::new()) }) }
+        Hub {
+            inner: Arc::new(HubInner {
+                config,
+                streams: Mutex::new(HashMap::new()),
+            }),
+        }
     }
 
     fn streams(&self) -> MutexGuard<'_, HashMap<StreamKey, Arc<Stream>>> {
@@ -46,7 +51,9 @@ impl Hub {
 
     fn stream_locked(&self, streams: &mut HashMap<StreamKey, Arc<Stream>>, key: &StreamKey) -> Arc<Stream> {
         Arc::clone(
-            streams.entry(key.clone()).or_insert_with(|| Arc::new(Stream::new(key.clone(), &self.inner.config.stream))),
+            streams
+                .entry(key.clone())
+                .or_insert_with(|| Arc::new(Stream::new(key.clone(), &self.inner.config.stream))),
         )
     }
 
@@ -56,7 +63,11 @@ impl Hub {
         let mut streams = self.streams();
         let stream = self.stream_locked(&mut streams, key);
         stream.claim(conn_id, kick, idle)?;
-        Ok(Publisher { stream, hub: self.clone(), conn_id })
+        Ok(Publisher {
+            stream,
+            hub: self.clone(),
+            conn_id,
+        })
     }
 
     /// Subscribes to `key`, creating the stream entry if no publisher has come yet.

@@ -29,7 +29,10 @@ pub struct StreamKey {
 
 impl StreamKey {
     pub fn new(app: impl Into<String>, name: impl Into<String>) -> Self {
-        StreamKey { app: app.into(), name: name.into() }
+        StreamKey {
+            app: app.into(),
+            name: name.into(),
+        }
     }
 }
 
@@ -97,13 +100,19 @@ pub struct Stream {
 }
 
 fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Stream {
     pub fn new(key: StreamKey, config: &StreamConfig) -> Self {
         let (ring, _) = broadcast::channel(config.queue_packets);
-        let gop_max = if config.gop_cache { config.gop_cache_max_packets } else { 0 };
+        let gop_max = if config.gop_cache {
+            config.gop_cache_max_packets
+        } else {
+            0
+        };
         Stream {
             key,
             state: Mutex::new(State {
@@ -112,7 +121,10 @@ impl Stream {
                 video_header: None,
                 audio_header: None,
                 tracks: None,
-                seen: Tracks { audio: false, video: false },
+                seen: Tracks {
+                    audio: false,
+                    video: false,
+                },
                 gop: GopCache::new(gop_max),
                 timeline: Timeline::new(config.timestamp_jump_ms),
             }),
@@ -132,7 +144,12 @@ impl Stream {
     /// Makes `conn_id` the publisher. A current publisher that has sent nothing for
     /// `idle_takeover` is replaced (its `kick` token is cancelled); an active one keeps the
     /// stream and the newcomer is refused.
-    pub fn claim(&self, conn_id: u64, kick: CancellationToken, idle_takeover: std::time::Duration) -> Result<(), ClaimError> {
+    pub fn claim(
+        &self,
+        conn_id: u64,
+        kick: CancellationToken,
+        idle_takeover: std::time::Duration,
+    ) -> Result<(), ClaimError> {
         let mut state = self.lock();
         if let Some(current) = &state.publisher {
             if current.last_packet.elapsed() < idle_takeover {
@@ -141,7 +158,11 @@ impl Stream {
             tracing::info!(stream = %self.key, old = current.conn_id, new = conn_id, "idle publisher replaced");
             current.kick.cancel();
         }
-        state.publisher = Some(PublisherSlot { conn_id, last_packet: Instant::now(), kick });
+        state.publisher = Some(PublisherSlot {
+            conn_id,
+            last_packet: Instant::now(),
+            kick,
+        });
         Self::reset_publisher_state(&mut state);
         state.timeline.begin_publisher();
         drop(state);
@@ -154,7 +175,10 @@ impl Stream {
         state.video_header = None;
         state.audio_header = None;
         state.tracks = None;
-        state.seen = Tracks { audio: false, video: false };
+        state.seen = Tracks {
+            audio: false,
+            video: false,
+        };
         state.gop.clear();
     }
 
@@ -190,7 +214,9 @@ impl Stream {
     /// Waits until a publisher holds the stream, at most `timeout`.
     pub async fn wait_live(&self, timeout: std::time::Duration) -> bool {
         let mut rx = self.live.subscribe();
-        tokio::time::timeout(timeout, rx.wait_for(|live| *live)).await.is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(timeout, rx.wait_for(|live| *live))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Puts a packet from publisher `conn_id` on the timeline and fans it out. Returns false
@@ -253,14 +279,21 @@ impl Stream {
         packets.extend(state.video_header.iter().cloned());
         packets.extend(state.audio_header.iter().cloned());
         packets.extend(state.gop.packets().iter().cloned());
-        let snapshot = Snapshot { packets, tracks: self.tracks_locked(&state) };
+        let snapshot = Snapshot {
+            packets,
+            tracks: self.tracks_locked(&state),
+        };
         (snapshot, self.ring.subscribe())
     }
 
     /// The current metadata and sequence headers, for a viewer that lost packets.
     pub fn headers(&self) -> Vec<Arc<Packet>> {
         let state = self.lock();
-        [&state.metadata, &state.video_header, &state.audio_header].into_iter().flatten().cloned().collect()
+        [&state.metadata, &state.video_header, &state.audio_header]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
     }
 
     fn tracks_locked(&self, state: &State) -> Option<Tracks> {

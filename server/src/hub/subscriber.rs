@@ -113,7 +113,12 @@ impl Subscriber {
     /// unchanged; streams without video are not held at all.
     ///
     /// Cancel-safe: packets taken from the ring are in `batch` before any `.await`.
-    pub async fn recv_batch(&mut self, batch: &mut Vec<Arc<Packet>>, max: usize, hold: Duration) -> Result<(), SubscriberEnd> {
+    pub async fn recv_batch(
+        &mut self,
+        batch: &mut Vec<Arc<Packet>>,
+        max: usize,
+        hold: Duration,
+    ) -> Result<(), SubscriberEnd> {
         if batch.is_empty() {
             let first = self.recv().await?;
             batch.push(first);
@@ -188,7 +193,11 @@ impl Subscriber {
             return Ok(Some(packet));
         }
         let has_video = self.tracks().is_none_or(|t| t.video);
-        let resume = if has_video { packet.is_video() && packet.keyframe } else { true };
+        let resume = if has_video {
+            packet.is_video() && packet.keyframe
+        } else {
+            true
+        };
         if resume && lag <= self.max_lag_ms {
             self.skipping = false;
             self.behind_since = None;
@@ -201,7 +210,10 @@ impl Subscriber {
         }
         self.dropped += 1;
         self.dropped_lag.increment(1);
-        if self.behind_since.is_some_and(|since| since.elapsed() > self.slow_disconnect) {
+        if self
+            .behind_since
+            .is_some_and(|since| since.elapsed() > self.slow_disconnect)
+        {
             return Err(SubscriberEnd::TooSlow);
         }
         Ok(None)

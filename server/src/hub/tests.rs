@@ -3,8 +3,7 @@ use bytes::Bytes;
 use estuary_protocol::MediaKind;
 
 fn hub_with(play: crate::config::PlayConfig) -> Hub {
-    let mut config = Config::default();
-    config.play = play;
+    let mut config = Config { play, ..Config::default() };
     config.stream.queue_packets = 64;
     Hub::new(Arc::new(config))
 }
@@ -14,12 +13,21 @@ fn hub() -> Hub {
 }
 
 fn video(ts: u32, keyframe: bool) -> Packet {
-    let body = if keyframe { vec![0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65] } else { vec![0x27, 1, 0, 0, 0, 0, 0, 0, 1, 0x41] };
+    let body = if keyframe {
+        vec![0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65]
+    } else {
+        vec![0x27, 1, 0, 0, 0, 0, 0, 0, 1, 0x41]
+    };
     Packet::from_flv_body(MediaKind::Video, ts, Bytes::from(body)).unwrap()
 }
 
 fn video_header() -> Packet {
-    Packet::from_flv_body(MediaKind::Video, 0, Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f])).unwrap()
+    Packet::from_flv_body(
+        MediaKind::Video,
+        0,
+        Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f]),
+    )
+    .unwrap()
 }
 
 fn audio(ts: u32) -> Packet {
@@ -40,7 +48,11 @@ async fn two_viewers_get_the_same_allocation_for_a_packet() {
     let (pa, pb) = (a.recv().await.unwrap(), b.recv().await.unwrap());
     assert!(Arc::ptr_eq(&pa, &pb), "one shared packet");
     assert_eq!(pa.payload.as_ptr(), pb.payload.as_ptr());
-    assert_eq!(pa.rtmp_chunks(4096).as_ptr(), pb.rtmp_chunks(4096).as_ptr(), "RTMP chunks built once");
+    assert_eq!(
+        pa.rtmp_chunks(4096).as_ptr(),
+        pb.rtmp_chunks(4096).as_ptr(),
+        "RTMP chunks built once"
+    );
     assert_eq!(pa.flv_tag().as_ptr(), pb.flv_tag().as_ptr(), "FLV tag built once");
 }
 
@@ -71,11 +83,17 @@ async fn second_publisher_is_refused_but_takes_over_an_idle_one() {
     let kick = CancellationToken::new();
     let first = hub.claim(&key(), 1, kick.clone()).unwrap();
     first.send(video(0, true));
-    assert!(matches!(hub.claim(&key(), 2, CancellationToken::new()), Err(ClaimError::Busy(_))));
+    assert!(matches!(
+        hub.claim(&key(), 2, CancellationToken::new()),
+        Err(ClaimError::Busy(_))
+    ));
     tokio::time::sleep(Duration::from_millis(150)).await;
     let second = hub.claim(&key(), 2, CancellationToken::new()).unwrap();
     assert!(kick.is_cancelled(), "the idle publisher is told to go");
-    assert!(!first.send(video(40, false)), "the replaced publisher can no longer publish");
+    assert!(
+        !first.send(video(40, false)),
+        "the replaced publisher can no longer publish"
+    );
     drop(first); // must not end the new publisher's claim
     assert_eq!(second.stream().publisher(), Some(2));
 }
@@ -90,14 +108,23 @@ async fn viewer_keeps_its_subscription_across_a_publisher_reconnect() {
     drop(p1);
     let p2 = hub.claim(&key(), 2, CancellationToken::new()).unwrap();
     p2.send(video(0, true));
-    let ts: Vec<u64> = [viewer.recv().await, viewer.recv().await, viewer.recv().await].into_iter().map(|p| p.unwrap().dts).collect();
-    assert!(ts.windows(2).all(|w| w[0] < w[1]), "monotonic across the reconnect: {ts:?}");
+    let ts: Vec<u64> = [viewer.recv().await, viewer.recv().await, viewer.recv().await]
+        .into_iter()
+        .map(|p| p.unwrap().dts)
+        .collect();
+    assert!(
+        ts.windows(2).all(|w| w[0] < w[1]),
+        "monotonic across the reconnect: {ts:?}"
+    );
     assert!(hub.get(&key()).is_some());
 }
 
 #[tokio::test]
 async fn lagging_viewer_skips_to_the_next_keyframe() {
-    let hub = hub_with(crate::config::PlayConfig { max_lag_ms: 500, ..Default::default() });
+    let hub = hub_with(crate::config::PlayConfig {
+        max_lag_ms: 500,
+        ..Default::default()
+    });
     let publisher = hub.claim(&key(), 1, CancellationToken::new()).unwrap();
     let mut viewer = hub.subscribe(&key());
     publisher.send(video(0, true));
@@ -111,7 +138,11 @@ async fn lagging_viewer_skips_to_the_next_keyframe() {
         got.push(p.unwrap());
     }
     let dts: Vec<u64> = got.iter().map(|p| p.dts).collect();
-    assert_eq!(dts, vec![1200, 1240], "frames over max_lag behind are dropped up to the next keyframe");
+    assert_eq!(
+        dts,
+        vec![1200, 1240],
+        "frames over max_lag behind are dropped up to the next keyframe"
+    );
     assert!(got[0].keyframe);
     assert_eq!(viewer.dropped, 30);
 }

@@ -60,7 +60,10 @@ impl Timeline {
     pub fn map(&mut self, kind: MediaKind, raw: u32) -> Mapped {
         if kind == MediaKind::Script {
             // Metadata carries timestamp 0 whenever it is sent; it belongs at the live edge.
-            return Mapped { dts: self.edge(), discontinuity: false };
+            return Mapped {
+                dts: self.edge(),
+                discontinuity: false,
+            };
         }
         let input = match self.last_in {
             // Step from the previous packet, wrapping at 32 bits (rollover after 49 days).
@@ -85,7 +88,11 @@ impl Timeline {
         self.last_in = Some(input);
 
         let mut dts = (input + self.offset).max(0) as u64;
-        let last = if kind == MediaKind::Audio { &mut self.last_audio } else { &mut self.last_video };
+        let last = if kind == MediaKind::Audio {
+            &mut self.last_audio
+        } else {
+            &mut self.last_video
+        };
         if dts < *last {
             dts = *last; // never backwards within a track
         }
@@ -113,7 +120,13 @@ mod tests {
         let mut t = Timeline::new(5000);
         t.map(Video, u32::MAX - 20);
         let m = t.map(Video, 12);
-        assert_eq!(m, Mapped { dts: 33, discontinuity: false });
+        assert_eq!(
+            m,
+            Mapped {
+                dts: 33,
+                discontinuity: false
+            }
+        );
     }
 
     #[test]
@@ -122,7 +135,13 @@ mod tests {
         t.map(Video, 1000);
         t.map(Video, 1033);
         let m = t.map(Video, 500_000);
-        assert_eq!(m, Mapped { dts: 33 + RESUME_STEP_MS, discontinuity: true });
+        assert_eq!(
+            m,
+            Mapped {
+                dts: 33 + RESUME_STEP_MS,
+                discontinuity: true
+            }
+        );
         assert_eq!(t.map(Video, 500_033).dts, 33 + RESUME_STEP_MS + 33);
         let back = t.map(Video, 10);
         assert!(back.discontinuity && back.dts > 86);
@@ -135,7 +154,13 @@ mod tests {
         t.map(Video, 4000);
         t.begin_publisher();
         let m = t.map(Video, 0);
-        assert_eq!(m, Mapped { dts: 4000 + RESUME_STEP_MS, discontinuity: true });
+        assert_eq!(
+            m,
+            Mapped {
+                dts: 4000 + RESUME_STEP_MS,
+                discontinuity: true
+            }
+        );
         assert_eq!(t.map(Audio, 23).dts, 4043);
     }
 

@@ -12,7 +12,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use estuary_protocol::flv::TagError;
 use estuary_protocol::rtmp::chunk::ChunkLimits;
-use estuary_protocol::rtmp::session::{ConnectInfo, ServerSession, SessionConfig, SessionError, SessionEvent, StreamName};
+use estuary_protocol::rtmp::session::{
+    ConnectInfo, ServerSession, SessionConfig, SessionError, SessionEvent, StreamName,
+};
 use estuary_protocol::{MediaKind, Packet};
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -56,8 +58,15 @@ enum ConnectionError {
 /// What the connection is doing.
 enum Role {
     Idle,
-    Publishing { publisher: Publisher, stream: StreamName },
-    Playing { subscriber: Box<Subscriber>, stream: StreamName, stream_id: u32 },
+    Publishing {
+        publisher: Publisher,
+        stream: StreamName,
+    },
+    Playing {
+        subscriber: Box<Subscriber>,
+        stream: StreamName,
+        stream_id: u32,
+    },
 }
 
 /// What woke the connection's loop.
@@ -100,8 +109,16 @@ pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64
         Ok(Err(e)) => return warn!(cause = %e, "connection closed"),
         Err(_) => return warn!("connection closed: handshake timed out"),
     }
-    let client = ctx.clients.register(id, peer.ip().to_string(), clients::Role::new(ClientKind::RtmpIdle, None, String::new()), kick.clone());
-    let (bytes_in, bytes_out) = (crate::metrics::bytes_received("rtmp"), crate::metrics::bytes_sent("rtmp"));
+    let client = ctx.clients.register(
+        id,
+        peer.ip().to_string(),
+        clients::Role::new(ClientKind::RtmpIdle, None, String::new()),
+        kick.clone(),
+    );
+    let (bytes_in, bytes_out) = (
+        crate::metrics::bytes_received("rtmp"),
+        crate::metrics::bytes_sent("rtmp"),
+    );
     // C0+C1+C2 in, S0+S1+S2 out; bytes read past C2 are counted with the session's.
     client.add_received(HANDSHAKE_BYTES);
     client.add_sent(HANDSHAKE_BYTES);
@@ -142,7 +159,11 @@ pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64
     }
     if let Some(client) = conn.client_info() {
         let recv_bytes = conn.session.bytes_received();
-        conn.ctx.hooks.notify(&NotifyEvent::Close { client, send_bytes: conn.bytes_sent, recv_bytes });
+        conn.ctx.hooks.notify(&NotifyEvent::Close {
+            client,
+            send_bytes: conn.bytes_sent,
+            recv_bytes,
+        });
     }
 }
 
@@ -150,7 +171,11 @@ pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64
 const HANDSHAKE_BYTES: u64 = 1 + 1536 + 1536;
 
 /// RTMP handshake (simple or digest, via `rml_rtmp`). Leftover bytes stay in `buf`.
-async fn handshake(reader: &mut OwnedReadHalf, writer: &mut OwnedWriteHalf, buf: &mut BytesMut) -> Result<(), ConnectionError> {
+async fn handshake(
+    reader: &mut OwnedReadHalf,
+    writer: &mut OwnedWriteHalf,
+    buf: &mut BytesMut,
+) -> Result<(), ConnectionError> {
     let mut handshake = Handshake::new(PeerType::Server);
     let mut chunk = [0u8; 4096];
     loop {
@@ -160,12 +185,20 @@ async fn handshake(reader: &mut OwnedReadHalf, writer: &mut OwnedWriteHalf, buf:
         }
         match handshake.process_bytes(&chunk[..n]) {
             Ok(HandshakeProcessResult::InProgress { response_bytes }) => writer.write_all(&response_bytes).await?,
-            Ok(HandshakeProcessResult::Completed { response_bytes, remaining_bytes }) => {
+            Ok(HandshakeProcessResult::Completed {
+                response_bytes,
+                remaining_bytes,
+            }) => {
                 writer.write_all(&response_bytes).await?;
                 buf.extend_from_slice(&remaining_bytes);
                 return Ok(());
             }
-            Err(e) => return Err(ConnectionError::Handshake(format!("{e:?} (first byte 0x{:02x})", chunk[0]))),
+            Err(e) => {
+                return Err(ConnectionError::Handshake(format!(
+                    "{e:?} (first byte 0x{:02x})",
+                    chunk[0]
+                )))
+            }
         }
     }
 }
@@ -238,7 +271,11 @@ impl Connection {
             SessionEvent::Connect(info) => self.on_connect(info).await?,
             SessionEvent::Publish { stream_id, stream } => self.on_publish(stream_id, stream).await?,
             SessionEvent::Play { stream_id, stream } => self.on_play(stream_id, stream).await?,
-            SessionEvent::Media { kind, timestamp, payload } => self.on_media(kind, timestamp, payload)?,
+            SessionEvent::Media {
+                kind,
+                timestamp,
+                payload,
+            } => self.on_media(kind, timestamp, payload)?,
             SessionEvent::Metadata { timestamp, payload } => self.on_media(MediaKind::Script, timestamp, payload)?,
             SessionEvent::StreamClosed { stream_id } => match &self.role {
                 Role::Publishing { .. } => {
@@ -265,16 +302,36 @@ impl Connection {
 
     fn stream_info(&self, stream: &StreamName) -> StreamInfo {
         let app = self.connect.as_ref().map_or("", |c| c.app.as_str());
-        let param = if stream.query.is_empty() { String::new() } else { format!("?{}", stream.query) };
-        StreamInfo { stream: stream.name.clone(), param, stream_id: format!("{app}/{}", stream.name) }
+        let param = if stream.query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", stream.query)
+        };
+        StreamInfo {
+            stream: stream.name.clone(),
+            param,
+            stream_id: format!("{app}/{}", stream.name),
+        }
     }
 
     async fn on_connect(&mut self, info: ConnectInfo) -> Result<(), ConnectionError> {
         debug!(app = %info.app, tc_url = %info.tc_url, "connect");
         self.connect = Some(info.clone());
         let client = self.client_info().expect("connect info was just set");
-        let param = if info.app_query.is_empty() { String::new() } else { format!("?{}", info.app_query) };
-        let decision = self.ctx.hooks.decide(&DecisionEvent::Connect { client, stream: String::new(), param }).await;
+        let param = if info.app_query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", info.app_query)
+        };
+        let decision = self
+            .ctx
+            .hooks
+            .decide(&DecisionEvent::Connect {
+                client,
+                stream: String::new(),
+                param,
+            })
+            .await;
         if let crate::hooks::Decision::Reject { reason } = decision {
             crate::metrics::rejected("rtmp", "hook");
             self.session.reject_connect(&reason)?;
@@ -293,20 +350,35 @@ impl Connection {
     async fn on_publish(&mut self, stream_id: u32, stream: StreamName) -> Result<(), ConnectionError> {
         let Some(key) = self.stream_key(&stream) else {
             crate::metrics::rejected("rtmp", "bad_name");
-            self.session.reject_publish(stream_id, "NetStream.Publish.BadName", "empty app or stream name")?;
+            self.session
+                .reject_publish(stream_id, "NetStream.Publish.BadName", "empty app or stream name")?;
             self.flush().await?;
-            return Err(ConnectionError::Refused("publish with an empty app or stream name".into()));
+            return Err(ConnectionError::Refused(
+                "publish with an empty app or stream name".into(),
+            ));
         };
         if !matches!(self.role, Role::Idle) {
-            self.session.reject_publish(stream_id, "NetStream.Publish.BadConnection", "already publishing or playing")?;
+            self.session.reject_publish(
+                stream_id,
+                "NetStream.Publish.BadConnection",
+                "already publishing or playing",
+            )?;
             return Ok(());
         }
         tracing::Span::current().record("stream", tracing::field::display(&key));
         let client = self.client_info().expect("publish comes after connect");
-        let decision = self.ctx.hooks.decide(&DecisionEvent::Publish { client, stream: self.stream_info(&stream) }).await;
+        let decision = self
+            .ctx
+            .hooks
+            .decide(&DecisionEvent::Publish {
+                client,
+                stream: self.stream_info(&stream),
+            })
+            .await;
         if let crate::hooks::Decision::Reject { reason } = decision {
             crate::metrics::rejected("rtmp", "hook");
-            self.session.reject_publish(stream_id, "NetStream.Publish.Rejected", &reason)?;
+            self.session
+                .reject_publish(stream_id, "NetStream.Publish.Rejected", &reason)?;
             self.flush().await?;
             return Err(ConnectionError::Refused(reason));
         }
@@ -315,13 +387,15 @@ impl Connection {
                 self.session.accept_publish(stream_id, &stream.name)?;
                 info!(stream = %key, "publish started");
                 crate::hls::packager::ensure_running(&self.ctx, &key);
-                self.client.set_role(ClientKind::Publisher, Some(key), self.stream_url(&stream));
+                self.client
+                    .set_role(ClientKind::Publisher, Some(key), self.stream_url(&stream));
                 self.role = Role::Publishing { publisher, stream };
                 Ok(())
             }
             Err(e) => {
                 crate::metrics::rejected("rtmp", "busy");
-                self.session.reject_publish(stream_id, "NetStream.Publish.BadName", &e.to_string())?;
+                self.session
+                    .reject_publish(stream_id, "NetStream.Publish.BadName", &e.to_string())?;
                 self.flush().await?;
                 Err(ConnectionError::Refused(e.to_string()))
             }
@@ -331,17 +405,26 @@ impl Connection {
     async fn on_play(&mut self, stream_id: u32, stream: StreamName) -> Result<(), ConnectionError> {
         let Some(key) = self.stream_key(&stream) else {
             crate::metrics::rejected("rtmp", "bad_name");
-            self.session.reject_play(stream_id, "NetStream.Play.StreamNotFound", "empty app or stream name")?;
+            self.session
+                .reject_play(stream_id, "NetStream.Play.StreamNotFound", "empty app or stream name")?;
             self.flush().await?;
             return Err(ConnectionError::Refused("play with an empty app or stream name".into()));
         };
         if !matches!(self.role, Role::Idle) {
-            self.session.reject_play(stream_id, "NetStream.Play.Failed", "already publishing or playing")?;
+            self.session
+                .reject_play(stream_id, "NetStream.Play.Failed", "already publishing or playing")?;
             return Ok(());
         }
         tracing::Span::current().record("stream", tracing::field::display(&key));
         let client = self.client_info().expect("play comes after connect");
-        let decision = self.ctx.hooks.decide(&DecisionEvent::Play { client, stream: self.stream_info(&stream) }).await;
+        let decision = self
+            .ctx
+            .hooks
+            .decide(&DecisionEvent::Play {
+                client,
+                stream: self.stream_info(&stream),
+            })
+            .await;
         if let crate::hooks::Decision::Reject { reason } = decision {
             crate::metrics::rejected("rtmp", "hook");
             self.session.reject_play(stream_id, "NetStream.Play.Failed", &reason)?;
@@ -351,9 +434,14 @@ impl Connection {
         // Accept at once; a viewer that came before the publisher waits (bounded) for media.
         self.session.accept_play(stream_id, &stream.name)?;
         info!(stream = %key, "play started");
-        self.client.set_role(ClientKind::RtmpPlay, Some(key.clone()), self.stream_url(&stream));
+        self.client
+            .set_role(ClientKind::RtmpPlay, Some(key.clone()), self.stream_url(&stream));
         let subscriber = Box::new(self.ctx.hub.subscribe(&key));
-        self.role = Role::Playing { subscriber, stream, stream_id };
+        self.role = Role::Playing {
+            subscriber,
+            stream,
+            stream_id,
+        };
         Ok(())
     }
 
@@ -362,8 +450,10 @@ impl Connection {
             debug!(?kind, "media from a connection that is not publishing; ignored");
             return Ok(());
         };
-        let packet = Packet::from_flv_body(kind, timestamp, payload)
-            .map_err(|source| ConnectionError::BadMedia { stream: publisher.stream().key.to_string(), source })?;
+        let packet = Packet::from_flv_body(kind, timestamp, payload).map_err(|source| ConnectionError::BadMedia {
+            stream: publisher.stream().key.to_string(),
+            source,
+        })?;
         if !publisher.send(packet) {
             return Err(ConnectionError::Replaced);
         }
@@ -373,7 +463,9 @@ impl Connection {
     /// Writes the pending packets in one vectored write.
     async fn play_batch(&mut self) -> Result<(), ConnectionError> {
         let chunk_size = self.session.out_chunk_size();
-        let Role::Playing { stream_id, .. } = &self.role else { return Ok(()) };
+        let Role::Playing { stream_id, .. } = &self.role else {
+            return Ok(());
+        };
         let stream_id = *stream_id;
         let session = &self.session;
         // Shared chunks are built for message stream 1, which is what every player we know
@@ -431,15 +523,20 @@ impl Connection {
             Role::Publishing { publisher, stream } => {
                 info!(stream = %publisher.stream().key, "publish stopped");
                 drop(publisher);
-                self.ctx.hooks.notify(&NotifyEvent::Unpublish { client, stream: self.stream_info(&stream) });
+                self.ctx.hooks.notify(&NotifyEvent::Unpublish {
+                    client,
+                    stream: self.stream_info(&stream),
+                });
             }
             Role::Playing { subscriber, stream, .. } => {
                 info!(stream = %subscriber.stream().key, dropped = subscriber.dropped, "play stopped");
                 drop(subscriber);
-                self.ctx.hooks.notify(&NotifyEvent::Stop { client, stream: self.stream_info(&stream) });
+                self.ctx.hooks.notify(&NotifyEvent::Stop {
+                    client,
+                    stream: self.stream_info(&stream),
+                });
             }
             Role::Idle => {}
         }
     }
 }
-

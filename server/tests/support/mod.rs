@@ -144,11 +144,7 @@ impl Server {
         std::fs::write(&cfg, config).expect("write config");
         let token = config
             .lines()
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix("token = \"")
-                    .and_then(|r| r.strip_suffix('"'))
-            })
+            .find_map(|l| l.trim().strip_prefix("token = \"").and_then(|r| r.strip_suffix('"')))
             .unwrap_or("")
             .to_string();
         for _ in 0..5 {
@@ -167,10 +163,7 @@ impl Server {
                 if !proc.running() {
                     return Some(false);
                 }
-                get(http, "/readyz", "")
-                    .ok()
-                    .filter(|r| r.status == 200)
-                    .map(|_| true)
+                get(http, "/readyz", "").ok().filter(|r| r.status == 200).map(|_| true)
             });
             if ready == Some(true) {
                 return Server {
@@ -196,21 +189,14 @@ impl Server {
     /// GET an API path with the server's token; panics unless the answer is JSON.
     pub fn api(&self, path: &str) -> (u16, Value) {
         let r = get(self.http, path, &self.token).expect("api request");
-        let v = serde_json::from_slice(&r.body).unwrap_or_else(|e| {
-            panic!(
-                "{path}: not json ({e}): {}",
-                String::from_utf8_lossy(&r.body)
-            )
-        });
+        let v = serde_json::from_slice(&r.body)
+            .unwrap_or_else(|e| panic!("{path}: not json ({e}): {}", String::from_utf8_lossy(&r.body)));
         (r.status, v)
     }
 
     pub fn delete(&self, path: &str) -> (u16, Value) {
         let r = request(self.http, "DELETE", path, &self.token).expect("api request");
-        (
-            r.status,
-            serde_json::from_slice(&r.body).unwrap_or(Value::Null),
-        )
+        (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
     }
 
     /// ffmpeg publishing the clip in a loop, in real time.
@@ -254,14 +240,9 @@ impl Server {
     pub fn wait_live(&self, app: &str, stream: &str) {
         let live = wait_for(LIMIT, || {
             let (_, v) = self.api(&format!("/api/v1/streams/{app}/{stream}"));
-            (v["stream"]["publish"]["active"] == true && v["stream"]["video"].is_object())
-                .then_some(())
+            (v["stream"]["publish"]["active"] == true && v["stream"]["video"].is_object()).then_some(())
         });
-        assert!(
-            live.is_some(),
-            "{app}/{stream} did not go live; log:\n{}",
-            self.log()
-        );
+        assert!(live.is_some(), "{app}/{stream} did not go live; log:\n{}", self.log());
     }
 
     /// The clients of one kind, from the API.
@@ -321,21 +302,13 @@ pub fn request(port: u16, method: &str, path: &str, token: &str) -> std::io::Res
     } else {
         r.read_to_end(&mut body)?;
     }
-    Ok(HttpResponse {
-        status,
-        headers,
-        body,
-    })
+    Ok(HttpResponse { status, headers, body })
 }
 
 fn read_head(r: &mut impl BufRead) -> std::io::Result<(u16, Vec<(String, String)>)> {
     let mut line = String::new();
     r.read_line(&mut line)?;
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let mut headers = Vec::new();
     loop {
         line.clear();
@@ -357,8 +330,7 @@ fn read_chunked(r: &mut impl BufRead, mut f: impl FnMut(&[u8])) -> std::io::Resu
         if r.read_line(&mut line)? == 0 {
             return Ok(());
         }
-        let size =
-            usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).unwrap_or(0);
+        let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).unwrap_or(0);
         if size == 0 {
             return Ok(());
         }
@@ -380,8 +352,7 @@ pub struct FlvViewer {
 impl FlvViewer {
     pub fn open(port: u16, path: &str) -> FlvViewer {
         let mut s = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(60)))
-            .expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
         write!(
             s,
             "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
@@ -498,12 +469,7 @@ impl HookReceiver {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        for c in self
-            .conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
+        for c in self.conns.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
             let _ = c.shutdown(Shutdown::Both);
         }
     }
@@ -563,11 +529,13 @@ fn serve_hook(s: TcpStream, hits: &Mutex<Vec<Hit>>, answer: &Answer) {
             path,
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         };
-        hits.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(hit.clone());
+        hits.lock().unwrap_or_else(|e| e.into_inner()).push(hit.clone());
         let (status, text) = answer(&hit);
-        let _ = write!(w, "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}", text.len());
+        let _ = write!(
+            w,
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+            text.len()
+        );
     }
 }
 
@@ -599,9 +567,7 @@ pub fn parse_metrics(text: &str) -> Vec<Sample> {
             }
             continue;
         }
-        let (series, value) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("no value: {line}"));
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value: {line}"));
         let value: f64 = match value {
             "+Inf" => f64::INFINITY,
             "-Inf" => f64::NEG_INFINITY,
@@ -610,10 +576,7 @@ pub fn parse_metrics(text: &str) -> Vec<Sample> {
         let (name, labels) = match series.split_once('{') {
             Some((n, l)) => (
                 n,
-                parse_labels(
-                    l.strip_suffix('}')
-                        .unwrap_or_else(|| panic!("bad labels: {line}")),
-                ),
+                parse_labels(l.strip_suffix('}').unwrap_or_else(|| panic!("bad labels: {line}"))),
             ),
             None => (series, Vec::new()),
         };
@@ -625,8 +588,7 @@ pub fn parse_metrics(text: &str) -> Vec<Sample> {
 
 fn valid_name(n: &str) -> bool {
     !n.is_empty()
-        && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
         && !n.starts_with(|c: char| c.is_ascii_digit())
 }
 
@@ -634,9 +596,7 @@ fn parse_labels(s: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut rest = s;
     while !rest.is_empty() {
-        let (k, r) = rest
-            .split_once("=\"")
-            .unwrap_or_else(|| panic!("bad labels: {s}"));
+        let (k, r) = rest.split_once("=\"").unwrap_or_else(|| panic!("bad labels: {s}"));
         assert!(valid_name(k), "bad label name {k}");
         let mut value = String::new();
         let mut chars = r.char_indices();

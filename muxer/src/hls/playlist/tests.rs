@@ -39,9 +39,7 @@ fn renders_every_required_tag_including_zero_sequences() {
 fn window_slides_and_counts_sequences() {
     let mut playlist = LivePlaylist::new(LivePlaylistConfig::default());
     for sequence in 0..10 {
-        let added = playlist
-            .push_entry(entry(sequence, 2000, sequence == 3))
-            .unwrap();
+        let added = playlist.push_entry(entry(sequence, 2000, sequence == 3)).unwrap();
         if sequence == 6 {
             assert_eq!(added.removed, 0..1);
         }
@@ -132,10 +130,7 @@ fn checker_catches_broken_playlists() {
             .any(|e| e.contains("segment 6 has no EXT-X-PROGRAM-DATE-TIME")),
         "{errors:?}"
     );
-    assert!(
-        errors.iter().any(|e| e.contains("segment 7 lasts 3.6 s")),
-        "{errors:?}"
-    );
+    assert!(errors.iter().any(|e| e.contains("segment 7 lasts 3.6 s")), "{errors:?}");
 
     let mut checker = PlaylistChecker::new();
     let first = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-TARGETDURATION:3\n\
@@ -143,15 +138,12 @@ fn checker_catches_broken_playlists() {
                  #EXT-X-PROGRAM-DATE-TIME:2024-05-01T12:34:56.789Z\n#EXTINF:2.0,\na.ts\n\
                  #EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:2024-05-01T12:35:56.789Z\n#EXTINF:2.0,\nb.ts\n";
     checker.check(first.as_bytes()).unwrap();
-    let second =
-        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-TARGETDURATION:4\n\
+    let second = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-TARGETDURATION:4\n\
                   #EXT-X-MEDIA-SEQUENCE:7\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n\
                   #EXT-X-PROGRAM-DATE-TIME:2024-05-01T12:35:58.789Z\n#EXTINF:2.0,\nc.ts\n";
     let errors = checker.check(second.as_bytes()).unwrap_err();
     assert!(
-        errors
-            .iter()
-            .any(|e| e.contains("target duration changed from 3 to 4")),
+        errors.iter().any(|e| e.contains("target duration changed from 3 to 4")),
         "{errors:?}"
     );
     assert!(
@@ -161,19 +153,12 @@ fn checker_catches_broken_playlists() {
         "{errors:?}"
     );
     let missing = "#EXTM3U\n#EXT-X-TARGETDURATION:3\n#EXTINF:2.5,\na.ts\n";
-    let errors = PlaylistChecker::new()
-        .check(missing.as_bytes())
-        .unwrap_err();
+    let errors = PlaylistChecker::new().check(missing.as_bytes()).unwrap_err();
     assert!(
-        errors
-            .iter()
-            .any(|e| e.contains("no #EXT-X-DISCONTINUITY-SEQUENCE")),
+        errors.iter().any(|e| e.contains("no #EXT-X-DISCONTINUITY-SEQUENCE")),
         "{errors:?}"
     );
-    assert!(
-        errors.iter().any(|e| e.contains("EXT-X-VERSION 3")),
-        "{errors:?}"
-    );
+    assert!(errors.iter().any(|e| e.contains("EXT-X-VERSION 3")), "{errors:?}");
 }
 
 proptest! {

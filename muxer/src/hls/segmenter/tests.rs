@@ -8,9 +8,9 @@ use crate::check::TsChecker;
 
 /// OBS 29.0.2's AVC sequence header (High 3.1, 1280x720) and AAC config.
 const OBS_AVC_RECORD: &[u8] = &[
-    0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x1c, 0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50,
-    0x05, 0xbb, 0x01, 0x6a, 0x02, 0x02, 0x02, 0x80, 0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x1e,
-    0x47, 0x8c, 0x18, 0xcb, 0x01, 0x00, 0x04, 0x68, 0xef, 0xbc, 0xb0,
+    0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x1c, 0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01,
+    0x6a, 0x02, 0x02, 0x02, 0x80, 0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x1e, 0x47, 0x8c, 0x18, 0xcb, 0x01, 0x00,
+    0x04, 0x68, 0xef, 0xbc, 0xb0,
 ];
 const OBS_AAC_CONFIG: &[u8] = &[0x12, 0x10, 0x56, 0xe5, 0x00];
 const ARRIVAL_BASE_MS: u64 = 1_700_000_000_000;
@@ -122,10 +122,7 @@ fn cuts_at_the_first_keyframe_at_or_after_the_fragment() {
     assert_eq!(segments[0].duration_ms, 3000);
     assert_eq!(segments[1].duration_ms, 3000);
     assert!(segments.iter().all(|s| !s.discontinuity));
-    assert_eq!(
-        segments.iter().map(|s| s.sequence).collect::<Vec<_>>(),
-        vec![0, 1, 2]
-    );
+    assert_eq!(segments.iter().map(|s| s.sequence).collect::<Vec<_>>(), vec![0, 1, 2]);
     assert_eq!(segments[1].program_date_time_ms, ARRIVAL_BASE_MS + 3000);
     check_all(&segments);
     let report = crate::check::check_segment(&segments[0].data).unwrap();
@@ -139,10 +136,7 @@ fn cuts_at_the_first_keyframe_at_or_after_the_fragment() {
 fn packets_before_the_first_keyframe_are_dropped() {
     let mut packets = av_stream(4000, 2000);
     // Start mid-GOP: remove the first keyframe.
-    let first_key = packets
-        .iter()
-        .position(|p| p.keyframe && !p.seq_header)
-        .unwrap();
+    let first_key = packets.iter().position(|p| p.keyframe && !p.seq_header).unwrap();
     packets.remove(first_key);
     let mut segmenter = HlsSegmenter::new(HlsSegmenterConfig::default());
     let segments = run(&mut segmenter, &packets);
@@ -158,10 +152,7 @@ fn audio_only_streams_are_cut_by_duration() {
     let mut segmenter = HlsSegmenter::new(HlsSegmenterConfig::default());
     let segments = run(&mut segmenter, &packets);
     assert!(segments.len() >= 5);
-    assert!(
-        segments[0].start_dts >= 1000,
-        "waits for video before going audio-only"
-    );
+    assert!(segments[0].start_dts >= 1000, "waits for video before going audio-only");
     for s in &segments[..segments.len() - 1] {
         assert!((1985..2030).contains(&s.duration_ms), "{}", s.duration_ms);
     }
@@ -186,19 +177,10 @@ fn a_discontinuity_closes_the_segment_and_waits_for_a_keyframe() {
     packets.extend(after);
     let mut segmenter = HlsSegmenter::new(HlsSegmenterConfig::default());
     let segments = run(&mut segmenter, &packets);
-    let flags: Vec<(u64, bool)> = segments
-        .iter()
-        .map(|s| (s.start_dts, s.discontinuity))
-        .collect();
+    let flags: Vec<(u64, bool)> = segments.iter().map(|s| (s.start_dts, s.discontinuity)).collect();
     assert_eq!(
         flags,
-        vec![
-            (0, false),
-            (2000, false),
-            (4000, false),
-            (6500, true),
-            (8500, false)
-        ]
+        vec![(0, false), (2000, false), (4000, false), (6500, true), (8500, false)]
     );
     // The segment cut by the discontinuity ends where its last frame ends.
     assert!(
@@ -223,14 +205,8 @@ fn a_new_sequence_header_starts_a_discontinuous_segment() {
     }));
     let mut segmenter = HlsSegmenter::new(HlsSegmenterConfig::default());
     let segments = run(&mut segmenter, &packets);
-    let flags: Vec<(u64, bool)> = segments
-        .iter()
-        .map(|s| (s.start_dts, s.discontinuity))
-        .collect();
-    assert_eq!(
-        flags,
-        vec![(0, false), (2000, false), (3000, true), (5000, false)]
-    );
+    let flags: Vec<(u64, bool)> = segments.iter().map(|s| (s.start_dts, s.discontinuity)).collect();
+    assert_eq!(flags, vec![(0, false), (2000, false), (3000, true), (5000, false)]);
     assert_eq!(segmenter.video_config().unwrap().level_idc, 0x28);
     check_all(&segments);
 }
@@ -283,10 +259,7 @@ fn bad_packets_are_rejected_without_side_effects() {
     segmenter.push(&video_header(OBS_AVC_RECORD)).unwrap();
     let mut truncated = video_frame(0, true, 100);
     truncated.payload = truncated.payload.slice(..truncated.payload.len() - 1);
-    assert!(matches!(
-        segmenter.push(&truncated),
-        Err(MuxError::VideoFrame(_))
-    ));
+    assert!(matches!(segmenter.push(&truncated), Err(MuxError::VideoFrame(_))));
     let mut hevc = video_frame(0, true, 100);
     hevc.codec = Codec::Video(VideoCodec::Hevc);
     assert_eq!(
@@ -312,21 +285,14 @@ fn keyframe_frames_with_parameter_sets_pass_the_checker() {
     let report = crate::check::check_segment(&segment.data).unwrap();
     assert_eq!(report.video_frames, 1);
     assert!(!report.has_audio);
-    let sps_count = segment
-        .data
-        .windows(5)
-        .filter(|w| w == &[0, 0, 0, 1, 0x67])
-        .count();
+    let sps_count = segment.data.windows(5).filter(|w| w == &[0, 0, 0, 1, 0x67]).count();
     assert_eq!(sps_count, 1, "the frame's own SPS is not duplicated");
 }
 
 #[test]
 fn segment_data_is_whole_packets_with_tables_first() {
     let packets = av_stream(2100, 1000);
-    let segments = run(
-        &mut HlsSegmenter::new(HlsSegmenterConfig::default()),
-        &packets,
-    );
+    let segments = run(&mut HlsSegmenter::new(HlsSegmenterConfig::default()), &packets);
     for segment in &segments {
         assert_eq!(segment.data.len() % 188, 0);
         assert_eq!(
