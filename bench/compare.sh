@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side by side: Estuary and nginx-rtmp under the same load, one Markdown table.
 #
-#   bench/compare.sh [--quick] [--servers "estuary nginx"] [--duration SECS] [--out FILE]
+#   bench/compare.sh [--quick] [--servers "estuary nginx"] [--duration SECS] [--only REGEX] [--out FILE]
 #
 # Each scenario starts a fresh server pinned to core 0 (taskset -c 0) and runs estuary-bench
 # pinned to core 1 against it, on loopback only. Scenarios:
@@ -10,6 +10,7 @@
 #   hls      1 publisher, 500 HLS viewers;
 #   ingest   50 publishers at 2.5 Mbps each, HLS on, no viewers.
 # --quick: short runs and fewer viewer counts, to smoke-test the whole thing in minutes.
+# --only REGEX: run only the scenarios whose name (e.g. fan-out-rtmp-500-nginx) matches.
 # The JSON and text report of every run stay in bench/results/compare-<date>/.
 set -euo pipefail
 
@@ -20,12 +21,14 @@ QUICK=0
 SERVERS="estuary nginx"
 DURATION=""
 OUT=""
+ONLY=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
         --servers) SERVERS="$2"; shift ;;
         --duration) DURATION="$2"; shift ;;
         --out) OUT="$2"; shift ;;
+        --only) ONLY="$2"; shift ;;
         -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -208,6 +211,7 @@ urls() {
 run() {
     local server=$1 scenario=$2 label=$3; shift 3
     local name="$scenario-$label-$server"
+    if [ -n "$ONLY" ] && ! [[ "$name" =~ $ONLY ]]; then return 0; fi
     if ! start_server "$server"; then
         echo "{\"failed\": \"$server did not start\"}" >"$RUNDIR/$name.json"
         printf '%s\t%s\t%s\t%s\n' "$scenario" "$label" "$server" "$RUNDIR/$name.json" >>"$RUNDIR/index.tsv"
