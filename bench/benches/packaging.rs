@@ -13,9 +13,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 
 fn todo_stubs(c: &mut Criterion) {
     // A placeholder so `cargo bench -p estuary-bench` runs; replace with the real benches.
-    c.bench_function("todo_packaging_placeholder", |b| {
-        b.iter(|| criterion::black_box(0u64))
-    });
+    c.bench_function("todo_packaging_placeholder", |b| b.iter(|| criterion::black_box(0u64)));
 }
 
 criterion_group!(benches, todo_stubs);

@@ -126,8 +126,7 @@ pub fn ensure_clip(path: &Path) -> anyhow::Result<()> {
     if !status.success() {
         bail!("ffmpeg failed to generate {}: {status}", path.display());
     }
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }
 
@@ -160,10 +159,7 @@ pub fn parse_flv(file: &[u8]) -> anyhow::Result<Clip> {
         let h = &file[pos..pos + 11];
         let kind = h[0] & 0x1f;
         let len = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
-        let ts = (u32::from(h[7]) << 24)
-            | (u32::from(h[4]) << 16)
-            | (u32::from(h[5]) << 8)
-            | u32::from(h[6]);
+        let ts = (u32::from(h[7]) << 24) | (u32::from(h[4]) << 16) | (u32::from(h[5]) << 8) | u32::from(h[6]);
         let body_start = pos + 11;
         if body_start + len > file.len() {
             break; // truncated last tag
@@ -252,11 +248,7 @@ mod tests {
         f.extend(tag(9, 1066, &[0x27, 1, 0, 0, 0, 0, 0, 0, 1, 0x41]));
         f.extend_from_slice(&[9, 0, 0]); // truncated tail
         let clip = parse_flv(&f).unwrap();
-        assert!(
-            clip.metadata.is_some()
-                && clip.video_seq_header.is_some()
-                && clip.audio_seq_header.is_some()
-        );
+        assert!(clip.metadata.is_some() && clip.video_seq_header.is_some() && clip.audio_seq_header.is_some());
         assert_eq!(clip.frames.len(), 4);
         assert_eq!(clip.frames[0].timestamp, 0);
         assert!(clip.frames[0].is_keyframe());

@@ -26,10 +26,7 @@ impl HttpUrl {
         if host.is_empty() {
             bail!("{url}: no host");
         }
-        let addr = if host
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
+        let addr = if host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
             host.to_string()
         } else {
             format!("{host}:80")
@@ -94,8 +91,7 @@ pub fn parse_head(buf: &[u8]) -> anyhow::Result<Option<ResponseHead>> {
         }
         return Ok(None);
     };
-    let text =
-        std::str::from_utf8(&buf[..end]).map_err(|_| anyhow!("response head is not UTF-8"))?;
+    let text = std::str::from_utf8(&buf[..end]).map_err(|_| anyhow!("response head is not UTF-8"))?;
     let mut lines = text.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let mut parts = status_line.split(' ');
@@ -114,16 +110,10 @@ pub fn parse_head(buf: &[u8]) -> anyhow::Result<Option<ResponseHead>> {
             continue;
         };
         let value = value.trim();
-        if name.eq_ignore_ascii_case("transfer-encoding")
-            && value.to_ascii_lowercase().contains("chunked")
-        {
+        if name.eq_ignore_ascii_case("transfer-encoding") && value.to_ascii_lowercase().contains("chunked") {
             body = BodyKind::Chunked;
         } else if name.eq_ignore_ascii_case("content-length") && body != BodyKind::Chunked {
-            body = BodyKind::Length(
-                value
-                    .parse()
-                    .map_err(|_| anyhow!("bad content-length {value:?}"))?,
-            );
+            body = BodyKind::Length(value.parse().map_err(|_| anyhow!("bad content-length {value:?}"))?);
         } else if name.eq_ignore_ascii_case("connection") {
             keep_alive = !value.eq_ignore_ascii_case("close");
         }
@@ -309,9 +299,7 @@ mod tests {
         for split in 0..body.len() {
             let mut dec = BodyDecoder::new(head.body);
             let mut out = Vec::new();
-            let a = dec
-                .feed(&body[..split], |d| out.extend_from_slice(d))
-                .unwrap();
+            let a = dec.feed(&body[..split], |d| out.extend_from_slice(d)).unwrap();
             let end = body.len() - 4;
             assert_eq!(a, split.min(end));
             let b = dec.feed(&body[a..], |d| out.extend_from_slice(d)).unwrap();
@@ -324,20 +312,16 @@ mod tests {
     #[test]
     fn sized_body_and_incomplete_head() {
         assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Le").unwrap(), None);
-        let head =
-            parse_head(b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\nConnection: close\r\n\r\n")
-                .unwrap()
-                .unwrap();
+        let head = parse_head(b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\nConnection: close\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (head.status, head.body, head.keep_alive),
             (404, BodyKind::Length(3), false)
         );
         let mut dec = BodyDecoder::new(head.body);
         let mut out = Vec::new();
-        assert_eq!(
-            dec.feed(b"abcdef", |d| out.extend_from_slice(d)).unwrap(),
-            3
-        );
+        assert_eq!(dec.feed(b"abcdef", |d| out.extend_from_slice(d)).unwrap(), 3);
         assert!(dec.is_done());
         assert_eq!(out, b"abc");
     }

@@ -58,10 +58,7 @@ pub fn enable_timestamps(stream: &TcpStream) -> bool {
 
 /// Waits for data on `stream`, reads up to 64 KiB and hands it to `consume` with its
 /// receive time (ns, CLOCK_REALTIME). `Ok(None)` at end of stream.
-pub async fn recv<R>(
-    stream: &TcpStream,
-    mut consume: impl FnMut(&[u8], u64) -> R,
-) -> io::Result<Option<R>> {
+pub async fn recv<R>(stream: &TcpStream, mut consume: impl FnMut(&[u8], u64) -> R) -> io::Result<Option<R>> {
     loop {
         stream.readable().await?;
         let mut out = None;
@@ -108,8 +105,7 @@ pub async fn recv<R>(
 
 fn recv_stamped(fd: i32, buf: &mut [u8], cmsg: &mut Vec<u8>) -> io::Result<(usize, Option<u64>)> {
     let mut iov = [IoSliceMut::new(buf)];
-    let msg =
-        recvmsg::<()>(fd, &mut iov, Some(cmsg), MsgFlags::empty()).map_err(io::Error::from)?;
+    let msg = recvmsg::<()>(fd, &mut iov, Some(cmsg), MsgFlags::empty()).map_err(io::Error::from)?;
     let mut ts = None;
     if let Ok(cmsgs) = msg.cmsgs() {
         for c in cmsgs {

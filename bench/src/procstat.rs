@@ -129,12 +129,10 @@ impl Sampler {
     pub fn finish(self, bytes_delivered: u64) -> ServerReport {
         let wall = self.started.elapsed().as_secs_f64();
         self.stop.store(true, Ordering::Release);
-        let (first, last, peak, error) = self.handle.join().unwrap_or((
-            None,
-            None,
-            0,
-            Some("sampler thread panicked".to_string()),
-        ));
+        let (first, last, peak, error) =
+            self.handle
+                .join()
+                .unwrap_or((None, None, 0, Some("sampler thread panicked".to_string())));
         let cpu = match (first, last) {
             (Some(a), Some(b)) => b.cpu_s - a.cpu_s,
             _ => 0.0,

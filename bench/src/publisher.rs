@@ -35,13 +35,7 @@ pub struct PublisherStats {
 }
 
 /// Publishes until `stop`; never fails, reports what went wrong in the stats.
-pub async fn run(
-    index: usize,
-    url: String,
-    clip: Arc<Clip>,
-    table: Arc<SendTable>,
-    stop: Instant,
-) -> PublisherStats {
+pub async fn run(index: usize, url: String, clip: Arc<Clip>, table: Arc<SendTable>, stop: Instant) -> PublisherStats {
     let mut stats = PublisherStats {
         index,
         url: url.clone(),
@@ -74,22 +68,15 @@ async fn publish(
         data.put_u16(13);
         data.put_slice(b"@setDataFrame");
         data.put_slice(meta);
-        stream
-            .write_all(&session.media_message(18, 0, &data))
-            .await?;
+        stream.write_all(&session.media_message(18, 0, &data)).await?;
     }
-    for seq in [&clip.video_seq_header, &clip.audio_seq_header]
-        .into_iter()
-        .flatten()
-    {
+    for seq in [&clip.video_seq_header, &clip.audio_seq_header].into_iter().flatten() {
         let type_id = if Some(seq) == clip.video_seq_header.as_ref() {
             9
         } else {
             8
         };
-        stream
-            .write_all(&session.media_message(type_id, 0, seq))
-            .await?;
+        stream.write_all(&session.media_message(type_id, 0, seq)).await?;
     }
 
     let start = Instant::now();
@@ -126,8 +113,7 @@ async fn publish(
             stats.max_late_ms = stats.max_late_ms.max(late);
             let rtmp_ts = ts as u32;
             let bytes = if tag.kind == 9 {
-                let payload =
-                    sei::insert_sei(&tag.data, clip.nal_len_size, sei::frame_id(index, seq_no));
+                let payload = sei::insert_sei(&tag.data, clip.nal_len_size, sei::frame_id(index, seq_no));
                 let bytes = session.media_message(9, rtmp_ts, &payload);
                 table.record(seq_no, now_ns(), tag.is_keyframe());
                 seq_no += 1;

@@ -118,29 +118,16 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let pub_handle = {
         let clip = clip.clone();
         let tables = tables.clone();
-        let urls: Vec<String> = (0..cfg.publishers)
-            .map(|i| cfg.url(&cfg.publish_url, i))
-            .collect();
-        std::thread::Builder::new()
-            .name("publishers".into())
-            .spawn(move || -> anyhow::Result<Vec<PublisherStats>> {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
+        let urls: Vec<String> = (0..cfg.publishers).map(|i| cfg.url(&cfg.publish_url, i)).collect();
+        std::thread::Builder::new().name("publishers".into()).spawn(
+            move || -> anyhow::Result<Vec<PublisherStats>> {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                 rt.block_on(async move {
                     let stop = Instant::from_std(publish_stop);
                     let handles: Vec<_> = urls
                         .into_iter()
                         .enumerate()
-                        .map(|(i, url)| {
-                            tokio::spawn(publisher::run(
-                                i,
-                                url,
-                                clip.clone(),
-                                tables[i].clone(),
-                                stop,
-                            ))
-                        })
+                        .map(|(i, url)| tokio::spawn(publisher::run(i, url, clip.clone(), tables[i].clone(), stop)))
                         .collect();
                     let mut out = Vec::new();
                     for h in handles {
@@ -148,7 +135,8 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
                     }
                     Ok(out)
                 })
-            })?
+            },
+        )?
     };
 
     // Viewers start after the warm-up (so there is a GOP and a playlist), measured to the end
@@ -162,11 +150,7 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let threads = cfg.viewer_threads.max(1);
     let mut handles = Vec::new();
     for t in 0..threads {
-        let mine: Vec<ViewerPlan> = plan
-            .iter()
-            .filter(|p| p.index % threads == t)
-            .cloned()
-            .collect();
+        let mine: Vec<ViewerPlan> = plan.iter().filter(|p| p.index % threads == t).cloned().collect();
         let tables = tables.clone();
         let ramp = cfg.ramp;
         let poll = cfg.hls_poll;
@@ -178,10 +162,7 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     }
     let mut viewers = Vec::new();
     for h in handles {
-        viewers.extend(
-            h.join()
-                .map_err(|_| anyhow::anyhow!("viewer thread panicked"))??,
-        );
+        viewers.extend(h.join().map_err(|_| anyhow::anyhow!("viewer thread panicked"))??);
     }
     let window_secs = window_start.elapsed().as_secs_f64();
     let publishers = pub_handle
@@ -223,7 +204,9 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         window_secs,
         receive_timestamps: {
             let (kernel, clock) = crate::net::stamp_counts();
-            format!("{kernel} reads stamped by the kernel (SO_TIMESTAMPNS, CLOCK_REALTIME), {clock} by reading the clock")
+            format!(
+                "{kernel} reads stamped by the kernel (SO_TIMESTAMPNS, CLOCK_REALTIME), {clock} by reading the clock"
+            )
         },
         publishers: PublishersReport {
             count: publishers.len(),

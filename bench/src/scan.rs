@@ -53,11 +53,7 @@ impl FlvScanner {
     }
 
     /// Feeds stream bytes; `on_video` is called for each video tag once its last byte is in.
-    pub fn feed(
-        &mut self,
-        mut input: &[u8],
-        mut on_video: impl FnMut(Frame<'_>),
-    ) -> Result<(), String> {
+    pub fn feed(&mut self, mut input: &[u8], mut on_video: impl FnMut(Frame<'_>)) -> Result<(), String> {
         while !input.is_empty() {
             match self.state {
                 FlvState::FileHeader => {
@@ -83,9 +79,7 @@ impl FlvScanner {
                     if self.need == 0 {
                         let h = &self.header;
                         self.kind = h[0] & 0x1f;
-                        self.need = (usize::from(h[1]) << 16)
-                            | (usize::from(h[2]) << 8)
-                            | usize::from(h[3]);
+                        self.need = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
                         self.prefix.clear();
                         self.state = FlvState::Body;
                         if self.need == 0 {

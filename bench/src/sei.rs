@@ -46,11 +46,7 @@ fn decode_id(b: &[u8]) -> Option<u64> {
     if b.len() < 8 || b[..8].iter().any(|x| x & 0x80 == 0) {
         return None;
     }
-    Some(
-        b[..8]
-            .iter()
-            .fold(0u64, |acc, x| (acc << 7) | u64::from(x & 0x7f)),
-    )
+    Some(b[..8].iter().fold(0u64, |acc, x| (acc << 7) | u64::from(x & 0x7f)))
 }
 
 /// The SEI NAL unit (no length prefix or start code) carrying `id`.
@@ -152,13 +148,7 @@ mod tests {
 
     #[test]
     fn nal_length_size_from_avcc() {
-        assert_eq!(
-            nal_length_size(&[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff]),
-            Some(4)
-        );
-        assert_eq!(
-            nal_length_size(&[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xfd]),
-            Some(2)
-        );
+        assert_eq!(nal_length_size(&[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff]), Some(4));
+        assert_eq!(nal_length_size(&[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xfd]), Some(2));
     }
 }

@@ -250,15 +250,11 @@ impl KindReport {
         let startup: Vec<u32> = mine
             .iter()
             .filter_map(|v| {
-                v.first_key_ns.map(|k| {
-                    (k.saturating_sub(v.connect_ns) / 1000).min(u64::from(u32::MAX)) as u32
-                })
+                v.first_key_ns
+                    .map(|k| (k.saturating_sub(v.connect_ns) / 1000).min(u64::from(u32::MAX)) as u32)
             })
             .collect();
-        let latency: Vec<u32> = mine
-            .iter()
-            .flat_map(|v| v.latencies_us.iter().copied())
-            .collect();
+        let latency: Vec<u32> = mine.iter().flat_map(|v| v.latencies_us.iter().copied()).collect();
         let bytes: u64 = mine.iter().map(|v| v.bytes).sum();
         let playlist: Vec<u32> = mine
             .iter()

@@ -50,10 +50,7 @@ async fn rtmp_inner(url: &str, table: &SendTable, stats: &Shared) -> Result<(), 
     let mut buf = BytesMut::with_capacity(net::READ_SIZE);
     loop {
         if let Some(out) = session.take_output() {
-            stream
-                .write_all(&out)
-                .await
-                .map_err(|e| format!("write: {e}"))?;
+            stream.write_all(&out).await.map_err(|e| format!("write: {e}"))?;
         }
         let read = net::recv(&stream, |data, ts| {
             buf.extend_from_slice(data);
@@ -180,12 +177,7 @@ struct Response {
 
 impl HttpConn {
     /// GETs `url` into `body`; retries once on a fresh connection if a reused one was closed.
-    async fn get(
-        &mut self,
-        url: &HttpUrl,
-        body: &mut Vec<u8>,
-        stats: &Shared,
-    ) -> Result<Response, String> {
+    async fn get(&mut self, url: &HttpUrl, body: &mut Vec<u8>, stats: &Shared) -> Result<Response, String> {
         let reused = self.stream.is_some();
         match self.try_get(url, body, stats).await {
             Err(_) if reused => {
@@ -196,12 +188,7 @@ impl HttpConn {
         }
     }
 
-    async fn try_get(
-        &mut self,
-        url: &HttpUrl,
-        body: &mut Vec<u8>,
-        stats: &Shared,
-    ) -> Result<Response, String> {
+    async fn try_get(&mut self, url: &HttpUrl, body: &mut Vec<u8>, stats: &Shared) -> Result<Response, String> {
         body.clear();
         if self.stream.is_none() {
             self.stream = Some(connect(&url.addr).await?);
@@ -291,11 +278,7 @@ pub fn parse_playlist(text: &str) -> Vec<PlaylistEntry> {
         if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
             sequence = v.trim().parse().unwrap_or(0);
         } else if let Some(v) = line.strip_prefix("#EXTINF:") {
-            duration = v
-                .split(',')
-                .next()
-                .and_then(|d| d.trim().parse().ok())
-                .unwrap_or(0.0);
+            duration = v.split(',').next().and_then(|d| d.trim().parse().ok()).unwrap_or(0.0);
         } else if !line.is_empty() && !line.starts_with('#') {
             out.push(PlaylistEntry {
                 sequence,
@@ -315,12 +298,7 @@ pub async fn hls(url: String, poll: Duration, table: Arc<SendTable>, stats: Shar
     }
 }
 
-async fn hls_inner(
-    url: &str,
-    poll: Duration,
-    table: &SendTable,
-    stats: &Shared,
-) -> Result<(), String> {
+async fn hls_inner(url: &str, poll: Duration, table: &SendTable, stats: &Shared) -> Result<(), String> {
     let url = HttpUrl::parse(url).map_err(|e| e.to_string())?;
     stats.borrow_mut().connect_ns = now_ns();
     let mut conn = HttpConn { stream: None };
@@ -357,9 +335,7 @@ async fn hls_inner(
             let resp = conn.get(&seg_url, &mut body, stats).await?;
             next_seq = Some(entry.sequence + 1);
             if resp.status != 200 {
-                stats
-                    .borrow_mut()
-                    .fail(format!("segment: HTTP {}", resp.status));
+                stats.borrow_mut().fail(format!("segment: HTTP {}", resp.status));
                 continue;
             }
             let mut st = stats.borrow_mut();
@@ -386,9 +362,8 @@ async fn hls_inner(
                 let (_, seq) = sei::split_id(id);
                 if let Some(sent) = table.get(seq + 1).filter(|s| s.keyframe) {
                     if sent.ns >= st.join_ns {
-                        st.playlist_latencies_us.push(
-                            (seen.saturating_sub(sent.ns) / 1000).min(u64::from(u32::MAX)) as u32,
-                        );
+                        st.playlist_latencies_us
+                            .push((seen.saturating_sub(sent.ns) / 1000).min(u64::from(u32::MAX)) as u32);
                     }
                 }
             }
