@@ -166,8 +166,8 @@ start_estuary() {
     rm -rf "$dir"; mkdir -p "$dir"
     {
         printf '[rtmp]\nlisten = "127.0.0.1:%s"\n[http]\nlisten = "127.0.0.1:%s"\n' "$RTMP_PORT" "$HTTP_PORT"
-        # HLS settings matching nginx's (2 s fragments, 12 s playlist) go here once the
-        # server has those keys: ESTUARY_EXTRA_TOML="[hls]\n..." bench/compare.sh
+        # The same HLS settings as nginx's: 2 s fragments, a 12 s (6-segment) playlist.
+        printf '[hls]\nfragment_ms = 2000\nwindow_segments = 6\n'
         printf '%b\n' "${ESTUARY_EXTRA_TOML:-}"
     } >"$dir/estuary.toml"
     RUST_LOG=${RUST_LOG:-warn} taskset -c 0 "$ESTUARY" -c "$dir/estuary.toml" >"$dir/estuary.log" 2>&1 &

@@ -105,6 +105,10 @@ pub struct StreamConfig {
     /// A timestamp step larger than this (either direction) is a jump: the timeline is
     /// re-based to continue smoothly and outputs are told of a discontinuity.
     pub timestamp_jump_ms: u64,
+    /// Audio arriving between video frames is held (up to this much stream time) and fanned
+    /// out together with the next video frame, so viewers wake and write once per frame
+    /// instead of once per packet. Video is never held; 0 sends every packet at once.
+    pub audio_hold_ms: u64,
 }
 
 impl Default for StreamConfig {
@@ -112,8 +116,9 @@ impl Default for StreamConfig {
         StreamConfig {
             gop_cache: true,
             gop_cache_max_packets: 4096,
-            queue_packets: 1024,
+            queue_packets: 256,
             timestamp_jump_ms: 5000,
+            audio_hold_ms: 50,
         }
     }
 }
@@ -134,10 +139,6 @@ pub struct PlayConfig {
     /// the kernel for one viewer; 0 keeps the kernel's auto-tuning (which lets up to 4 MB,
     /// seconds of video, pile up before the lag policy notices a slow viewer).
     pub send_buffer_bytes: usize,
-    /// Audio arriving between video frames is held up to this long and written together with
-    /// the next video frame: one write per frame instead of one per packet, the biggest
-    /// saving in server CPU. Video is never held; 0 writes every packet at once.
-    pub audio_hold_ms: u64,
 }
 
 impl Default for PlayConfig {
@@ -147,7 +148,6 @@ impl Default for PlayConfig {
             max_lag_ms: 3000,
             slow_disconnect_ms: 10_000,
             send_buffer_bytes: 262_144,
-            audio_hold_ms: 50,
         }
     }
 }

@@ -88,7 +88,6 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
             subscriber,
             pending: VecDeque::new(),
             batch: Vec::new(),
-            hold: Duration::from_millis(ctx.config.play.audio_hold_ms),
             header_sent: false,
             shutdown: ctx.shutdown.clone(),
             done: Some(Done {
@@ -165,7 +164,6 @@ struct FlvViewer {
     pending: VecDeque<Bytes>,
     /// Packets received and not yet turned into body pieces.
     batch: Vec<Arc<Packet>>,
-    hold: Duration,
     header_sent: bool,
     shutdown: CancellationToken,
     #[allow(dead_code)] // held for its Drop
@@ -195,7 +193,7 @@ impl FlvViewer {
                 info!(stream = %self.subscriber.stream().key, "http-flv viewer kicked");
                 return None;
             }
-            r = self.subscriber.recv_batch(&mut self.batch, MAX_BATCH, self.hold) => r,
+            r = self.subscriber.recv_batch(&mut self.batch, MAX_BATCH) => r,
         };
         match received {
             Ok(()) => {}

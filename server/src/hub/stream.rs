@@ -20,6 +20,10 @@ use super::metadata::{self, Tracks};
 use super::timeline::Timeline;
 use crate::config::StreamConfig;
 
+/// What the ring carries: packets published together (a video frame and the audio held
+/// before it), delivered to viewers in one write.
+pub type Batch = Arc<[Arc<Packet>]>;
+
 /// `app/name` of a stream.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamKey {
@@ -77,6 +81,8 @@ struct State {
     seen: Tracks,
     gop: GopCache,
     timeline: Timeline,
+    /// Audio waiting for the next video frame, sent with it as one ring entry.
+    held: Vec<Arc<Packet>>,
 }
 
 /// Counters of one stream, for the API and metrics.
@@ -92,7 +98,12 @@ pub struct StreamStats {
 pub struct Stream {
     pub key: StreamKey,
     state: Mutex<State>,
-    ring: broadcast::Sender<Arc<Packet>>,
+    ring: broadcast::Sender<Batch>,
+    /// `[stream] audio_hold_ms`.
+    audio_hold_ms: u64,
+    created: Instant,
+    /// When the last packet was published, in ms since `created`.
+    last_packet_ms: AtomicU64,
     live: watch::Sender<bool>,
     /// Largest normalised timestamp published, for subscribers' lag checks.
     edge_ms: AtomicU64,
@@ -127,8 +138,12 @@ impl Stream {
                 },
                 gop: GopCache::new(gop_max),
                 timeline: Timeline::new(config.timestamp_jump_ms),
+                held: Vec::new(),
             }),
             ring,
+            audio_hold_ms: config.audio_hold_ms,
+            created: Instant::now(),
+            last_packet_ms: AtomicU64::new(0),
             live: watch::channel(false).0,
             edge_ms: AtomicU64::new(0),
             stats: StreamStats::default(),
@@ -180,6 +195,7 @@ impl Stream {
             video: false,
         };
         state.gop.clear();
+        state.held.clear();
     }
 
     /// Ends `conn_id`'s publishing, if it is still the publisher. Viewers stay subscribed and
@@ -190,6 +206,7 @@ impl Stream {
             return false;
         }
         state.publisher = None;
+        self.flush_held(&mut state);
         Self::reset_publisher_state(&mut state);
         drop(state);
         self.live.send_replace(false);
@@ -246,22 +263,32 @@ impl Stream {
                 state.seen.video = true;
                 if packet.seq_header {
                     state.video_header = Some(Arc::clone(&packet));
-                } else {
-                    state.gop.push(&packet);
                 }
             }
             MediaKind::Audio => {
                 state.seen.audio = true;
                 if packet.seq_header {
                     state.audio_header = Some(Arc::clone(&packet));
-                } else {
-                    state.gop.push(&packet);
                 }
             }
         }
         self.edge_ms.store(state.timeline.edge(), Ordering::Relaxed);
-        // No receivers is fine: nobody is watching yet.
-        let _ = self.ring.send(packet);
+        self.last_packet_ms
+            .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+        // Audio between video frames waits for the next frame (bounded by audio_hold_ms of
+        // stream time), so viewers wake and write once per frame, not once per packet.
+        let hold = packet.is_audio()
+            && !packet.seq_header
+            && self.audio_hold_ms > 0
+            && state.tracks.map_or(state.seen.video, |t| t.video)
+            && state
+                .held
+                .first()
+                .is_none_or(|first| packet.dts.saturating_sub(first.dts) < self.audio_hold_ms);
+        state.held.push(packet);
+        if !hold {
+            self.flush_held(&mut state);
+        }
         drop(state);
         self.stats.bytes_in.fetch_add(len, Ordering::Relaxed);
         self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
@@ -271,8 +298,27 @@ impl Stream {
         true
     }
 
+    /// Sends the held packets to the ring as one batch and records them in the GOP cache.
+    fn flush_held(&self, state: &mut State) {
+        if state.held.is_empty() {
+            return;
+        }
+        let batch: Batch = std::mem::take(&mut state.held).into();
+        for p in batch.iter().filter(|p| !p.seq_header && p.kind != MediaKind::Script) {
+            state.gop.push(p);
+        }
+        // No receivers is fine: nobody is watching yet.
+        let _ = self.ring.send(batch);
+    }
+
+    /// Time since the last packet was published (or the stream was created).
+    pub fn last_packet_age(&self) -> std::time::Duration {
+        let last = std::time::Duration::from_millis(self.last_packet_ms.load(Ordering::Relaxed));
+        self.created.elapsed().saturating_sub(last)
+    }
+
     /// A snapshot for a joining viewer plus its place in the ring, taken atomically.
-    pub fn subscribe(&self) -> (Snapshot, broadcast::Receiver<Arc<Packet>>) {
+    pub fn subscribe(&self) -> (Snapshot, broadcast::Receiver<Batch>) {
         let state = self.lock();
         let mut packets = Vec::with_capacity(3 + state.gop.packets().len());
         packets.extend(state.metadata.iter().cloned());

@@ -5,8 +5,13 @@
 //! stream time behind the live edge, or that lost packets because the ring lapped it, drops
 //! audio and video until the next video keyframe (metadata and sequence headers always pass);
 //! one still behind after `slow_disconnect_ms` is ended with [`SubscriberEnd::TooSlow`].
+//!
+//! The ring carries batches (what the stream published together: a video frame and the
+//! audio held before it); the subscriber hands them out packet by packet, so the policy
+//! stays per packet while each viewer wakes once per batch.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +19,7 @@ use estuary_protocol::Packet;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 use super::metadata::Tracks;
-use super::stream::Stream;
+use super::stream::{Batch, Stream};
 use super::Hub;
 use crate::config::PlayConfig;
 
@@ -32,7 +37,11 @@ pub struct Subscriber {
     stream: Arc<Stream>,
     hub: Hub,
     backlog: VecDeque<Arc<Packet>>,
-    ring: broadcast::Receiver<Arc<Packet>>,
+    ring: broadcast::Receiver<Batch>,
+    /// The ring entry being delivered, and the index of its next packet.
+    current: Option<(Batch, usize)>,
+    /// Fires when nothing arrived for `wait_for_publisher`.
+    idle: Pin<Box<tokio::time::Sleep>>,
     tracks: Option<Tracks>,
     max_lag_ms: u64,
     slow_disconnect: Duration,
@@ -60,6 +69,8 @@ impl Subscriber {
             hub,
             backlog: snapshot.packets.into(),
             ring,
+            current: None,
+            idle: Box::pin(tokio::time::sleep(Duration::from_millis(play.wait_for_publisher_ms))),
             tracks: snapshot.tracks,
             max_lag_ms: play.max_lag_ms,
             slow_disconnect: Duration::from_millis(play.slow_disconnect_ms),
@@ -86,83 +97,82 @@ impl Subscriber {
     /// publisher has been seen for `wait_for_publisher_ms`.
     pub async fn recv(&mut self) -> Result<Arc<Packet>, SubscriberEnd> {
         loop {
-            if let Some(p) = self.backlog.pop_front() {
+            if let Some(p) = self.next_ready()? {
                 return Ok(p);
             }
-            let received = tokio::time::timeout(self.wait_for_publisher, self.ring.recv()).await;
-            let packet = match received {
-                Ok(Ok(p)) => p,
-                Ok(Err(RecvError::Lagged(n))) => {
-                    self.lost(n);
-                    continue;
+            // One long-lived timer per subscriber, re-armed only when it fires: creating a
+            // timer per packet costs more than the rest of the fan-out.
+            tokio::select! {
+                biased;
+                received = self.ring.recv() => match received {
+                    Ok(batch) => self.current = Some((batch, 0)),
+                    Err(RecvError::Lagged(n)) => self.lost(n),
+                    Err(RecvError::Closed) => return Err(SubscriberEnd::NoPublisher),
+                },
+                _ = self.idle.as_mut() => {
+                    if !self.stream.is_live() && self.stream.last_packet_age() >= self.wait_for_publisher {
+                        return Err(SubscriberEnd::NoPublisher);
+                    }
+                    let deadline = tokio::time::Instant::now() + self.wait_for_publisher;
+                    self.idle.as_mut().reset(deadline);
                 }
-                Ok(Err(RecvError::Closed)) => return Err(SubscriberEnd::NoPublisher),
-                Err(_) if self.stream.is_live() => continue, // live but quiet: keep waiting
-                Err(_) => return Err(SubscriberEnd::NoPublisher),
-            };
-            if let Some(p) = self.admit(packet)? {
-                return Ok(p);
             }
         }
     }
 
-    /// Appends the next packets to deliver to `batch`, waiting for at least one, so that a
-    /// viewer's socket gets one write per video frame rather than one per packet: audio (and
-    /// metadata) that arrives between video frames is held until the next video frame, at
-    /// most `hold` after the first held packet. Video is never held, so video latency is
-    /// unchanged; streams without video are not held at all.
+    /// Appends to `batch` the next packets to deliver, waiting for at least one: what the
+    /// stream published together (a video frame and the audio held before it) and anything
+    /// else already waiting, up to `max`. One batch is one socket write.
     ///
     /// Cancel-safe: packets taken from the ring are in `batch` before any `.await`.
-    pub async fn recv_batch(
-        &mut self,
-        batch: &mut Vec<Arc<Packet>>,
-        max: usize,
-        hold: Duration,
-    ) -> Result<(), SubscriberEnd> {
+    pub async fn recv_batch(&mut self, batch: &mut Vec<Arc<Packet>>, max: usize) -> Result<(), SubscriberEnd> {
         if batch.is_empty() {
             let first = self.recv().await?;
             batch.push(first);
         }
-        let deadline = tokio::time::Instant::now() + hold;
-        loop {
-            while batch.len() < max {
-                match self.try_recv() {
-                    Some(Ok(p)) => batch.push(p),
-                    Some(Err(e)) => return Err(e),
-                    None => break,
-                }
-            }
-            let ends_with_video = batch.last().is_some_and(|p| p.is_video() && !p.seq_header);
-            let has_video = self.tracks().is_none_or(|t| t.video);
-            if ends_with_video || !has_video || batch.len() >= max || hold.is_zero() {
-                return Ok(());
-            }
-            match tokio::time::timeout_at(deadline, self.recv()).await {
-                Ok(Ok(p)) => batch.push(p),
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(()), // held long enough: send what we have
+        while batch.len() < max {
+            match self.try_recv() {
+                Some(Ok(p)) => batch.push(p),
+                Some(Err(e)) => return Err(e),
+                None => break,
             }
         }
+        Ok(())
     }
 
     /// The next packet if one is ready now, for batching writes.
     pub fn try_recv(&mut self) -> Option<Result<Arc<Packet>, SubscriberEnd>> {
         loop {
-            if let Some(p) = self.backlog.pop_front() {
-                return Some(Ok(p));
-            }
-            let packet = match self.ring.try_recv() {
-                Ok(p) => p,
-                Err(TryRecvError::Lagged(n)) => {
-                    self.lost(n);
-                    continue;
-                }
-                Err(_) => return None,
-            };
-            match self.admit(packet) {
+            match self.next_ready() {
                 Ok(Some(p)) => return Some(Ok(p)),
-                Ok(None) => continue,
+                Ok(None) => {}
                 Err(e) => return Some(Err(e)),
+            }
+            match self.ring.try_recv() {
+                Ok(batch) => self.current = Some((batch, 0)),
+                Err(TryRecvError::Lagged(n)) => self.lost(n),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The next deliverable packet from the backlog or the current ring entry, applying the
+    /// lag policy; `None` when both are used up.
+    fn next_ready(&mut self) -> Result<Option<Arc<Packet>>, SubscriberEnd> {
+        loop {
+            if let Some(p) = self.backlog.pop_front() {
+                return Ok(Some(p));
+            }
+            let Some((batch, index)) = &mut self.current else {
+                return Ok(None);
+            };
+            let Some(packet) = batch.get(*index).cloned() else {
+                self.current = None;
+                return Ok(None);
+            };
+            *index += 1;
+            if let Some(p) = self.admit(packet)? {
+                return Ok(Some(p));
             }
         }
     }

@@ -3,7 +3,10 @@ use bytes::Bytes;
 use estuary_protocol::MediaKind;
 
 fn hub_with(play: crate::config::PlayConfig) -> Hub {
-    let mut config = Config { play, ..Config::default() };
+    let mut config = Config {
+        play,
+        ..Config::default()
+    };
     config.stream.queue_packets = 64;
     Hub::new(Arc::new(config))
 }

@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::{debug, info, warn};
 
 use crate::clients::{self, ClientGuard, ClientKind};
@@ -51,6 +52,8 @@ enum ConnectionError {
     Replaced,
     #[error("disconnected by the server (kicked)")]
     Kicked,
+    #[error("server shutting down")]
+    Shutdown,
     #[error("{0}")]
     Subscriber(#[from] SubscriberEnd),
 }
@@ -88,6 +91,8 @@ struct Connection {
     connect: Option<ConnectInfo>,
     role: Role,
     kick: CancellationToken,
+    /// Completes when `kick` (or shutdown) is cancelled; kept across loop turns.
+    stopped: Pin<Box<WaitForCancellationFutureOwned>>,
     bytes_sent: u64,
     /// This connection in the client registry (API, kick), with its byte counters.
     client: ClientGuard,
@@ -97,10 +102,11 @@ struct Connection {
     batch: VecDeque<Bytes>,
     /// Packets received for a player and not yet written.
     pending: Vec<Arc<Packet>>,
+    batches_written: u64,
 }
 
 pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64) {
-    let kick = CancellationToken::new();
+    let kick = ctx.shutdown.child_token();
     let (mut reader, mut writer) = socket.into_split();
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let handshake_timeout = Duration::from_millis(ctx.config.rtmp.handshake_timeout_ms);
@@ -139,6 +145,7 @@ pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64
         writer,
         connect: None,
         role: Role::Idle,
+        stopped: Box::pin(kick.clone().cancelled_owned()),
         kick,
         bytes_sent: 0,
         client,
@@ -146,6 +153,7 @@ pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64
         bytes_out,
         batch: VecDeque::new(),
         pending: Vec::new(),
+        batches_written: 0,
     };
     let result = conn.serve(&mut reader, buf).await;
     let _ = conn.flush().await;
@@ -244,24 +252,34 @@ impl Connection {
 
     async fn next_wake(&mut self, reader: &mut OwnedReadHalf, buf: &mut BytesMut) -> Wake {
         // Players may legitimately send nothing for hours; everyone else must keep talking.
+        // (No timer for players: one per wake-up would cost more than the write itself.)
         let read_timeout = match self.role {
-            Role::Playing { .. } => Duration::MAX,
-            _ => Duration::from_millis(self.ctx.config.rtmp.publisher_timeout_ms),
+            Role::Playing { .. } => None,
+            _ => Some(Duration::from_millis(self.ctx.config.rtmp.publisher_timeout_ms)),
+        };
+        let read = async {
+            match read_timeout {
+                Some(limit) => tokio::time::timeout(limit, reader.read_buf(buf)).await.ok(),
+                None => Some(reader.read_buf(buf).await),
+            }
         };
         let subscriber = match &mut self.role {
             Role::Playing { subscriber, .. } => Some(subscriber),
             _ => None,
         };
         let pending = &mut self.pending;
-        let hold = Duration::from_millis(self.ctx.config.play.audio_hold_ms);
         tokio::select! {
-            _ = self.ctx.shutdown.cancelled() => Wake::Shutdown,
-            _ = self.kick.cancelled() => Wake::Kicked,
-            read = tokio::time::timeout(read_timeout, reader.read_buf(buf)) => match read {
-                Ok(r) => Wake::Read(r),
-                Err(_) => Wake::ReadTimeout,
+            // Media first: most wake-ups are for media, and a branch that is ready ends the
+            // select before the others are polled (the cancellation check takes a lock).
+            // `play_batch` checks for a kick itself, so a busy player still sees one.
+            biased;
+            media = async { subscriber.expect("guarded by the branch condition").recv_batch(pending, MAX_BATCH).await }, if subscriber.is_some() => Wake::Media(media),
+            read = read => match read {
+                Some(r) => Wake::Read(r),
+                None => Wake::ReadTimeout,
             },
-            media = async { subscriber.expect("guarded by the branch condition").recv_batch(pending, MAX_BATCH, hold).await }, if subscriber.is_some() => Wake::Media(media),
+            // `kick` is a child of the shutdown token: one future, registered once.
+            _ = self.stopped.as_mut() => if self.ctx.shutdown.is_cancelled() { Wake::Shutdown } else { Wake::Kicked },
         }
     }
 
@@ -462,6 +480,14 @@ impl Connection {
 
     /// Writes the pending packets in one vectored write.
     async fn play_batch(&mut self) -> Result<(), ConnectionError> {
+        self.batches_written += 1;
+        if self.batches_written % 32 == 0 && self.kick.is_cancelled() {
+            return Err(if self.ctx.shutdown.is_cancelled() {
+                ConnectionError::Shutdown
+            } else {
+                ConnectionError::Kicked
+            });
+        }
         let chunk_size = self.session.out_chunk_size();
         let Role::Playing { stream_id, .. } = &self.role else {
             return Ok(());
