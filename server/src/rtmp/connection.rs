@@ -481,7 +481,7 @@ impl Connection {
     /// Writes the pending packets in one vectored write.
     async fn play_batch(&mut self) -> Result<(), ConnectionError> {
         self.batches_written += 1;
-        if self.batches_written % 32 == 0 && self.kick.is_cancelled() {
+        if self.batches_written.is_multiple_of(32) && self.kick.is_cancelled() {
             return Err(if self.ctx.shutdown.is_cancelled() {
                 ConnectionError::Shutdown
             } else {
