@@ -280,7 +280,10 @@ for line in open(index):
         p99 = f(v["latency"]["p99_ms"])
         stalls = v["stalls"]
         pl = v.get("playlist_latency")
+        first = v.get("playlist_latency_first_viewer")
         playlist = f"{f(pl['p50_ms'])} / {f(pl['p95_ms'])}" if pl else "-"
+        if first:
+            playlist += f" (first viewer {f(first['p50_ms'])} / {f(first['p95_ms'])})"
     else:
         ok = f"{p['started']}/{p['count']} pub"
         missing = startup = p99 = stalls = playlist = "-"
@@ -310,7 +313,7 @@ with open(out, "w") as o:
             "hls_playlist_length 12s` (HLS on in every scenario); no HTTP-FLV in nginx-rtmp\n")
     o.write("- Estuary: defaults plus listen addresses (see the JSON reports for everything else)\n\n")
     o.write("| scenario | run | server | ok/all | server CPU s (% core) | CPU s/GB | frames missing "
-            "| startup p50 ms | latency p99 ms | playlist latency p50 / p95 ms | stalls | peak RSS MB | bench CPU s |\n")
+            "| startup p50 ms | latency p99 ms | playlist latency p50 / p95 ms (first viewer to see it) | stalls | peak RSS MB | bench CPU s |\n")
     o.write("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     o.write("\n".join(rows) + "\n\n")
     o.write("Reading it: *startup* is TCP connect to first keyframe received; *latency* is the publisher's "

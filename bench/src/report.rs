@@ -78,6 +78,14 @@ pub fn human(r: &Report) -> String {
                 pl.count
             );
         }
+        if let Some(pl) = &k.playlist_latency_first_viewer {
+            let _ = writeln!(
+                out,
+                "          ... first viewer to see each segment listed p50/95/max: {} ms over {} segments",
+                dist3(pl),
+                pl.count
+            );
+        }
         if k.frames_unmatched > 0 || k.frames_duplicate > 0 {
             let _ = writeln!(
                 out,

@@ -56,8 +56,9 @@ pub struct ViewerStats {
     pub stalls: u32,
     pub stall_ns: u64,
     pub bytes: u64,
-    /// HLS: segment listed in the playlist minus its closing keyframe sent, in microseconds.
-    pub playlist_latencies_us: Vec<u32>,
+    /// HLS: (segment sequence, segment listed in the playlist minus its closing keyframe
+    /// sent, in microseconds), as this viewer saw it (its polling interval included).
+    pub playlist_latencies_us: Vec<(u64, u32)>,
     pub segments: u64,
 }
 
@@ -230,6 +231,10 @@ pub struct KindReport {
     /// HLS only: closing keyframe sent → segment listed in the playlist.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub playlist_latency: Option<Dist>,
+    /// HLS only: per segment, the earliest any viewer saw it listed (closing keyframe sent →
+    /// listed). With many viewers polling out of phase this is the server's own delay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub playlist_latency_first_viewer: Option<Dist>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segments: Option<u64>,
 }
@@ -258,8 +263,18 @@ impl KindReport {
         let bytes: u64 = mine.iter().map(|v| v.bytes).sum();
         let playlist: Vec<u32> = mine
             .iter()
-            .flat_map(|v| v.playlist_latencies_us.iter().copied())
+            .flat_map(|v| v.playlist_latencies_us.iter().map(|(_, us)| *us))
             .collect();
+        // The first viewer to see a segment listed: with many viewers polling out of phase,
+        // this measures the server (segment complete -> listed), not the polling interval.
+        let mut earliest: BTreeMap<(usize, u64), u32> = BTreeMap::new();
+        for v in &mine {
+            for (seq, us) in &v.playlist_latencies_us {
+                let e = earliest.entry((v.publisher, *seq)).or_insert(*us);
+                *e = (*e).min(*us);
+            }
+        }
+        let earliest: Vec<u32> = earliest.into_values().collect();
         KindReport {
             kind,
             viewers: mine.len(),
@@ -282,6 +297,7 @@ impl KindReport {
                 0.0
             },
             playlist_latency: (kind == ViewerKind::Hls).then(|| Dist::from_us(playlist)),
+            playlist_latency_first_viewer: (kind == ViewerKind::Hls).then(|| Dist::from_us(earliest)),
             segments: (kind == ViewerKind::Hls).then(|| mine.iter().map(|v| v.segments).sum()),
         }
     }

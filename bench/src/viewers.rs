@@ -362,8 +362,8 @@ async fn hls_inner(url: &str, poll: Duration, table: &SendTable, stats: &Shared)
                 let (_, seq) = sei::split_id(id);
                 if let Some(sent) = table.get(seq + 1).filter(|s| s.keyframe) {
                     if sent.ns >= st.join_ns {
-                        st.playlist_latencies_us
-                            .push((seen.saturating_sub(sent.ns) / 1000).min(u64::from(u32::MAX)) as u32);
+                        let us = (seen.saturating_sub(sent.ns) / 1000).min(u64::from(u32::MAX)) as u32;
+                        st.playlist_latencies_us.push((entry.sequence, us));
                     }
                 }
             }

@@ -15,6 +15,7 @@
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
@@ -33,7 +34,7 @@ pub fn matches(path: &str) -> bool {
     path.ends_with(".m3u8") || path.ends_with(".ts")
 }
 
-pub fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let path = req.uri().path();
     let Some((app, file)) = path.strip_prefix('/').and_then(|p| p.rsplit_once('/')) else {
         return text(StatusCode::NOT_FOUND, "not found\n");
@@ -42,7 +43,7 @@ pub fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr) -> R
     let token = hls_session_param(req.uri().query());
     if let Some(stream) = file.strip_suffix(".m3u8") {
         let key = StreamKey::new(app, stream);
-        let Some(playlist) = ctx.hls.get(&key).and_then(|s| s.playlist()) else {
+        let Some(playlist) = first_playlist(ctx, &key).await else {
             return text(StatusCode::NOT_FOUND, "stream not found\n");
         };
         let derived;
@@ -86,6 +87,25 @@ pub fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr) -> R
         }
     }
     respond(body, "video/mp2t", "public, max-age=86400, immutable", head)
+}
+
+/// The stream's playlist. A stream that is live but has no complete segment yet (its
+/// publisher just started) is waited for, up to a few fragment durations, so a player that
+/// comes with the publisher starts instead of failing on a 404; an unknown stream answers at
+/// once.
+async fn first_playlist(ctx: &Context, key: &StreamKey) -> Option<Bytes> {
+    let wait = Duration::from_millis(ctx.config.hls.fragment_ms * 3);
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if let Some(playlist) = ctx.hls.get(key).and_then(|s| s.playlist()) {
+            return Some(playlist);
+        }
+        let live = ctx.hub.get(key).is_some_and(|s| s.is_live());
+        if !live || tokio::time::Instant::now() >= deadline || ctx.shutdown.is_cancelled() {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A stable session token for a client that did not send one.

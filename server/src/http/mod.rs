@@ -104,7 +104,7 @@ async fn route(ctx: Arc<Context>, req: Request<Incoming>, peer: SocketAddr) -> R
         (_, p) if p == "/api" || p.starts_with("/api/") => crate::api::serve(&ctx, &req),
         (&Method::GET | &Method::HEAD, "/metrics") => metrics(&ctx),
         (&Method::GET | &Method::HEAD, p) if p.ends_with(".flv") => flv::serve(&ctx, &req, peer).await,
-        (&Method::GET | &Method::HEAD, p) if hls::matches(p) => hls::serve(&ctx, &req, peer),
+        (&Method::GET | &Method::HEAD, p) if hls::matches(p) => hls::serve(&ctx, &req, peer).await,
         (&Method::GET | &Method::HEAD, _) => text(StatusCode::NOT_FOUND, "not found\n"),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
     };
