@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
@@ -272,6 +272,8 @@ struct Inner {
     hls_idle: Duration,
     epoch: Instant,
     stream_ids: Mutex<HashMap<StreamKey, u64>>,
+    /// Told about every HLS session that ends (expired or kicked): sends `on_stop`.
+    hls_ended: OnceLock<Box<dyn Fn(&Client) + Send + Sync>>,
 }
 
 /// The registry; cheap to clone.
@@ -290,7 +292,25 @@ impl Clients {
                 hls_idle,
                 epoch: Instant::now(),
                 stream_ids: Mutex::new(HashMap::new()),
+                hls_ended: OnceLock::new(),
             }),
+        }
+    }
+
+    /// Sets what happens when an HLS session ends (it expired or was kicked); once.
+    pub fn on_hls_session_end(&self, f: impl Fn(&Client) + Send + Sync + 'static) {
+        let _ = self.inner.hls_ended.set(Box::new(f));
+    }
+
+    /// Whether `token` names a live HLS session.
+    pub fn has_hls_session(&self, token: &str) -> bool {
+        self.expire_hls();
+        lock(&self.inner.hls).tokens.contains_key(token)
+    }
+
+    fn hls_session_ended(&self, client: &Client) {
+        if let Some(f) = self.inner.hls_ended.get() {
+            f(client);
         }
     }
 
@@ -328,11 +348,14 @@ impl Clients {
         };
         client.kick.cancel();
         if let Some(hls) = &client.hls {
-            let mut map = lock(&self.inner.map);
-            map.remove(&id);
-            let mut sessions = lock(&self.inner.hls);
-            sessions.tokens.remove(&hls.token);
-            sessions.kicked.insert(hls.token.clone(), Instant::now());
+            {
+                let mut map = lock(&self.inner.map);
+                map.remove(&id);
+                let mut sessions = lock(&self.inner.hls);
+                sessions.tokens.remove(&hls.token);
+                sessions.kicked.insert(hls.token.clone(), Instant::now());
+            }
+            self.hls_session_ended(&client);
         }
         metrics::counter!(crate::metrics::VIEWERS_DISCONNECTED_TOTAL, "reason" => "kicked").increment(1);
         true
@@ -390,23 +413,30 @@ impl Clients {
     fn expire_hls(&self) {
         let now_ms = self.inner.epoch.elapsed().as_millis() as u64;
         let idle_ms = self.inner.hls_idle.as_millis() as u64;
-        let mut map = lock(&self.inner.map);
-        let mut sessions = lock(&self.inner.hls);
-        if sessions.tokens.is_empty() && sessions.kicked.is_empty() {
-            return;
-        }
-        sessions.tokens.retain(|_, id| {
-            let Some(h) = map.get(id).and_then(|c| c.hls.as_ref()) else {
-                return false;
-            };
-            let alive = now_ms.saturating_sub(h.last_seen_ms.load(Ordering::Relaxed)) <= idle_ms;
-            if !alive {
-                tracing::debug!(client = *id, "hls session expired");
-                map.remove(id);
+        let mut ended = Vec::new();
+        {
+            let mut map = lock(&self.inner.map);
+            let mut sessions = lock(&self.inner.hls);
+            if sessions.tokens.is_empty() && sessions.kicked.is_empty() {
+                return;
             }
-            alive
-        });
-        sessions.kicked.retain(|_, at| at.elapsed() < KICKED_HLS_KEEP);
+            sessions.tokens.retain(|_, id| {
+                let Some(h) = map.get(id).and_then(|c| c.hls.as_ref()) else {
+                    return false;
+                };
+                let alive = now_ms.saturating_sub(h.last_seen_ms.load(Ordering::Relaxed)) <= idle_ms;
+                if !alive {
+                    tracing::debug!(client = *id, "hls session expired");
+                    ended.extend(map.remove(id));
+                }
+                alive
+            });
+            sessions.kicked.retain(|_, at| at.elapsed() < KICKED_HLS_KEEP);
+        }
+        // Outside the locks: the callback queues a hook notification.
+        for client in ended {
+            self.hls_session_ended(&client);
+        }
     }
 
     /// Takes a bitrate sample of every client; run every [`SAMPLE_EVERY`].

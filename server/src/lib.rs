@@ -51,6 +51,7 @@ pub async fn run(
     let hooks_shutdown = CancellationToken::new();
     let hooks_task = hooks.start(hooks_shutdown.clone());
     let ctx = Arc::new(Context::new(config, hooks, identity, shutdown.clone()));
+    tell_hls_session_ends(&ctx);
     tokio::spawn(sample_periodically(Arc::clone(&ctx), metrics));
     ctx.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let rtmp_task = tokio::spawn(rtmp::serve(rtmp, Arc::clone(&ctx)));
@@ -71,6 +72,28 @@ pub async fn run(
     hooks_shutdown.cancel();
     let _ = tokio::time::timeout(hooks::SHUTDOWN_FLUSH + Duration::from_millis(200), hooks_task).await;
     Ok(())
+}
+
+/// An HLS viewer has no connection whose end could say it left: its session ends when it
+/// stops asking (or is kicked), and that is when `on_stop` goes out.
+fn tell_hls_session_ends(ctx: &Context) {
+    let hooks = ctx.hooks.clone();
+    ctx.clients.on_hls_session_end(move |client| {
+        let role = client.role();
+        let Some(key) = role.key else { return };
+        let mut info = hooks::ClientInfo::new(
+            client.hls_token().unwrap_or_default(),
+            client.ip.clone(),
+            key.app.clone(),
+        );
+        info.tc_url = role.url;
+        let stream = hooks::StreamInfo {
+            stream: key.name.clone(),
+            param: String::new(),
+            stream_id: key.to_string(),
+        };
+        hooks.notify(&hooks::NotifyEvent::Stop { client: info, stream });
+    });
 }
 
 /// Takes the clients' bitrate samples, and runs the Prometheus recorder's upkeep, until

@@ -40,7 +40,8 @@ fn hooks_allow_and_refuse_publish_and_play_with_srs_bodies() {
             (200, r#"{"code":0}"#.into())
         }
     });
-    let server = Server::start("hooks", &hooks_config(&receiver, true));
+    let config = hooks_config(&receiver, true) + "[api]\nhls_session_idle_ms = 1000\n";
+    let server = Server::start("hooks", &config);
 
     // A refused publish makes ffmpeg fail.
     let mut refused = server.publish("live/deny", "ffmpeg-deny.log");
@@ -97,6 +98,40 @@ fn hooks_allow_and_refuse_publish_and_play_with_srs_bodies() {
     assert!(play.body.get("pageUrl").is_some());
     let flv_id = play.body["client_id"].as_str().expect("client_id").to_string();
     assert_eq!(id_of(&server.clients_of("flv-play")[0]), flv_id);
+
+    // HLS: a new playback session is put to on_play (403 when refused); its session token is
+    // its client id, and it gets on_stop once it stops asking.
+    let bad = get(server.http, "/live/ok.m3u8?token=bad", "").expect("playlist request");
+    assert_eq!(bad.status, 403);
+    let good = get(server.http, "/live/ok.m3u8?token=good", "").expect("playlist request");
+    assert_eq!(good.status, 200);
+    let body = String::from_utf8_lossy(&good.body).into_owned();
+    let hls_session: String = body
+        .split("session=")
+        .nth(1)
+        .map(|rest| rest.chars().take_while(char::is_ascii_alphanumeric).collect())
+        .expect("segment URIs carry the session token");
+    let hls_play = receiver
+        .hits()
+        .into_iter()
+        .find(|h| {
+            h.body["action"] == "on_play"
+                && h.body["param"] == "?token=good"
+                && h.body["client_id"] == hls_session.as_str()
+        })
+        .expect("on_play for the hls session");
+    assert_eq!(hls_play.body["stream"], "ok");
+    let hls_stopped = wait_for(LIMIT, || {
+        receiver
+            .hits()
+            .into_iter()
+            .find(|h| h.body["action"] == "on_stop" && h.body["client_id"] == hls_session.as_str())
+    });
+    assert!(
+        hls_stopped.is_some(),
+        "no on_stop for the idle hls session: {:?}",
+        receiver.actions()
+    );
 
     // RTMP play: ffmpeg fails when refused, plays when allowed.
     let mut refused_player = server.play_rtmp("live/ok?token=bad", "ffmpeg-play-bad.log");
@@ -216,8 +251,15 @@ fn api_lists_publisher_and_viewers_and_kicks() {
     let mut rtmp_player = server.play_rtmp("live/k", "ffmpeg-play.log");
     let flv = FlvViewer::open(server.http, "/live/k.flv");
     assert_eq!(flv.status, 200);
-    // An HLS viewer, counted by playback session when the HLS server reports it.
-    let hls = get(server.http, "/live/k.m3u8", "").map(|r| r.status).unwrap_or(0);
+    // An HLS viewer, counted by playback session (the token on its segment URIs).
+    let hls = get(server.http, "/live/k.m3u8", "").expect("playlist request");
+    assert_eq!(hls.status, 200);
+    let playlist = String::from_utf8_lossy(&hls.body).into_owned();
+    let session = playlist
+        .split("session=")
+        .nth(1)
+        .map(|rest| rest.chars().take_while(char::is_ascii_alphanumeric).collect::<String>())
+        .expect("segment URIs carry a session token");
 
     let ok = wait_for(LIMIT, || {
         (server.clients_of("rtmp-play").len() == 1 && server.clients_of("flv-play").len() == 1).then_some(())
@@ -243,10 +285,9 @@ fn api_lists_publisher_and_viewers_and_kicks() {
     assert!(s["live_ms"].as_u64().unwrap_or(0) > 0);
     assert_eq!(s["viewers"]["rtmp"], 1);
     assert_eq!(s["viewers"]["flv"], 1);
-    let hls_viewers = s["viewers"]["hls"].as_u64().unwrap_or(0);
-    if hls == 200 && hls_viewers == 0 {
-        eprintln!("note: the HLS server does not report playback sessions yet (clients.touch_hls_session)");
-    }
+    assert_eq!(s["viewers"]["hls"], 1, "one HLS playback session");
+    let hls_client = &server.clients_of("hls-play")[0];
+    assert_eq!(hls_client["ip"], "127.0.0.1");
     assert!(s["frames"].as_u64().unwrap_or(0) > 0);
     assert!(s["kbps"]["recv_30s"].as_u64().unwrap_or(0) > 0 && s["kbps"]["send_30s"].as_u64().unwrap_or(0) > 0);
     assert_eq!(s["video"]["codec"], "H264");
@@ -283,6 +324,11 @@ fn api_lists_publisher_and_viewers_and_kicks() {
     );
     assert!(wait_for(LIMIT, || server.clients_of("flv-play").is_empty().then_some(())).is_some());
     assert!(server.clients_of("rtmp-play").is_empty());
+    // A kicked HLS session is refused from then on.
+    assert_eq!(server.delete(&format!("/api/v1/clients/{}", id_of(hls_client))).0, 200);
+    let again = get(server.http, &format!("/live/k.m3u8?session={session}"), "").expect("playlist request");
+    assert_eq!(again.status, 403, "kicked HLS session still served");
+    assert!(server.clients_of("hls-play").is_empty());
 
     // Errors.
     let (status, e) = server.delete("/api/v1/clients/999999");

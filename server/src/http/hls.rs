@@ -10,7 +10,9 @@
 //! `?session=TOKEN`, and every request with a token refreshes that session in the client
 //! registry. A playlist request without a token (a player reloading the URL it was given)
 //! gets a token derived from the client's address, user agent and stream, so its reloads stay
-//! one session.
+//! one session. A new session is admitted by the `on_play` hook (403 when refused) and its
+//! end (idle expiry or a kick) is told with `on_stop`; the hooks' `client_id` of an HLS
+//! viewer is its session token.
 
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
@@ -24,9 +26,10 @@ use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::{text, Body};
-use crate::clients::{hls_session_param, playlist_with_session};
+use crate::clients::{hls_session_param, playlist_with_session, Client};
 use crate::context::Context;
 use crate::hls::packager::parse_segment_name;
+use crate::hooks::{ClientInfo, Decision, DecisionEvent, StreamInfo};
 use crate::hub::StreamKey;
 
 /// Whether `path` is an HLS request.
@@ -54,11 +57,9 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
                 &derived
             }
         };
-        let Ok(client) = ctx
-            .clients
-            .touch_hls_session(Some(token), &key, &peer.ip().to_string(), &url(req))
-        else {
-            return text(StatusCode::FORBIDDEN, "session ended\n");
+        let client = match session(ctx, req, peer, &key, token).await {
+            Ok(client) => client,
+            Err(refused) => return refused,
         };
         let token = client.hls_token().unwrap_or(token);
         let body = Bytes::from(playlist_with_session(&String::from_utf8_lossy(&playlist), token));
@@ -77,13 +78,10 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
     let Some(body) = segment else {
         return text(StatusCode::NOT_FOUND, "segment not found\n");
     };
-    if token.is_some() {
-        match ctx
-            .clients
-            .touch_hls_session(token, &key, &peer.ip().to_string(), &url(req))
-        {
+    if let Some(token) = token {
+        match session(ctx, req, peer, &key, token).await {
             Ok(client) => client.add_sent(body.len() as u64),
-            Err(_) => return text(StatusCode::FORBIDDEN, "session ended\n"),
+            Err(refused) => return refused,
         }
     }
     respond(body, "video/mp2t", "public, max-age=86400, immutable", head)
@@ -106,6 +104,35 @@ async fn first_playlist(ctx: &Context, key: &StreamKey) -> Option<Bytes> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The playback session `token`, refreshed; a new session is first put to the `on_play`
+/// hook (HTTP 403 when refused), and its end is told with `on_stop` (see `estuary::run`).
+async fn session(
+    ctx: &Context,
+    req: &Request<Incoming>,
+    peer: SocketAddr,
+    key: &StreamKey,
+    token: &str,
+) -> Result<Arc<Client>, Response<Body>> {
+    let ip = peer.ip().to_string();
+    if !ctx.clients.has_hls_session(token) {
+        let mut client = ClientInfo::new(token, ip.clone(), key.app.clone());
+        client.tc_url = url(req);
+        let param = req.uri().query().map_or(String::new(), |q| format!("?{q}"));
+        let stream = StreamInfo {
+            stream: key.name.clone(),
+            param,
+            stream_id: key.to_string(),
+        };
+        if let Decision::Reject { reason } = ctx.hooks.decide(&DecisionEvent::Play { client, stream }).await {
+            tracing::info!(stream = %key, %reason, "hls play refused");
+            return Err(text(StatusCode::FORBIDDEN, "forbidden\n"));
+        }
+    }
+    ctx.clients
+        .touch_hls_session(Some(token), key, &ip, &url(req))
+        .map_err(|_| text(StatusCode::FORBIDDEN, "session ended\n"))
 }
 
 /// A stable session token for a client that did not send one.

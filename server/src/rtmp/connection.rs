@@ -30,6 +30,11 @@ use crate::hooks::{ClientInfo, DecisionEvent, NotifyEvent, StreamInfo};
 use crate::hub::{Publisher, StreamKey, Subscriber, SubscriberEnd};
 use crate::io::write_all_vectored;
 
+/// Read buffer of a publisher: big reads, few syscalls.
+const PUBLISHER_READ_BUFFER: usize = 64 * 1024;
+/// Read buffer of every other connection.
+const PLAYER_READ_BUFFER: usize = 4 * 1024;
+
 /// Most packets written to a player in one vectored write.
 const MAX_BATCH: usize = 128;
 
@@ -108,7 +113,9 @@ struct Connection {
 pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64) {
     let kick = ctx.shutdown.child_token();
     let (mut reader, mut writer) = socket.into_split();
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    // Players only ever send acks: a small buffer keeps a thousand of them cheap. Publishers
+    // get a large one once they publish (see `next_wake`).
+    let mut buf = BytesMut::with_capacity(PLAYER_READ_BUFFER);
     let handshake_timeout = Duration::from_millis(ctx.config.rtmp.handshake_timeout_ms);
     match tokio::time::timeout(handshake_timeout, handshake(&mut reader, &mut writer, &mut buf)).await {
         Ok(Ok(())) => {}
@@ -257,6 +264,14 @@ impl Connection {
             Role::Playing { .. } => None,
             _ => Some(Duration::from_millis(self.ctx.config.rtmp.publisher_timeout_ms)),
         };
+        let want = if matches!(self.role, Role::Publishing { .. }) {
+            PUBLISHER_READ_BUFFER
+        } else {
+            PLAYER_READ_BUFFER
+        };
+        if buf.capacity() - buf.len() < want / 4 {
+            buf.reserve(want);
+        }
         let read = async {
             match read_timeout {
                 Some(limit) => tokio::time::timeout(limit, reader.read_buf(buf)).await.ok(),
