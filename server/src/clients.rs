@@ -273,8 +273,11 @@ struct Inner {
     epoch: Instant,
     stream_ids: Mutex<HashMap<StreamKey, u64>>,
     /// Told about every HLS session that ends (expired or kicked): sends `on_stop`.
-    hls_ended: OnceLock<Box<dyn Fn(&Client) + Send + Sync>>,
+    hls_ended: OnceLock<SessionEndHook>,
 }
+
+/// Called with every HLS session that ends.
+type SessionEndHook = Box<dyn Fn(&Client) + Send + Sync>;
 
 /// The registry; cheap to clone.
 #[derive(Clone)]
