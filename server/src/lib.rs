@@ -13,6 +13,7 @@ pub mod hooks;
 mod http;
 pub mod hub;
 mod io;
+mod listener;
 pub mod metrics;
 mod rtmp;
 mod sysinfo;

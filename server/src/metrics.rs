@@ -40,6 +40,9 @@ pub const FRAMES_DROPPED_TOTAL: &str = "estuary_frames_dropped_total";
 pub const VIEWERS_DISCONNECTED_TOTAL: &str = "estuary_viewers_disconnected_total";
 /// Counter `{app}`: HLS segments produced (incremented by the HLS packager).
 pub const HLS_SEGMENTS_TOTAL: &str = "estuary_hls_segments_total";
+/// HLS segments longer than the playlist's fixed target duration (an encoder keyframe
+/// interval above `hls.fragment_ms`), by app.
+pub const HLS_OVERSIZE_SEGMENTS_TOTAL: &str = "estuary_hls_oversize_segments_total";
 /// Gauge `{app, stream, protocol}`: viewers of one stream; protocol is `rtmp`, `flv`, `hls`.
 pub const STREAM_VIEWERS: &str = "estuary_stream_viewers";
 /// Gauge `{app, stream, direction}`: a stream's bitrate over the last 30 s in kbit/s;
@@ -106,6 +109,10 @@ fn describe() {
         "Viewers disconnected by the server, by reason."
     );
     describe_counter!(HLS_SEGMENTS_TOTAL, "HLS segments produced, by app.");
+    describe_counter!(
+        HLS_OVERSIZE_SEGMENTS_TOTAL,
+        "HLS segments longer than the playlist's target duration, by app."
+    );
     describe_counter!(crate::hooks::HOOK_CALLS_TOTAL, "Hook HTTP calls, by hook and result.");
     describe_histogram!(
         crate::hooks::HOOK_DURATION_SECONDS,
@@ -145,6 +152,11 @@ pub fn bytes_received(protocol: &'static str) -> metrics::Counter {
 /// Counts one HLS segment of `app` (for the HLS packager).
 pub fn hls_segment(app: &str) {
     metrics::counter!(HLS_SEGMENTS_TOTAL, "app" => app.to_string()).increment(1);
+}
+
+/// Counts a segment that broke the playlist's target duration.
+pub fn hls_oversize_segment(app: &str) {
+    metrics::counter!(HLS_OVERSIZE_SEGMENTS_TOTAL, "app" => app.to_string()).increment(1);
 }
 
 /// The whole `/metrics` text: the recorder's series, then the scrape-time gauges.

@@ -102,6 +102,7 @@ impl Packaging {
         match self.playlist.push_segment(&segment) {
             Ok(added) => {
                 if added.oversize {
+                    crate::metrics::hls_oversize_segment(&self.key.app);
                     warn!(
                         sequence = segment.sequence,
                         duration_ms = segment.duration_ms,

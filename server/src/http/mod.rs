@@ -16,9 +16,8 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_io_timeout::TimeoutStream;
-use tracing::{debug, warn, Instrument};
+use tracing::debug;
 
 use crate::context::Context;
 
@@ -26,38 +25,10 @@ pub type Body = BoxBody<Bytes, Infallible>;
 
 /// Accepts HTTP connections until shutdown.
 pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
-    let permits = Arc::new(Semaphore::new(ctx.config.limits.max_connections));
-    loop {
-        let accepted = tokio::select! {
-            _ = ctx.shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (socket, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                warn!(cause = %e, "http accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            warn!(%peer, "http connection refused: limits.max_connections reached");
-            crate::metrics::rejected("http", "max_connections");
-            continue;
-        };
-        crate::metrics::accepted("http");
-        crate::io::tune_socket(&socket, &ctx.config);
-        let id = ctx.next_conn_id();
-        let task_ctx = Arc::clone(&ctx);
-        let span = tracing::info_span!("http", conn = id, %peer);
-        ctx.tasks.spawn(
-            async move {
-                serve_connection(task_ctx, socket, peer).await;
-                drop(permit);
-            }
-            .instrument(span),
-        );
-    }
+    crate::listener::accept_loop(listener, ctx, "http", |ctx, socket, peer, _id| {
+        serve_connection(ctx, socket, peer)
+    })
+    .await;
 }
 
 async fn serve_connection(ctx: Arc<Context>, socket: tokio::net::TcpStream, peer: SocketAddr) {

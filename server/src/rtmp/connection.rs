@@ -366,10 +366,8 @@ impl Connection {
             })
             .await;
         if let crate::hooks::Decision::Reject { reason } = decision {
-            crate::metrics::rejected("rtmp", "hook");
             self.session.reject_connect(&reason)?;
-            self.flush().await?;
-            return Err(ConnectionError::Refused(reason));
+            return self.refuse("hook", reason).await;
         }
         self.session.accept_connect()?;
         Ok(())
@@ -382,13 +380,11 @@ impl Connection {
 
     async fn on_publish(&mut self, stream_id: u32, stream: StreamName) -> Result<(), ConnectionError> {
         let Some(key) = self.stream_key(&stream) else {
-            crate::metrics::rejected("rtmp", "bad_name");
             self.session
                 .reject_publish(stream_id, "NetStream.Publish.BadName", "empty app or stream name")?;
-            self.flush().await?;
-            return Err(ConnectionError::Refused(
-                "publish with an empty app or stream name".into(),
-            ));
+            return self
+                .refuse("bad_name", "publish with an empty app or stream name")
+                .await;
         };
         if !matches!(self.role, Role::Idle) {
             self.session.reject_publish(
@@ -409,11 +405,9 @@ impl Connection {
             })
             .await;
         if let crate::hooks::Decision::Reject { reason } = decision {
-            crate::metrics::rejected("rtmp", "hook");
             self.session
                 .reject_publish(stream_id, "NetStream.Publish.Rejected", &reason)?;
-            self.flush().await?;
-            return Err(ConnectionError::Refused(reason));
+            return self.refuse("hook", reason).await;
         }
         match self.ctx.hub.claim(&key, self.id, self.kick.clone()) {
             Ok(publisher) => {
@@ -426,22 +420,18 @@ impl Connection {
                 Ok(())
             }
             Err(e) => {
-                crate::metrics::rejected("rtmp", "busy");
                 self.session
                     .reject_publish(stream_id, "NetStream.Publish.BadName", &e.to_string())?;
-                self.flush().await?;
-                Err(ConnectionError::Refused(e.to_string()))
+                self.refuse("busy", e.to_string()).await
             }
         }
     }
 
     async fn on_play(&mut self, stream_id: u32, stream: StreamName) -> Result<(), ConnectionError> {
         let Some(key) = self.stream_key(&stream) else {
-            crate::metrics::rejected("rtmp", "bad_name");
             self.session
                 .reject_play(stream_id, "NetStream.Play.StreamNotFound", "empty app or stream name")?;
-            self.flush().await?;
-            return Err(ConnectionError::Refused("play with an empty app or stream name".into()));
+            return self.refuse("bad_name", "play with an empty app or stream name").await;
         };
         if !matches!(self.role, Role::Idle) {
             self.session
@@ -459,10 +449,8 @@ impl Connection {
             })
             .await;
         if let crate::hooks::Decision::Reject { reason } = decision {
-            crate::metrics::rejected("rtmp", "hook");
             self.session.reject_play(stream_id, "NetStream.Play.Failed", &reason)?;
-            self.flush().await?;
-            return Err(ConnectionError::Refused(reason));
+            return self.refuse("hook", reason).await;
         }
         // Accept at once; a viewer that came before the publisher waits (bounded) for media.
         self.session.accept_play(stream_id, &stream.name)?;
@@ -531,6 +519,13 @@ impl Connection {
             Err(_) => return Err(SubscriberEnd::TooSlow.into()),
         }
         Ok(())
+    }
+
+    /// Sends the refusal the session just prepared, counts it, and ends the connection.
+    async fn refuse(&mut self, reason: &'static str, why: impl Into<String>) -> Result<(), ConnectionError> {
+        crate::metrics::rejected("rtmp", reason);
+        self.flush().await?;
+        Err(ConnectionError::Refused(why.into()))
     }
 
     async fn flush(&mut self) -> Result<(), ConnectionError> {
