@@ -4,7 +4,8 @@
 #   bench/compare.sh [--quick] [--servers "estuary nginx"] [--duration SECS] [--only REGEX] [--out FILE]
 #
 # Each scenario starts a fresh server pinned to core 0 (taskset -c 0) and runs estuary-bench
-# pinned to core 1 against it, on loopback only. Scenarios:
+# pinned to core 1 against it, on loopback only. Scenarios (plus Estuary with
+# stream.merge_write_ms = 100 and 350 at 1000 RTMP viewers):
 #   fan-out  1 publisher (720p 2.5 Mbps H.264 + AAC) to 100/500/1000/2000 RTMP viewers
 #            (and, for Estuary, the same counts of HTTP-FLV viewers);
 #   hls      1 publisher, 500 HLS viewers;
@@ -169,6 +170,7 @@ start_estuary() {
         # The same HLS settings as nginx's: 2 s fragments, a 12 s (6-segment) playlist.
         printf '[hls]\nfragment_ms = 2000\nwindow_segments = 6\n'
         printf '%b\n' "${ESTUARY_EXTRA_TOML:-}"
+        printf '%b\n' "${RUN_TOML:-}"
     } >"$dir/estuary.toml"
     RUST_LOG=${RUST_LOG:-warn} taskset -c 0 "$ESTUARY" -c "$dir/estuary.toml" >"$dir/estuary.log" 2>&1 &
     SERVER_PID=$!
@@ -244,6 +246,15 @@ for n in $FANOUT_COUNTS; do
         fi
     done
 done
+# Estuary with merged writes (stream.merge_write_ms): fewer, larger writes per viewer for
+# that much added latency, the trade SRS makes by default (mw_latency 350 ms).
+if [[ " $SERVERS " == *" estuary "* ]]; then
+    MERGE_N=1000
+    [[ " $FANOUT_COUNTS " == *" 1000 "* ]] || MERGE_N=${FANOUT_COUNTS##* }
+    for ms in 100 350; do
+        RUN_TOML="[stream]\nmerge_write_ms = $ms" run estuary fan-out "rtmp-$MERGE_N-merge$ms" --rtmp-viewers "$MERGE_N"
+    done
+fi
 for s in $SERVERS; do
     run "$s" hls "hls-$HLS_VIEWERS" --hls-viewers "$HLS_VIEWERS"
 done

@@ -101,6 +101,8 @@ pub struct Stream {
     ring: broadcast::Sender<Batch>,
     /// `[stream] audio_hold_ms`.
     audio_hold_ms: u64,
+    /// `[stream] merge_write_ms`.
+    merge_write_ms: u64,
     created: Instant,
     /// When the last packet was published, in ms since `created`.
     last_packet_ms: AtomicU64,
@@ -142,6 +144,7 @@ impl Stream {
             }),
             ring,
             audio_hold_ms: config.audio_hold_ms,
+            merge_write_ms: config.merge_write_ms,
             created: Instant::now(),
             last_packet_ms: AtomicU64::new(0),
             live: watch::channel(false).0,
@@ -276,15 +279,23 @@ impl Stream {
         self.last_packet_ms
             .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
         // Audio between video frames waits for the next frame (bounded by audio_hold_ms of
-        // stream time), so viewers wake and write once per frame, not once per packet.
-        let hold = packet.is_audio()
+        // stream time), so viewers wake and write once per frame, not once per packet. With
+        // merge_write_ms set, everything waits until that much stream time has gathered:
+        // fewer, larger writes (less CPU) for that much added latency.
+        let held_span = state
+            .held
+            .first()
+            .map_or(0, |first| packet.dts.saturating_sub(first.dts));
+        let hold_audio = packet.is_audio()
             && !packet.seq_header
             && self.audio_hold_ms > 0
             && state.tracks.map_or(state.seen.video, |t| t.video)
-            && state
-                .held
-                .first()
-                .is_none_or(|first| packet.dts.saturating_sub(first.dts) < self.audio_hold_ms);
+            && held_span < self.audio_hold_ms;
+        let merge = self.merge_write_ms > 0
+            && !packet.seq_header
+            && packet.kind != MediaKind::Script
+            && held_span < self.merge_write_ms;
+        let hold = hold_audio || merge;
         state.held.push(packet);
         if !hold {
             self.flush_held(&mut state);

@@ -176,3 +176,22 @@ async fn stream_is_forgotten_when_nobody_uses_it() {
     drop(viewer);
     assert!(hub.get(&key()).is_none());
 }
+
+#[tokio::test]
+async fn merge_write_gathers_frames_into_one_ring_entry() {
+    let mut config = Config::default();
+    config.stream.merge_write_ms = 200;
+    let hub = Hub::new(Arc::new(config));
+    let publisher = hub.claim(&key(), 1, CancellationToken::new()).unwrap();
+    let mut viewer = hub.subscribe(&key());
+    publisher.send(video(0, true));
+    for i in 1..5 {
+        publisher.send(video(i * 40, false));
+    }
+    assert!(viewer.try_recv().is_none(), "160 ms gathered: nothing sent yet");
+    publisher.send(video(200, false)); // 200 ms gathered: the batch goes out
+    let mut batch = Vec::new();
+    viewer.recv_batch(&mut batch, 64).await.unwrap();
+    let dts: Vec<u64> = batch.iter().map(|p| p.dts).collect();
+    assert_eq!(dts, vec![0, 40, 80, 120, 160, 200]);
+}
