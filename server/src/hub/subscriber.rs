@@ -161,6 +161,9 @@ impl Subscriber {
     fn next_ready(&mut self) -> Result<Option<Arc<Packet>>, SubscriberEnd> {
         loop {
             if let Some(p) = self.backlog.pop_front() {
+                if self.backlog.is_empty() && self.backlog.capacity() > 16 {
+                    self.backlog = VecDeque::new(); // the join snapshot is delivered
+                }
                 return Ok(Some(p));
             }
             let Some((batch, index)) = &mut self.current else {

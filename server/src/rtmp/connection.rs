@@ -36,7 +36,7 @@ const PUBLISHER_READ_BUFFER: usize = 64 * 1024;
 const PLAYER_READ_BUFFER: usize = 4 * 1024;
 
 /// Most packets written to a player in one vectored write.
-const MAX_BATCH: usize = 128;
+const MAX_BATCH: usize = 32;
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -192,13 +192,18 @@ async fn handshake(
     buf: &mut BytesMut,
 ) -> Result<(), ConnectionError> {
     let mut handshake = Handshake::new(PeerType::Server);
-    let mut chunk = [0u8; 4096];
+    // Reads go into `buf` (on the heap), not a stack array: a buffer held across an await
+    // would sit in every connection's future for its whole life.
+    let mut first_byte = None;
     loop {
-        let n = reader.read(&mut chunk).await?;
+        buf.reserve(4096);
+        let n = reader.read_buf(buf).await?;
         if n == 0 {
             return Err(ConnectionError::Handshake("peer closed during the handshake".into()));
         }
-        match handshake.process_bytes(&chunk[..n]) {
+        first_byte = first_byte.or(buf.first().copied());
+        let input = buf.split();
+        match handshake.process_bytes(&input) {
             Ok(HandshakeProcessResult::InProgress { response_bytes }) => writer.write_all(&response_bytes).await?,
             Ok(HandshakeProcessResult::Completed {
                 response_bytes,
@@ -211,7 +216,7 @@ async fn handshake(
             Err(e) => {
                 return Err(ConnectionError::Handshake(format!(
                     "{e:?} (first byte 0x{:02x})",
-                    chunk[0]
+                    first_byte.unwrap_or(0)
                 )))
             }
         }
@@ -517,6 +522,13 @@ impl Connection {
         match tokio::time::timeout(timeout, write_all_vectored(&mut self.writer, &mut self.batch)).await {
             Ok(result) => result?,
             Err(_) => return Err(SubscriberEnd::TooSlow.into()),
+        }
+        // The join burst (GOP cache) makes these grow; a thousand idle capacities add up.
+        if self.batch.capacity() > 2 * MAX_BATCH {
+            self.batch.shrink_to(MAX_BATCH);
+        }
+        if self.pending.capacity() > 2 * MAX_BATCH {
+            self.pending.shrink_to(MAX_BATCH);
         }
         Ok(())
     }
