@@ -189,9 +189,12 @@ impl Client {
 
     /// Bitrates over the last 30 s (since the start for a younger client).
     pub fn kbps(&self) -> Kbps {
+        // Measure from the oldest sample in the window; a sample taken a moment ago would
+        // divide almost nothing by almost no time, so until one is a second old, measure
+        // since the client started.
         let (at, sent, received) = match lock(&self.samples).front() {
-            Some(s) => (s.at, s.sent, s.received),
-            None => (self.started, 0, 0),
+            Some(s) if s.at.elapsed() >= Duration::from_secs(1) => (s.at, s.sent, s.received),
+            _ => (self.started, 0, 0),
         };
         let ms = at.elapsed().as_millis().max(1) as u64;
         // bytes * 8 / ms = kbit/s
