@@ -13,8 +13,6 @@
 //! `FCUnpublish`, `deleteStream`/`closeStream`, `play`, plus the control messages
 //! (Set Chunk Size, Abort, Window Acknowledgement Size, Acknowledgement, User Control ping).
 
-use std::collections::HashMap;
-
 use bytes::{Bytes, BytesMut};
 use rml_rtmp::chunk_io::ChunkSerializer;
 use rml_rtmp::messages::{MessagePayload, PeerBandwidthLimitType, RtmpMessage, UserControlEventType};
@@ -23,7 +21,6 @@ use rml_rtmp::time::RtmpTimestamp;
 
 use super::amf_guard;
 use super::chunk::{ChunkError, ChunkLimits, ChunkReader, RawMessage};
-use super::chunker;
 use crate::media::MediaKind;
 
 /// Deepest AMF0 nesting accepted from a peer.
@@ -121,8 +118,6 @@ pub struct ServerSession {
     outbound: BytesMut,
     connect_tx: f64,
     next_stream_id: u32,
-    /// Transaction ids of pending publish/play requests, by stream id.
-    pending: HashMap<u32, f64>,
     bytes_received: u64,
     last_ack: u64,
     peer_window: u32,
@@ -159,7 +154,6 @@ impl ServerSession {
             outbound: BytesMut::new(),
             connect_tx: 1.0,
             next_stream_id: 1,
-            pending: HashMap::new(),
             bytes_received: 0,
             last_ack: 0,
             peer_window: 0,
@@ -369,7 +363,6 @@ impl ServerSession {
             }
             "publish" => {
                 let stream = StreamName::parse(&arg_str(0).unwrap_or_default());
-                self.pending.insert(msg.stream_id, transaction_id);
                 events.push(SessionEvent::Publish {
                     stream_id: msg.stream_id,
                     stream,
@@ -377,7 +370,6 @@ impl ServerSession {
             }
             "play" => {
                 let stream = StreamName::parse(&arg_str(0).unwrap_or_default());
-                self.pending.insert(msg.stream_id, transaction_id);
                 events.push(SessionEvent::Play {
                     stream_id: msg.stream_id,
                     stream,
@@ -447,7 +439,6 @@ impl ServerSession {
 
     /// Starts publishing on `stream_id`: `NetStream.Publish.Start`.
     pub fn accept_publish(&mut self, stream_id: u32, name: &str) -> Result<(), SessionError> {
-        self.pending.remove(&stream_id);
         self.send_stream_begin(stream_id)?;
         let info = status(
             "status",
@@ -459,7 +450,6 @@ impl ServerSession {
 
     /// Refuses a publish, e.g. with `NetStream.Publish.BadName` when the stream is taken.
     pub fn reject_publish(&mut self, stream_id: u32, code: &str, description: &str) -> Result<(), SessionError> {
-        self.pending.remove(&stream_id);
         let info = status("error", code, description);
         self.send_command("onStatus", 0.0, Amf0Value::Null, vec![info], stream_id)
     }
@@ -468,7 +458,6 @@ impl ServerSession {
     /// `NetStream.Play.Start` and `|RtmpSampleAccess`. The caller then writes media chunked
     /// for this stream id.
     pub fn accept_play(&mut self, stream_id: u32, name: &str) -> Result<(), SessionError> {
-        self.pending.remove(&stream_id);
         self.send_stream_begin(stream_id)?;
         let reset = status(
             "status",
@@ -488,7 +477,6 @@ impl ServerSession {
 
     /// Refuses a play request (`NetStream.Play.StreamNotFound`, `NetStream.Play.Failed`).
     pub fn reject_play(&mut self, stream_id: u32, code: &str, description: &str) -> Result<(), SessionError> {
-        self.pending.remove(&stream_id);
         let info = status("error", code, description);
         self.send_command("onStatus", 0.0, Amf0Value::Null, vec![info], stream_id)
     }
@@ -508,24 +496,6 @@ impl ServerSession {
             timestamp: None,
         };
         self.send(eof, 0)
-    }
-
-    /// Chunks a media message for a player whose stream id is not 1 (the shared chunks are
-    /// built for stream 1).
-    pub fn chunk_media_for(&self, kind: MediaKind, timestamp: u32, stream_id: u32, payload: &[u8]) -> Bytes {
-        let csid = match kind {
-            MediaKind::Audio => chunker::AUDIO_CSID,
-            MediaKind::Video => chunker::VIDEO_CSID,
-            MediaKind::Script => chunker::SCRIPT_CSID,
-        };
-        chunker::chunk_message(
-            csid,
-            kind as u8,
-            timestamp,
-            stream_id,
-            payload,
-            self.config.out_chunk_size,
-        )
     }
 
     fn send_stream_begin(&mut self, stream_id: u32) -> Result<(), SessionError> {

@@ -1,6 +1,7 @@
 //! Sans-IO session tests: `rml_rtmp`'s client session talks to ours, no sockets.
 
 use super::*;
+use crate::rtmp::chunker;
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
 };

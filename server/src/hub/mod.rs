@@ -91,13 +91,12 @@ impl Hub {
         all
     }
 
-    /// Removes a stream that has neither a publisher nor subscribers.
-    fn forget_if_unused(&self, key: &StreamKey) {
+    /// Removes a stream that has neither a publisher nor subscribers besides the
+    /// `own_receivers` of the caller being dropped (its ring receiver goes after this returns).
+    fn forget_if_unused(&self, key: &StreamKey, own_receivers: usize) {
         let mut streams = self.streams();
-        // The subscriber being dropped still counts as a receiver for a moment; the
-        // caller's receiver is dropped after this returns, so allow for it.
         if let Some(stream) = streams.get(key) {
-            if stream.publisher().is_none() && stream.subscriber_count() <= 1 {
+            if stream.publisher().is_none() && stream.subscriber_count() <= own_receivers {
                 streams.remove(key);
             }
         }
@@ -127,12 +126,7 @@ impl Drop for Publisher {
         if self.stream.release(self.conn_id) {
             tracing::info!(stream = %self.stream.key, conn = self.conn_id, "publisher left");
         }
-        let mut streams = self.hub.streams();
-        if let Some(stream) = streams.get(&self.stream.key) {
-            if stream.publisher().is_none() && stream.subscriber_count() == 0 {
-                streams.remove(&self.stream.key);
-            }
-        }
+        self.hub.forget_if_unused(&self.stream.key, 0);
     }
 }
 

@@ -235,6 +235,6 @@ impl Subscriber {
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
-        self.hub.forget_if_unused(&self.stream.key);
+        self.hub.forget_if_unused(&self.stream.key, 1);
     }
 }

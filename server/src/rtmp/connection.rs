@@ -501,14 +501,13 @@ impl Connection {
             return Ok(());
         };
         let stream_id = *stream_id;
-        let session = &self.session;
         // Shared chunks are built for message stream 1, which is what every player we know
         // gets from createStream; any other id costs a per-player copy.
         let chunks = |p: &Packet| {
             if stream_id == 1 {
                 p.rtmp_chunks(chunk_size)
             } else {
-                session.chunk_media_for(p.kind, p.dts as u32, stream_id, &p.payload)
+                estuary_protocol::rtmp::chunker::chunk_media(p, stream_id, chunk_size)
             }
         };
         self.batch.extend(self.pending.drain(..).map(|p| chunks(&p)));
