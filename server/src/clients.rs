@@ -223,6 +223,13 @@ pub struct ClientGuard {
     clients: Clients,
 }
 
+impl ClientGuard {
+    /// The entry itself, for counting bytes from elsewhere (a stream writing to the client).
+    pub fn shared(&self) -> Arc<Client> {
+        Arc::clone(&self.client)
+    }
+}
+
 impl std::ops::Deref for ClientGuard {
     type Target = Client;
     fn deref(&self) -> &Client {

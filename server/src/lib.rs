@@ -15,6 +15,7 @@ pub mod hub;
 mod io;
 mod listener;
 pub mod metrics;
+mod player;
 mod rtmp;
 mod sysinfo;
 

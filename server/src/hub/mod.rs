@@ -6,6 +6,7 @@
 //! A stream exists while it has a publisher or a subscriber; the registry lock is taken
 //! before a stream's own lock, never the other way round.
 
+mod direct;
 mod gop;
 pub mod metadata;
 mod stream;
@@ -19,7 +20,8 @@ use std::time::Duration;
 use estuary_protocol::Packet;
 use tokio_util::sync::CancellationToken;
 
-pub use stream::{ClaimError, Snapshot, Stream, StreamKey, StreamStats};
+pub use direct::{DirectSink, SentCounter, SinkFormat};
+pub use stream::{Batch, ClaimError, Snapshot, Stream, StreamKey, StreamStats};
 pub use subscriber::{Subscriber, SubscriberEnd};
 
 use crate::config::Config;

@@ -15,6 +15,7 @@ use estuary_protocol::{MediaKind, Packet};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::direct::{DirectSet, DirectSink, Returned};
 use super::gop::GopCache;
 use super::metadata::{self, Tracks};
 use super::timeline::Timeline;
@@ -22,7 +23,13 @@ use crate::config::StreamConfig;
 
 /// What the ring carries: packets published together (a video frame and the audio held
 /// before it), delivered to viewers in one write.
-pub type Batch = Arc<[Arc<Packet>]>;
+#[derive(Debug)]
+pub struct Batch {
+    /// Numbers batches from 1 in publishing order, so a viewer can tell a batch it was
+    /// already written directly (see `direct.rs`) or one it lost.
+    pub seq: u64,
+    pub packets: Box<[Arc<Packet>]>,
+}
 
 /// `app/name` of a stream.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -68,6 +75,8 @@ pub struct Snapshot {
     /// Metadata, sequence headers, then the GOP cache, in that order.
     pub packets: Vec<Arc<Packet>>,
     pub tracks: Option<Tracks>,
+    /// The last batch published before the snapshot; the ring continues after it.
+    pub seq: u64,
 }
 
 #[derive(Debug)]
@@ -83,6 +92,10 @@ struct State {
     timeline: Timeline,
     /// Audio waiting for the next video frame, sent with it as one ring entry.
     held: Vec<Arc<Packet>>,
+    /// The last batch's `seq`.
+    seq: u64,
+    /// Viewers at the live edge, written to directly.
+    direct: DirectSet,
 }
 
 /// Counters of one stream, for the API and metrics.
@@ -98,7 +111,7 @@ pub struct StreamStats {
 pub struct Stream {
     pub key: StreamKey,
     state: Mutex<State>,
-    ring: broadcast::Sender<Batch>,
+    ring: broadcast::Sender<Arc<Batch>>,
     /// `[stream] audio_hold_ms`.
     audio_hold_ms: u64,
     /// `[stream] merge_write_ms`.
@@ -141,6 +154,8 @@ impl Stream {
                 gop: GopCache::new(gop_max),
                 timeline: Timeline::new(config.timestamp_jump_ms),
                 held: Vec::new(),
+                seq: 0,
+                direct: DirectSet::default(),
             }),
             ring,
             audio_hold_ms: config.audio_hold_ms,
@@ -309,17 +324,58 @@ impl Stream {
         true
     }
 
-    /// Sends the held packets to the ring as one batch and records them in the GOP cache.
+    /// Sends the held packets to the ring as one batch, writes it to the parked viewers and
+    /// records it in the GOP cache.
+    ///
+    /// The parked viewers are written to under the stream's lock, which keeps them in step
+    /// with the ring; what else takes this lock (a joining viewer, the API) waits at most
+    /// one pass of non-blocking writes.
     fn flush_held(&self, state: &mut State) {
         if state.held.is_empty() {
             return;
         }
-        let batch: Batch = std::mem::take(&mut state.held).into();
-        for p in batch.iter().filter(|p| !p.seq_header && p.kind != MediaKind::Script) {
+        state.seq += 1;
+        let batch = Arc::new(Batch {
+            seq: state.seq,
+            packets: std::mem::take(&mut state.held).into(),
+        });
+        for p in batch
+            .packets
+            .iter()
+            .filter(|p| !p.seq_header && p.kind != MediaKind::Script)
+        {
             state.gop.push(p);
         }
         // No receivers is fine: nobody is watching yet.
-        let _ = self.ring.send(batch);
+        let _ = self.ring.send(Arc::clone(&batch));
+        state.direct.write(&batch, &self.ring);
+    }
+
+    /// Parks `sink` (see `direct.rs`) if `ring` has nothing waiting, taking the receiver:
+    /// its viewer has had every batch up to `seq`. Gives the receiver back if a batch came
+    /// in the meantime.
+    pub(super) fn park(
+        &self,
+        sink: &Arc<DirectSink>,
+        ring: broadcast::Receiver<Arc<Batch>>,
+        seq: u64,
+    ) -> Result<(), broadcast::Receiver<Arc<Batch>>> {
+        let mut state = self.lock();
+        if !ring.is_empty() {
+            return Err(ring);
+        }
+        state.direct.park(sink, seq);
+        Ok(())
+    }
+
+    /// Takes `sink` back from the stream.
+    pub(super) fn unpark(&self, sink: &Arc<DirectSink>) -> Returned {
+        self.lock().direct.unpark(sink, &self.ring)
+    }
+
+    /// Viewers written to directly right now.
+    pub fn parked_count(&self) -> usize {
+        self.lock().direct.len()
     }
 
     /// Time since the last packet was published (or the stream was created).
@@ -329,7 +385,7 @@ impl Stream {
     }
 
     /// A snapshot for a joining viewer plus its place in the ring, taken atomically.
-    pub fn subscribe(&self) -> (Snapshot, broadcast::Receiver<Batch>) {
+    pub fn subscribe(&self) -> (Snapshot, broadcast::Receiver<Arc<Batch>>) {
         let state = self.lock();
         let mut packets = Vec::with_capacity(3 + state.gop.packets().len());
         packets.extend(state.metadata.iter().cloned());
@@ -339,6 +395,7 @@ impl Stream {
         let snapshot = Snapshot {
             packets,
             tracks: self.tracks_locked(&state),
+            seq: state.seq,
         };
         (snapshot, self.ring.subscribe())
     }
@@ -374,9 +431,10 @@ impl Stream {
         self.edge_ms.load(Ordering::Relaxed)
     }
 
-    /// Number of subscribers reading the ring.
+    /// Number of subscribers: those reading the ring and those parked.
     pub fn subscriber_count(&self) -> usize {
-        self.ring.receiver_count()
+        let state = self.lock();
+        self.ring.receiver_count() + state.direct.len()
     }
 
     /// Bytes held by the GOP cache.

@@ -8,7 +8,10 @@
 //!
 //! The ring carries batches (what the stream published together: a video frame and the
 //! audio held before it); the subscriber hands them out packet by packet, so the policy
-//! stays per packet while each viewer wakes once per batch.
+//! stays per packet while each viewer wakes once per batch. A viewer at the live edge can
+//! [`park`](Subscriber::park) its socket with the stream, which then writes to it directly
+//! (`direct.rs`); batches are numbered, so when it takes the socket back it skips what was
+//! written for it and notices what it lost.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -18,6 +21,7 @@ use std::time::{Duration, Instant};
 use estuary_protocol::Packet;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
+use super::direct::DirectSink;
 use super::metadata::Tracks;
 use super::stream::{Batch, Stream};
 use super::Hub;
@@ -37,9 +41,12 @@ pub struct Subscriber {
     stream: Arc<Stream>,
     hub: Hub,
     backlog: VecDeque<Arc<Packet>>,
-    ring: broadcast::Receiver<Batch>,
+    /// `None` while parked (the stream writes to the viewer directly).
+    ring: Option<broadcast::Receiver<Arc<Batch>>>,
     /// The ring entry being delivered, and the index of its next packet.
-    current: Option<(Batch, usize)>,
+    current: Option<(Arc<Batch>, usize)>,
+    /// The last batch taken from the ring or written directly.
+    seq: u64,
     /// Fires when nothing arrived for `wait_for_publisher`.
     idle: Pin<Box<tokio::time::Sleep>>,
     tracks: Option<Tracks>,
@@ -68,8 +75,9 @@ impl Subscriber {
             stream,
             hub,
             backlog: snapshot.packets.into(),
-            ring,
+            ring: Some(ring),
             current: None,
+            seq: snapshot.seq,
             idle: Box::pin(tokio::time::sleep(Duration::from_millis(play.wait_for_publisher_ms))),
             tracks: snapshot.tracks,
             max_lag_ms: play.max_lag_ms,
@@ -102,22 +110,79 @@ impl Subscriber {
             }
             // One long-lived timer per subscriber, re-armed only when it fires: creating a
             // timer per packet costs more than the rest of the fan-out.
+            let Some(ring) = self.ring.as_mut() else {
+                // Parked: the stream delivers; only the publisher's absence ends this.
+                return Err(self.publisher_gone().await);
+            };
             tokio::select! {
                 biased;
-                received = self.ring.recv() => match received {
-                    Ok(batch) => self.current = Some((batch, 0)),
-                    Err(RecvError::Lagged(n)) => self.lost(n),
+                received = ring.recv() => match received {
+                    Ok(batch) => self.take(batch),
+                    // The gap shows in the next batch's `seq` (see `take`).
+                    Err(RecvError::Lagged(_)) => {}
                     Err(RecvError::Closed) => return Err(SubscriberEnd::NoPublisher),
                 },
-                _ = self.idle.as_mut() => {
-                    if !self.stream.is_live() && self.stream.last_packet_age() >= self.wait_for_publisher {
-                        return Err(SubscriberEnd::NoPublisher);
-                    }
-                    let deadline = tokio::time::Instant::now() + self.wait_for_publisher;
-                    self.idle.as_mut().reset(deadline);
-                }
+                end = Self::idle_check(&mut self.idle, &self.stream, self.wait_for_publisher) => return Err(end),
             }
         }
+    }
+
+    /// Completes when no publisher has been seen for `wait_for_publisher_ms`.
+    pub async fn publisher_gone(&mut self) -> SubscriberEnd {
+        Self::idle_check(&mut self.idle, &self.stream, self.wait_for_publisher).await
+    }
+
+    async fn idle_check(idle: &mut Pin<Box<tokio::time::Sleep>>, stream: &Stream, wait: Duration) -> SubscriberEnd {
+        loop {
+            idle.as_mut().await;
+            if !stream.is_live() && stream.last_packet_age() >= wait {
+                return SubscriberEnd::NoPublisher;
+            }
+            idle.as_mut().reset(tokio::time::Instant::now() + wait);
+        }
+    }
+
+    /// Makes `batch` the one being delivered, unless it was already written directly;
+    /// batches missing before it were lost (the ring lapped this viewer).
+    fn take(&mut self, batch: Arc<Batch>) {
+        if batch.seq <= self.seq {
+            return;
+        }
+        let missing = batch.seq - self.seq - 1;
+        if missing > 0 {
+            self.lost(missing);
+        }
+        self.seq = batch.seq;
+        self.current = Some((batch, 0));
+    }
+
+    /// Hands the viewer's socket to the stream, which then writes every batch to it directly,
+    /// if the viewer is at the live edge: everything delivered, nothing waiting in the ring,
+    /// not skipping. False if it is not (carry on with [`recv_batch`](Self::recv_batch)).
+    pub fn park(&mut self, sink: &Arc<DirectSink>) -> bool {
+        let caught_up = self.backlog.is_empty() && self.current.is_none() && !self.skipping && !self.resync;
+        if !caught_up {
+            return false;
+        }
+        let Some(ring) = self.ring.take() else {
+            return false;
+        };
+        match self.stream.park(sink, ring, self.seq) {
+            Ok(()) => true,
+            Err(ring) => {
+                self.ring = Some(ring);
+                false
+            }
+        }
+    }
+
+    /// Takes the socket back from the stream; returns what the stream could not write of the
+    /// last batch, which must be written before anything else.
+    pub fn unpark(&mut self, sink: &Arc<DirectSink>) -> std::collections::VecDeque<bytes::Bytes> {
+        let returned = self.stream.unpark(sink);
+        self.seq = self.seq.max(returned.seq);
+        self.ring = Some(returned.ring);
+        returned.leftover
     }
 
     /// Appends to `batch` the next packets to deliver, waiting for at least one: what the
@@ -148,9 +213,10 @@ impl Subscriber {
                 Ok(None) => {}
                 Err(e) => return Some(Err(e)),
             }
-            match self.ring.try_recv() {
-                Ok(batch) => self.current = Some((batch, 0)),
-                Err(TryRecvError::Lagged(n)) => self.lost(n),
+            let ring = self.ring.as_mut()?;
+            match ring.try_recv() {
+                Ok(batch) => self.take(batch),
+                Err(TryRecvError::Lagged(_)) => {}
                 Err(_) => return None,
             }
         }
@@ -169,7 +235,7 @@ impl Subscriber {
             let Some((batch, index)) = &mut self.current else {
                 return Ok(None);
             };
-            let Some(packet) = batch.get(*index).cloned() else {
+            let Some(packet) = batch.packets.get(*index).cloned() else {
                 self.current = None;
                 return Ok(None);
             };
@@ -180,9 +246,10 @@ impl Subscriber {
         }
     }
 
+    /// `n` batches were lost.
     fn lost(&mut self, n: u64) {
         if !self.skipping {
-            tracing::warn!(stream = %self.stream.key, lost = n, "viewer fell a whole ring behind; skipping to the next keyframe");
+            tracing::warn!(stream = %self.stream.key, lost_batches = n, "viewer fell a whole ring behind; skipping to the next keyframe");
         }
         self.dropped += n;
         self.dropped_overflow.increment(n);

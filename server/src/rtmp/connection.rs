@@ -1,10 +1,10 @@
 //! One RTMP connection: handshake, then the session as a publisher or a player.
 //!
-//! A single task owns the socket, so a message is never split between writers: it reads the
-//! peer's chunks, feeds the session, and — when playing — writes batches of the stream's
-//! shared pre-chunked packets with one vectored write each.
+//! A single task reads the peer's chunks and feeds the session. When playing, a
+//! [`LivePlayer`] writes the stream's shared pre-chunked packets, and at the live edge lends
+//! the socket to the stream, which writes to it directly; the task takes it back before it
+//! writes anything of its own, so a message is never split between writers.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,16 +27,13 @@ use tracing::{debug, info, warn};
 use crate::clients::{self, ClientGuard, ClientKind};
 use crate::context::Context;
 use crate::hooks::{ClientInfo, DecisionEvent, NotifyEvent, StreamInfo};
-use crate::hub::{Publisher, StreamKey, Subscriber, SubscriberEnd};
-use crate::io::write_all_vectored;
+use crate::hub::{Publisher, SinkFormat, StreamKey, SubscriberEnd};
+use crate::player::{Framing, LivePlayer, PlayError};
 
 /// Read buffer of a publisher: big reads, few syscalls.
 const PUBLISHER_READ_BUFFER: usize = 64 * 1024;
 /// Read buffer of every other connection.
 const PLAYER_READ_BUFFER: usize = 4 * 1024;
-
-/// Most packets written to a player in one vectored write.
-const MAX_BATCH: usize = 32;
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +60,15 @@ enum ConnectionError {
     Subscriber(#[from] SubscriberEnd),
 }
 
+impl From<PlayError> for ConnectionError {
+    fn from(e: PlayError) -> Self {
+        match e {
+            PlayError::Io(e) => ConnectionError::Io(e),
+            PlayError::Subscriber(e) => ConnectionError::Subscriber(e),
+        }
+    }
+}
+
 /// What the connection is doing.
 enum Role {
     Idle,
@@ -71,7 +77,7 @@ enum Role {
         stream: StreamName,
     },
     Playing {
-        subscriber: Box<Subscriber>,
+        player: Box<LivePlayer>,
         stream: StreamName,
         stream_id: u32,
     },
@@ -81,7 +87,7 @@ enum Role {
 enum Wake {
     Read(std::io::Result<usize>),
     ReadTimeout,
-    /// Packets are waiting in `Connection::pending`.
+    /// The player has something to write.
     Media(Result<(), SubscriberEnd>),
     Shutdown,
     Kicked,
@@ -92,21 +98,16 @@ struct Connection {
     id: u64,
     peer: SocketAddr,
     session: ServerSession,
-    writer: OwnedWriteHalf,
+    writer: Arc<OwnedWriteHalf>,
     connect: Option<ConnectInfo>,
     role: Role,
     kick: CancellationToken,
     /// Completes when `kick` (or shutdown) is cancelled; kept across loop turns.
     stopped: Pin<Box<WaitForCancellationFutureOwned>>,
-    bytes_sent: u64,
     /// This connection in the client registry (API, kick), with its byte counters.
     client: ClientGuard,
     bytes_in: metrics::Counter,
     bytes_out: metrics::Counter,
-    /// Reusable list of buffers for one vectored write.
-    batch: VecDeque<Bytes>,
-    /// Packets received for a player and not yet written.
-    pending: Vec<Arc<Packet>>,
     batches_written: u64,
 }
 
@@ -149,17 +150,14 @@ pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64
         id,
         peer,
         session,
-        writer,
+        writer: Arc::new(writer),
         connect: None,
         role: Role::Idle,
         stopped: Box::pin(kick.clone().cancelled_owned()),
         kick,
-        bytes_sent: 0,
         client,
         bytes_in,
         bytes_out,
-        batch: VecDeque::new(),
-        pending: Vec::new(),
         batches_written: 0,
     };
     let result = conn.serve(&mut reader, buf).await;
@@ -176,7 +174,7 @@ pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64
         let recv_bytes = conn.session.bytes_received();
         conn.ctx.hooks.notify(&NotifyEvent::Close {
             client,
-            send_bytes: conn.bytes_sent,
+            send_bytes: conn.client.sent(),
             recv_bytes,
         });
     }
@@ -283,17 +281,16 @@ impl Connection {
                 None => Some(reader.read_buf(buf).await),
             }
         };
-        let subscriber = match &mut self.role {
-            Role::Playing { subscriber, .. } => Some(subscriber),
+        let player = match &mut self.role {
+            Role::Playing { player, .. } => Some(player),
             _ => None,
         };
-        let pending = &mut self.pending;
         tokio::select! {
             // Media first: most wake-ups are for media, and a branch that is ready ends the
             // select before the others are polled (the cancellation check takes a lock).
             // `play_batch` checks for a kick itself, so a busy player still sees one.
             biased;
-            media = async { subscriber.expect("guarded by the branch condition").recv_batch(pending, MAX_BATCH).await }, if subscriber.is_some() => Wake::Media(media),
+            media = async { player.expect("guarded by the branch condition").ready().await }, if player.is_some() => Wake::Media(media),
             read = read => match read {
                 Some(r) => Wake::Read(r),
                 None => Wake::ReadTimeout,
@@ -462,9 +459,24 @@ impl Connection {
         info!(stream = %key, "play started");
         self.client
             .set_role(ClientKind::RtmpPlay, Some(key.clone()), self.stream_url(&stream));
-        let subscriber = Box::new(self.ctx.hub.subscribe(&key));
+        let subscriber = self.ctx.hub.subscribe(&key);
+        let chunk_size = self.session.out_chunk_size();
+        // Shared chunks are built for message stream 1, which is what every player we know
+        // gets from createStream; any other id costs per-player chunking.
+        let framing = if stream_id == 1 {
+            Framing::Shared(SinkFormat::Rtmp { chunk_size })
+        } else {
+            Framing::RtmpStream { stream_id, chunk_size }
+        };
+        let (client, bytes_out) = (self.client.shared(), self.bytes_out.clone());
+        let on_sent = Arc::new(move |n: u64| {
+            client.add_sent(n);
+            bytes_out.increment(n);
+        });
+        let slow = Duration::from_millis(self.ctx.config.play.slow_disconnect_ms);
+        let player = LivePlayer::new(subscriber, Arc::clone(&self.writer), framing, on_sent, slow);
         self.role = Role::Playing {
-            subscriber,
+            player: Box::new(player),
             stream,
             stream_id,
         };
@@ -486,7 +498,7 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes the pending packets in one vectored write.
+    /// Writes what the player has ready (after any control messages the session queued).
     async fn play_batch(&mut self) -> Result<(), ConnectionError> {
         self.batches_written += 1;
         if self.batches_written.is_multiple_of(32) && self.kick.is_cancelled() {
@@ -496,38 +508,9 @@ impl Connection {
                 ConnectionError::Kicked
             });
         }
-        let chunk_size = self.session.out_chunk_size();
-        let Role::Playing { stream_id, .. } = &self.role else {
-            return Ok(());
-        };
-        let stream_id = *stream_id;
-        // Shared chunks are built for message stream 1, which is what every player we know
-        // gets from createStream; any other id costs a per-player copy.
-        let chunks = |p: &Packet| {
-            if stream_id == 1 {
-                p.rtmp_chunks(chunk_size)
-            } else {
-                estuary_protocol::rtmp::chunker::chunk_media(p, stream_id, chunk_size)
-            }
-        };
-        self.batch.extend(self.pending.drain(..).map(|p| chunks(&p)));
-        // Control messages (acks, onStatus) queued by the session go first.
-        if let Some(control) = self.session.take_outbound() {
-            self.batch.push_front(control);
-        }
-        let n = self.batch.iter().map(|b| b.len() as u64).sum::<u64>();
-        self.count_sent(n);
-        let timeout = Duration::from_millis(self.ctx.config.play.slow_disconnect_ms);
-        match tokio::time::timeout(timeout, write_all_vectored(&mut self.writer, &mut self.batch)).await {
-            Ok(result) => result?,
-            Err(_) => return Err(SubscriberEnd::TooSlow.into()),
-        }
-        // The join burst (GOP cache) makes these grow; a thousand idle capacities add up.
-        if self.batch.capacity() > 2 * MAX_BATCH {
-            self.batch.shrink_to(MAX_BATCH);
-        }
-        if self.pending.capacity() > 2 * MAX_BATCH {
-            self.pending.shrink_to(MAX_BATCH);
+        let control = self.session.take_outbound();
+        if let Role::Playing { player, .. } = &mut self.role {
+            player.write(control).await?;
         }
         Ok(())
     }
@@ -540,17 +523,19 @@ impl Connection {
     }
 
     async fn flush(&mut self) -> Result<(), ConnectionError> {
-        if let Some(bytes) = self.session.take_outbound() {
-            self.count_sent(bytes.len() as u64);
-            self.writer.write_all(&bytes).await?;
+        let Some(bytes) = self.session.take_outbound() else {
+            return Ok(());
+        };
+        match &mut self.role {
+            // The player owns the write side (its socket may be lent to the stream).
+            Role::Playing { player, .. } => player.write(Some(bytes)).await?,
+            _ => {
+                self.client.add_sent(bytes.len() as u64);
+                self.bytes_out.increment(bytes.len() as u64);
+                crate::io::write_all(&self.writer, bytes).await?;
+            }
         }
         Ok(())
-    }
-
-    fn count_sent(&mut self, n: u64) {
-        self.bytes_sent += n;
-        self.client.add_sent(n);
-        self.bytes_out.increment(n);
     }
 
     /// `rtmp://host/app/stream` (the client's tcUrl and the stream name, without the query).
@@ -575,9 +560,10 @@ impl Connection {
                     stream: self.stream_info(&stream),
                 });
             }
-            Role::Playing { subscriber, stream, .. } => {
+            Role::Playing { player, stream, .. } => {
+                let subscriber = player.subscriber();
                 info!(stream = %subscriber.stream().key, dropped = subscriber.dropped, "play stopped");
-                drop(subscriber);
+                drop(player);
                 self.ctx.hooks.notify(&NotifyEvent::Stop {
                     client,
                     stream: self.stream_info(&stream),

@@ -1,0 +1,228 @@
+//! Direct fan-out: the stream writes each live batch straight into the sockets of the viewers
+//! that are keeping up, so a viewer at the live edge costs one non-blocking `writev` per
+//! batch and no task wake-up at all.
+//!
+//! A viewer's task *parks* its socket here once it has written everything up to the live
+//! edge (see [`Subscriber::park`](super::Subscriber::park)), and gives up its ring receiver,
+//! so the ring frees each batch as soon as the viewers still reading it have. From then on
+//! the publisher's task, right after putting a batch in the ring, writes it to every parked
+//! socket. A socket that cannot take the whole batch is handed back at once: it leaves the
+//! set with the bytes that did not fit and a new ring receiver placed right after that
+//! batch, and its task is woken to write them with an ordinary async write and go on from
+//! the ring, where the lag policy of [`Subscriber`](super::Subscriber) applies. So the
+//! publisher never waits for a viewer (DESIGN.md rule 4) and a slow viewer is still bounded.
+//!
+//! The set lives under the stream's lock, like the ring's sender: parking, writing a batch
+//! and taking a socket back are ordered with the ring, so a viewer gets every batch exactly
+//! once, from here or from the ring.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{Buf, Bytes};
+use estuary_protocol::Packet;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{broadcast, Notify};
+
+use super::stream::Batch;
+
+/// How a viewer's bytes are framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkFormat {
+    /// RTMP chunks of message stream 1 at this chunk size (the packets' shared chunks).
+    Rtmp { chunk_size: u32 },
+    /// FLV tags (the packets' shared tags).
+    Flv,
+}
+
+impl SinkFormat {
+    /// The shared buffers of `packet` in this format.
+    pub fn bytes_of(self, packet: &Packet) -> Bytes {
+        match self {
+            SinkFormat::Rtmp { chunk_size } => packet.rtmp_chunks(chunk_size),
+            SinkFormat::Flv => packet.flv_tag().clone(),
+        }
+    }
+}
+
+/// What the stream hands back when it stops writing to a socket.
+#[derive(Debug)]
+pub struct Returned {
+    /// The last batch written (wholly or in part) to the socket.
+    pub seq: u64,
+    /// The part of that batch the socket did not take, to be written first.
+    pub leftover: VecDeque<Bytes>,
+    /// The ring from the batch after `seq` on.
+    pub ring: broadcast::Receiver<Arc<Batch>>,
+}
+
+/// Counts bytes written to one viewer (its registry entry and the metrics).
+pub type SentCounter = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// A parked viewer's socket.
+pub struct DirectSink {
+    writer: Arc<OwnedWriteHalf>,
+    format: SinkFormat,
+    on_sent: SentCounter,
+    /// The last batch written here.
+    written_seq: AtomicU64,
+    /// Set when the stream handed the socket back.
+    returned: Mutex<Option<Returned>>,
+    /// Wakes the viewer's task when the socket is handed back.
+    pub(super) handed_back: Notify,
+}
+
+impl DirectSink {
+    pub fn new(writer: Arc<OwnedWriteHalf>, format: SinkFormat, on_sent: SentCounter) -> Arc<Self> {
+        Arc::new(DirectSink {
+            writer,
+            format,
+            on_sent,
+            written_seq: AtomicU64::new(0),
+            returned: Mutex::new(None),
+            handed_back: Notify::new(),
+        })
+    }
+
+    pub fn format(&self) -> SinkFormat {
+        self.format
+    }
+
+    /// Completes when the stream handed the socket back (or has done so already).
+    pub async fn handed_back(&self) {
+        self.handed_back.notified().await
+    }
+
+    fn returned(&self) -> MutexGuard<'_, Option<Returned>> {
+        self.returned.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The parked sockets of one stream.
+#[derive(Default)]
+pub struct DirectSet {
+    sinks: Vec<Arc<DirectSink>>,
+}
+
+impl std::fmt::Debug for DirectSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectSet").field("parked", &self.sinks.len()).finish()
+    }
+}
+
+impl DirectSet {
+    /// Adds `sink`, which has had every batch up to `seq`.
+    pub(super) fn park(&mut self, sink: &Arc<DirectSink>, seq: u64) {
+        sink.written_seq.store(seq, Ordering::Relaxed);
+        *sink.returned() = None;
+        self.sinks.push(Arc::clone(sink));
+    }
+
+    /// Takes `sink` out (if the stream has not handed it back already) and says where its
+    /// viewer stands; `ring` is the stream's ring, whose next batch comes after the last one
+    /// written here.
+    pub(super) fn unpark(&mut self, sink: &Arc<DirectSink>, ring: &broadcast::Sender<Arc<Batch>>) -> Returned {
+        if let Some(i) = self.sinks.iter().position(|s| Arc::ptr_eq(s, sink)) {
+            self.sinks.swap_remove(i);
+        }
+        sink.returned().take().unwrap_or_else(|| Returned {
+            seq: sink.written_seq.load(Ordering::Relaxed),
+            leftover: VecDeque::new(),
+            ring: ring.subscribe(),
+        })
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.sinks.len()
+    }
+
+    /// Writes `batch`, just sent on `ring`, to every parked socket, handing back those that
+    /// could not take it all.
+    pub(super) fn write(&mut self, batch: &Batch, ring: &broadcast::Sender<Arc<Batch>>) {
+        if self.sinks.is_empty() {
+            return;
+        }
+        // Each format's buffers are gathered once per batch; there are one or two formats.
+        let mut formats: Vec<(SinkFormat, Vec<Bytes>)> = Vec::with_capacity(2);
+        for sink in &self.sinks {
+            if !formats.iter().any(|(f, _)| *f == sink.format) {
+                let bufs = batch.packets.iter().map(|p| sink.format.bytes_of(p)).collect();
+                formats.push((sink.format, bufs));
+            }
+        }
+        let slices: Vec<(SinkFormat, Vec<IoSlice<'_>>, usize)> = formats
+            .iter()
+            .map(|(f, bufs)| {
+                let total = bufs.iter().map(Bytes::len).sum();
+                (*f, bufs.iter().map(|b| IoSlice::new(b)).collect(), total)
+            })
+            .collect();
+        let mut i = 0;
+        while i < self.sinks.len() {
+            let sink = &self.sinks[i];
+            let Some(index) = slices.iter().position(|(f, ..)| *f == sink.format) else {
+                i += 1;
+                continue;
+            };
+            let (_, iov, total) = &slices[index];
+            let written = match sink.writer.try_write_vectored(iov) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                // A broken socket is handed back too: its task's next write reports the error.
+                Err(_) => 0,
+            };
+            if written > 0 {
+                (sink.on_sent)(written as u64);
+            }
+            sink.written_seq.store(batch.seq, Ordering::Relaxed);
+            if written == *total {
+                i += 1;
+                continue;
+            }
+            let leftover = unwritten(&formats[index].1, written);
+            *sink.returned() = Some(Returned {
+                seq: batch.seq,
+                leftover,
+                ring: ring.subscribe(),
+            });
+            sink.handed_back.notify_one();
+            self.sinks.swap_remove(i);
+        }
+    }
+}
+
+/// What is left of `bufs` after the first `written` bytes.
+fn unwritten(bufs: &[Bytes], mut written: usize) -> VecDeque<Bytes> {
+    let mut rest = VecDeque::with_capacity(bufs.len());
+    for b in bufs {
+        if written >= b.len() {
+            written -= b.len();
+            continue;
+        }
+        let mut b = b.clone();
+        b.advance(written);
+        written = 0;
+        rest.push_back(b);
+    }
+    rest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unwritten_skips_whole_and_partial_buffers() {
+        let bufs = [
+            Bytes::from_static(b"abc"),
+            Bytes::from_static(b"defg"),
+            Bytes::from_static(b"h"),
+        ];
+        let rest: Vec<Bytes> = unwritten(&bufs, 5).into();
+        assert_eq!(rest, vec![Bytes::from_static(b"fg"), Bytes::from_static(b"h")]);
+        assert!(unwritten(&bufs, 8).is_empty());
+        assert_eq!(unwritten(&bufs, 0).len(), 3);
+    }
+}
