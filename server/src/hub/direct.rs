@@ -17,11 +17,10 @@
 //! once, from here or from the ring.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::{Buf, Bytes};
+use bytes::{Bytes, BytesMut};
 use estuary_protocol::Packet;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{broadcast, Notify};
@@ -144,47 +143,42 @@ impl DirectSet {
         if self.sinks.is_empty() {
             return;
         }
-        // Each format's buffers are gathered once per batch; there are one or two formats.
-        let mut formats: Vec<(SinkFormat, Vec<Bytes>)> = Vec::with_capacity(2);
+        // Each format's bytes are gathered once per batch into one buffer (there are one or
+        // two formats), so each socket gets a plain `send` of one buffer: the kernel's
+        // per-call cost is most of the fan-out's, and `writev` of several costs more.
+        let mut formats: Vec<(SinkFormat, Bytes)> = Vec::with_capacity(2);
         for sink in &self.sinks {
             if !formats.iter().any(|(f, _)| *f == sink.format) {
-                let bufs = batch.packets.iter().map(|p| sink.format.bytes_of(p)).collect();
-                formats.push((sink.format, bufs));
+                formats.push((sink.format, contiguous(batch, sink.format)));
             }
         }
-        let slices: Vec<(SinkFormat, Vec<IoSlice<'_>>, usize)> = formats
-            .iter()
-            .map(|(f, bufs)| {
-                let total = bufs.iter().map(Bytes::len).sum();
-                (*f, bufs.iter().map(|b| IoSlice::new(b)).collect(), total)
-            })
-            .collect();
         let mut i = 0;
         while i < self.sinks.len() {
             let sink = &self.sinks[i];
-            let Some(index) = slices.iter().position(|(f, ..)| *f == sink.format) else {
+            let Some((_, bytes)) = formats.iter().find(|(f, _)| *f == sink.format) else {
                 i += 1;
                 continue;
             };
-            let (_, iov, total) = &slices[index];
-            let written = match sink.writer.try_write_vectored(iov) {
+            // Straight to the socket, not through tokio's readiness: a stale "writable" only
+            // costs the player's next write one `EAGAIN`.
+            let socket: &tokio::net::TcpStream = (*sink.writer).as_ref();
+            let written = match socket2::SockRef::from(socket).send(bytes) {
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-                // A broken socket is handed back too: its task's next write reports the error.
+                // Full (`EAGAIN`) or broken: handed back either way; the player's own write
+                // then waits for room or reports the error.
                 Err(_) => 0,
             };
             if written > 0 {
                 (sink.on_sent)(written as u64);
             }
             sink.written_seq.store(batch.seq, Ordering::Relaxed);
-            if written == *total {
+            if written == bytes.len() {
                 i += 1;
                 continue;
             }
-            let leftover = unwritten(&formats[index].1, written);
             *sink.returned() = Some(Returned {
                 seq: batch.seq,
-                leftover,
+                leftover: VecDeque::from([bytes.slice(written..)]),
                 ring: ring.subscribe(),
             });
             sink.handed_back.notify_one();
@@ -193,36 +187,16 @@ impl DirectSet {
     }
 }
 
-/// What is left of `bufs` after the first `written` bytes.
-fn unwritten(bufs: &[Bytes], mut written: usize) -> VecDeque<Bytes> {
-    let mut rest = VecDeque::with_capacity(bufs.len());
-    for b in bufs {
-        if written >= b.len() {
-            written -= b.len();
-            continue;
-        }
-        let mut b = b.clone();
-        b.advance(written);
-        written = 0;
-        rest.push_back(b);
+/// `batch` in `format` as one buffer: the packet's own shared buffer when there is one
+/// packet, else one copy of them all (once per batch, for all the parked viewers).
+fn contiguous(batch: &Batch, format: SinkFormat) -> Bytes {
+    if let [packet] = &*batch.packets {
+        return format.bytes_of(packet);
     }
-    rest
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unwritten_skips_whole_and_partial_buffers() {
-        let bufs = [
-            Bytes::from_static(b"abc"),
-            Bytes::from_static(b"defg"),
-            Bytes::from_static(b"h"),
-        ];
-        let rest: Vec<Bytes> = unwritten(&bufs, 5).into();
-        assert_eq!(rest, vec![Bytes::from_static(b"fg"), Bytes::from_static(b"h")]);
-        assert!(unwritten(&bufs, 8).is_empty());
-        assert_eq!(unwritten(&bufs, 0).len(), 3);
+    let parts: Vec<Bytes> = batch.packets.iter().map(|p| format.bytes_of(p)).collect();
+    let mut out = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+    for part in parts {
+        out.extend_from_slice(&part);
     }
+    out.freeze()
 }
