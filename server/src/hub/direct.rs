@@ -162,12 +162,9 @@ impl DirectSet {
             // Straight to the socket, not through tokio's readiness: a stale "writable" only
             // costs the player's next write one `EAGAIN`.
             let socket: &tokio::net::TcpStream = (*sink.writer).as_ref();
-            let written = match socket2::SockRef::from(socket).send(bytes) {
-                Ok(n) => n,
-                // Full (`EAGAIN`) or broken: handed back either way; the player's own write
-                // then waits for room or reports the error.
-                Err(_) => 0,
-            };
+            // Full (`EAGAIN`) or broken: handed back either way; the player's own write then
+            // waits for room or reports the error.
+            let written: usize = socket2::SockRef::from(socket).send(bytes).unwrap_or_default();
             if written > 0 {
                 (sink.on_sent)(written as u64);
             }
