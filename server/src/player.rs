@@ -115,19 +115,40 @@ impl LivePlayer {
         }
     }
 
+    /// Writes `bytes` as they are (no framing, not counted), after anything the stream left
+    /// unwritten: the end of a chunked body.
+    pub async fn write_raw(&mut self, bytes: Bytes) -> Result<(), PlayError> {
+        self.take_back();
+        self.out.push_back(bytes);
+        match tokio::time::timeout(self.slow, write_all_vectored(&self.writer, &mut self.out)).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(SubscriberEnd::TooSlow.into()),
+        }
+    }
+
     /// Writes `prefix` (e.g. RTMP control messages, the FLV header) after anything the
     /// stream left unwritten, then the packets received, and parks at the live edge.
     pub async fn write(&mut self, prefix: Option<Bytes>) -> Result<(), PlayError> {
         self.take_back();
-        self.out.extend(prefix);
+        // What the stream left unwritten is framed already; what is added here is framed
+        // as one piece.
+        let mut new: VecDeque<Bytes> = prefix.into_iter().collect();
         let framing = self.framing;
-        self.out.extend(self.pending.drain(..).map(|p| match framing {
+        new.extend(self.pending.drain(..).map(|p| match framing {
             Framing::Shared(format) => format.bytes_of(&p),
             Framing::RtmpStream { stream_id, chunk_size } => chunk_media(&p, stream_id, chunk_size),
         }));
-        let n: usize = self.out.iter().map(Bytes::len).sum();
+        // Media and prefix bytes are counted, not HTTP chunk framing (nor the leftover,
+        // which the stream counted).
+        let n: usize = new.iter().map(Bytes::len).sum();
         if n > 0 {
             (self.on_sent)(n as u64);
+        }
+        if let Framing::Shared(format) = framing {
+            format.frame(&mut new);
+        }
+        self.out.append(&mut new);
+        if !self.out.is_empty() {
             match tokio::time::timeout(self.slow, write_all_vectored(&self.writer, &mut self.out)).await {
                 Ok(result) => result?,
                 Err(_) => return Err(SubscriberEnd::TooSlow.into()),

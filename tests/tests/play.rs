@@ -223,3 +223,68 @@ fn obs_capture_replays_and_plays_back() {
         assert!(span >= 6_000, "{label}: video spans only {span} ms of the ~9 s capture");
     }
 }
+
+/// Reads one HTTP/1.1 response head from `r`.
+fn read_head(r: &mut impl std::io::BufRead) -> String {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            r.read_line(&mut line).expect("read head") > 0,
+            "connection closed: {head}"
+        );
+        head.push_str(&line);
+        if line == "\r\n" {
+            return head;
+        }
+    }
+}
+
+/// A live FLV request on a connection that asked for something else first (a browser
+/// reusing a kept-alive connection) is served too: the same chunked FLV body.
+#[test]
+fn http_flv_on_a_kept_alive_connection() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let ctx = TestCtx::new("http_flv_on_a_kept_alive_connection");
+    let server = Server::start(&ctx);
+    let (_publisher, _viewer) = publish_and_wait_live(&ctx, &server, Clip::Main, "live", "reuse");
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.http_port)).expect("connect");
+    socket.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut reader = BufReader::new(socket.try_clone().unwrap());
+
+    socket.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let head = read_head(&mut reader);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-length: 3"), "{head}");
+    let mut body = [0u8; 3];
+    reader.read_exact(&mut body).unwrap();
+    assert_eq!(&body, b"ok\n");
+
+    socket
+        .write_all(b"GET /live/reuse.flv HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let head = read_head(&mut reader).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: video/x-flv"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    // Decode the chunked body: the FLV header, then tags, up to 30 coded video frames.
+    let mut parser = FlvParser::new();
+    let mut first = true;
+    let mut frames = 0;
+    while frames < 30 {
+        let mut size = String::new();
+        reader.read_line(&mut size).unwrap();
+        let size = usize::from_str_radix(size.trim(), 16).expect("chunk size");
+        assert!(size > 0, "the body ended after {frames} frames");
+        let mut chunk = vec![0u8; size + 2];
+        reader.read_exact(&mut chunk).unwrap();
+        assert_eq!(&chunk[size..], b"\r\n", "chunk ends with CRLF");
+        let data = &chunk[..size];
+        if first {
+            assert_eq!(&data[..3], b"FLV", "the body starts with the FLV header");
+            first = false;
+        }
+        let tags = parser.push(data).expect("FLV tags");
+        frames += tags.iter().filter(|t| t.is_coded_frame()).count();
+    }
+}

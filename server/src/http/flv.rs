@@ -29,59 +29,110 @@ use crate::context::Context;
 use crate::hooks::{ClientInfo, Decision, DecisionEvent, NotifyEvent, StreamInfo};
 use crate::hub::{StreamKey, Subscriber, SubscriberEnd};
 
-pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-    let Some((app, name)) = split_stream_path(req.uri().path(), ".flv") else {
-        return text(StatusCode::NOT_FOUND, "not found\n");
+/// What an HTTP-FLV request asks for, from hyper's request or from the raw request head.
+pub struct FlvRequest<'a> {
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub host: &'a str,
+}
+
+/// A viewer let in: subscribed, the publisher live, the hooks agreeing.
+pub struct Admitted {
+    pub key: StreamKey,
+    pub subscriber: Subscriber,
+    client_id: u64,
+    client: ClientInfo,
+    stream: StreamInfo,
+}
+
+/// Asks the hooks, subscribes and waits (bounded) for a publisher; the refusal is the
+/// status and body to answer with.
+pub async fn admit(
+    ctx: &Arc<Context>,
+    req: &FlvRequest<'_>,
+    peer: SocketAddr,
+) -> Result<Admitted, (StatusCode, &'static str)> {
+    let Some((app, name)) = split_stream_path(req.path, ".flv") else {
+        return Err((StatusCode::NOT_FOUND, "not found\n"));
     };
     let key = StreamKey::new(app, name);
     let client_id = ctx.next_conn_id();
     let mut client = ClientInfo::new(client_id.to_string(), peer.ip().to_string(), app);
-    client.tc_url = format!(
-        "http://{}/{app}",
-        req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("")
-    );
-    let param = req.uri().query().map_or(String::new(), |q| format!("?{q}"));
-    let stream_info = StreamInfo {
+    client.tc_url = format!("http://{}/{app}", req.host);
+    let stream = StreamInfo {
         stream: name.to_string(),
-        param,
+        param: req.query.map_or(String::new(), |q| format!("?{q}")),
         stream_id: key.to_string(),
     };
     if let Decision::Reject { reason } = ctx
         .hooks
         .decide(&DecisionEvent::Play {
             client: client.clone(),
-            stream: stream_info.clone(),
+            stream: stream.clone(),
         })
         .await
     {
         info!(stream = %key, %reason, "http-flv play refused");
         crate::metrics::rejected("http_flv", "hook");
-        return text(StatusCode::FORBIDDEN, "forbidden\n");
+        return Err((StatusCode::FORBIDDEN, "forbidden\n"));
     }
-
     // Subscribe before waiting, so nothing the publisher sends first is missed.
     let subscriber = ctx.hub.subscribe(&key);
     let wait = Duration::from_millis(ctx.config.play.wait_for_publisher_ms);
     if !subscriber.stream().is_live() && !subscriber.stream().wait_live(wait).await {
         crate::metrics::rejected("http_flv", "not_found");
-        return text(StatusCode::NOT_FOUND, "stream not found\n");
+        return Err((StatusCode::NOT_FOUND, "stream not found\n"));
     }
+    Ok(Admitted {
+        key,
+        subscriber,
+        client_id,
+        client,
+        stream,
+    })
+}
+
+impl Admitted {
+    /// Registers the viewer (API, kick) and arranges its `on_stop`; returns them with the
+    /// subscriber.
+    pub fn start(self, ctx: &Arc<Context>, req: &FlvRequest<'_>, peer: SocketAddr) -> (Subscriber, ClientGuard, Done) {
+        info!(stream = %self.key, "http-flv play started");
+        let url = format!("http://{}{}", req.host, req.path);
+        let registered = ctx.clients.register(
+            self.client_id,
+            peer.ip().to_string(),
+            Role::new(ClientKind::FlvPlay, Some(self.key), url),
+            CancellationToken::new(),
+        );
+        let done = Done {
+            ctx: Arc::clone(ctx),
+            client: self.client,
+            stream: self.stream,
+        };
+        (self.subscriber, registered, done)
+    }
+}
+
+/// `GET /{app}/{stream}.flv` through hyper: a connection that asked for something else
+/// first (the common case takes the socket itself, see `flv_socket.rs`).
+pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("");
+    let flv_req = FlvRequest {
+        path: req.uri().path(),
+        query: req.uri().query(),
+        host,
+    };
+    let admitted = match admit(ctx, &flv_req, peer).await {
+        Ok(a) => a,
+        Err((status, body)) => return text(status, body),
+    };
     let mut response = if req.method() == Method::HEAD {
         Response::new(http_body_util::Empty::new().boxed())
     } else {
-        info!(stream = %key, "http-flv play started");
-        let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("");
-        let url = format!("http://{host}{}", req.uri().path());
-        let kick = CancellationToken::new();
-        let registered = ctx.clients.register(
-            client_id,
-            peer.ip().to_string(),
-            Role::new(ClientKind::FlvPlay, Some(key.clone()), url),
-            kick,
-        );
+        let (subscriber, client, done) = admitted.start(ctx, &flv_req, peer);
         let viewer = FlvViewer {
             accounting: Accounting {
-                client: registered,
+                client,
                 bytes_sent: crate::metrics::bytes_sent("http_flv"),
                 unflushed: 0,
             },
@@ -90,11 +141,7 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
             batch: Vec::new(),
             header_sent: false,
             shutdown: ctx.shutdown.clone(),
-            done: Some(Done {
-                ctx: Arc::clone(ctx),
-                client,
-                stream: stream_info,
-            }),
+            done: Some(done),
         };
         let frames = stream::unfold(viewer, |mut v| async move {
             v.next().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), v))
@@ -139,7 +186,7 @@ impl Drop for Accounting {
 }
 
 /// Sends `on_stop` when the viewer goes, however it goes.
-struct Done {
+pub struct Done {
     ctx: Arc<Context>,
     client: ClientInfo,
     stream: StreamInfo,

@@ -1,6 +1,7 @@
 //! The HTTP server (hyper, HTTP/1.1): HTTP-FLV, HLS, health, API and metrics on one port.
 
 mod flv;
+mod flv_socket;
 mod hls;
 
 use std::convert::Infallible;
@@ -32,6 +33,15 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
 }
 
 async fn serve_connection(ctx: Arc<Context>, socket: tokio::net::TcpStream, peer: SocketAddr) {
+    // A connection that opens with a live FLV request is served on the socket itself.
+    let mut first = [0u8; 512];
+    match tokio::time::timeout(Duration::from_secs(10), socket.peek(&mut first)).await {
+        Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+        Ok(Ok(n)) if flv_socket::is_live_flv_request(&first[..n]) => {
+            return flv_socket::serve(ctx, socket, peer).await;
+        }
+        Ok(Ok(_)) => {}
+    }
     // A viewer whose socket accepts nothing for this long is cut off (slow-viewer policy).
     let mut io = TimeoutStream::new(socket);
     io.set_write_timeout(Some(Duration::from_millis(ctx.config.play.slow_disconnect_ms)));

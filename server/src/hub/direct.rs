@@ -34,14 +34,29 @@ pub enum SinkFormat {
     Rtmp { chunk_size: u32 },
     /// FLV tags (the packets' shared tags).
     Flv,
+    /// FLV tags in an HTTP/1.1 chunked body: each write is one HTTP chunk.
+    ChunkedFlv,
 }
 
 impl SinkFormat {
-    /// The shared buffers of `packet` in this format.
+    /// The shared buffer of `packet` in this format (without HTTP chunk framing).
     pub fn bytes_of(self, packet: &Packet) -> Bytes {
         match self {
             SinkFormat::Rtmp { chunk_size } => packet.rtmp_chunks(chunk_size),
-            SinkFormat::Flv => packet.flv_tag().clone(),
+            SinkFormat::Flv | SinkFormat::ChunkedFlv => packet.flv_tag().clone(),
+        }
+    }
+
+    /// Frames `parts` as what one write sends: for [`SinkFormat::ChunkedFlv`] they become one
+    /// HTTP chunk (size line before, CRLF after); others are left as they are.
+    pub fn frame(self, parts: &mut VecDeque<Bytes>) {
+        if self != SinkFormat::ChunkedFlv {
+            return;
+        }
+        let n: usize = parts.iter().map(Bytes::len).sum();
+        if n > 0 {
+            parts.push_front(Bytes::from(format!("{n:x}\r\n")));
+            parts.push_back(Bytes::from_static(b"\r\n"));
         }
     }
 }
@@ -146,16 +161,17 @@ impl DirectSet {
         // Each format's bytes are gathered once per batch into one buffer (there are one or
         // two formats), so each socket gets a plain `send` of one buffer: the kernel's
         // per-call cost is most of the fan-out's, and `writev` of several costs more.
-        let mut formats: Vec<(SinkFormat, Bytes)> = Vec::with_capacity(2);
+        let mut formats: Vec<(SinkFormat, Bytes, u64)> = Vec::with_capacity(2);
         for sink in &self.sinks {
-            if !formats.iter().any(|(f, _)| *f == sink.format) {
-                formats.push((sink.format, contiguous(batch, sink.format)));
+            if !formats.iter().any(|(f, ..)| *f == sink.format) {
+                let payload = batch.packets.iter().map(|p| sink.format.bytes_of(p).len() as u64).sum();
+                formats.push((sink.format, contiguous(batch, sink.format), payload));
             }
         }
         let mut i = 0;
         while i < self.sinks.len() {
             let sink = &self.sinks[i];
-            let Some((_, bytes)) = formats.iter().find(|(f, _)| *f == sink.format) else {
+            let Some((_, bytes, payload)) = formats.iter().find(|(f, ..)| *f == sink.format) else {
                 i += 1;
                 continue;
             };
@@ -165,9 +181,9 @@ impl DirectSet {
             // Full (`EAGAIN`) or broken: handed back either way; the player's own write then
             // waits for room or reports the error.
             let written: usize = socket2::SockRef::from(socket).send(bytes).unwrap_or_default();
-            if written > 0 {
-                (sink.on_sent)(written as u64);
-            }
+            // The batch's media bytes are counted here, whole, even when the player writes
+            // the rest (it counts only what it adds).
+            (sink.on_sent)(*payload);
             sink.written_seq.store(batch.seq, Ordering::Relaxed);
             if written == bytes.len() {
                 i += 1;
@@ -185,12 +201,14 @@ impl DirectSet {
 }
 
 /// `batch` in `format` as one buffer: the packet's own shared buffer when there is one
-/// packet, else one copy of them all (once per batch, for all the parked viewers).
+/// packet and no framing, else one copy of them all (once per batch, for all the parked
+/// viewers).
 fn contiguous(batch: &Batch, format: SinkFormat) -> Bytes {
-    if let [packet] = &*batch.packets {
+    if let ([packet], false) = (&*batch.packets, format == SinkFormat::ChunkedFlv) {
         return format.bytes_of(packet);
     }
-    let parts: Vec<Bytes> = batch.packets.iter().map(|p| format.bytes_of(p)).collect();
+    let mut parts: VecDeque<Bytes> = batch.packets.iter().map(|p| format.bytes_of(p)).collect();
+    format.frame(&mut parts);
     let mut out = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
     for part in parts {
         out.extend_from_slice(&part);
