@@ -9,7 +9,7 @@
 //!
 //!   cargo run --release -p estuary-bench --example kernel_floor -- --viewers 1000
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,6 +38,12 @@ struct Args {
     writes_per_frame: usize,
     #[arg(long, default_value_t = 262_144)]
     sndbuf: usize,
+    /// Request/reply round trips before streaming, as an RTMP player's handshake and
+    /// connect/createStream/play make (0: none, as an HTTP-FLV player's single request).
+    /// They leave the viewer's TCP in delayed-ACK "pingpong" mode, whose ACKs then come
+    /// from the receive path and timers, on loopback the server's core.
+    #[arg(long, default_value_t = 0)]
+    round_trips: usize,
 }
 
 fn pin(core: usize) {
@@ -60,7 +66,7 @@ fn main() -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
 
     let viewers = {
-        let (received, stop, n) = (received.clone(), stop.clone(), args.viewers);
+        let (received, stop, n, round_trips) = (received.clone(), stop.clone(), args.viewers, args.round_trips);
         std::thread::spawn(move || {
             pin(1);
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -76,6 +82,14 @@ fn main() -> anyhow::Result<()> {
                     net::enable_timestamps(&stream);
                     let count = count.clone();
                     tokio::task::spawn_local(async move {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut stream = stream;
+                        for _ in 0..round_trips {
+                            let mut byte = [0u8; 1];
+                            if stream.read_exact(&mut byte).await.is_err() || stream.write_all(&byte).await.is_err() {
+                                return;
+                            }
+                        }
                         while let Ok(Some(n)) = net::recv(&stream, |d, _ts| d.len()).await {
                             count.set(count.get() + n as u64);
                         }
@@ -93,8 +107,13 @@ fn main() -> anyhow::Result<()> {
     let mut socks: Vec<TcpStream> = (0..args.viewers)
         .map(|_| listener.accept().map(|(s, _)| s))
         .collect::<Result<_, _>>()?;
-    for s in &socks {
+    for mut s in &socks {
         s.set_nodelay(true)?;
+        for _ in 0..args.round_trips {
+            let mut byte = [1u8];
+            s.write_all(&byte)?;
+            s.read_exact(&mut byte)?;
+        }
         setsockopt(s, sockopt::SndBuf, &args.sndbuf)?;
         s.set_nonblocking(true)?;
     }

@@ -58,24 +58,15 @@ pub async fn serve(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr) {
         Ok(Err(e)) => return debug!(cause = %e, "http-flv request not read"),
         Err(_) => return debug!("http-flv request head timed out"),
     };
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut parsed = httparse::Request::new(&mut headers);
-    let Ok(httparse::Status::Complete(_)) = parsed.parse(&head) else {
+    let Some(head) = RequestHead::parse(&head) else {
         let _ = write_all(&writer, answer(&ctx, StatusCode::BAD_REQUEST, "bad request\n")).await;
         return;
     };
-    let target = parsed.path.unwrap_or("/");
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (target, None),
+    let req = FlvRequest {
+        path: &head.path,
+        query: head.query.as_deref(),
+        host: &head.host,
     };
-    let host = parsed
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("host"))
-        .and_then(|h| std::str::from_utf8(h.value).ok())
-        .unwrap_or("");
-    let req = FlvRequest { path, query, host };
     let admitted = match admit(&ctx, &req, peer).await {
         Ok(a) => a,
         Err((status, body)) => {
@@ -85,7 +76,7 @@ pub async fn serve(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr) {
     };
     let (subscriber, client, _done) = admitted.start(&ctx, &req, peer);
     let key = subscriber.stream().key.clone();
-    let chunked = parsed.version == Some(1);
+    let chunked = head.http11;
     if let Err(e) = write_all(&writer, ok_head(&ctx, chunked)).await {
         return debug!(cause = %e, "http-flv viewer gone before the response");
     }
@@ -103,7 +94,7 @@ pub async fn serve(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr) {
     let mut player = LivePlayer::new(subscriber, writer, Framing::Shared(format), on_sent, slow);
     let mut header_sent = false;
     // Viewers send nothing after the request; a read only tells that they went away.
-    let mut scratch = vec![0u8; 512];
+    let mut scratch = [0u8; 64];
     loop {
         tokio::select! {
             biased;
@@ -155,6 +146,42 @@ pub async fn serve(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr) {
 fn slow_viewer(key: &crate::hub::StreamKey) {
     warn!(stream = %key, "http-flv viewer too slow; disconnected");
     metrics::counter!(crate::metrics::VIEWERS_DISCONNECTED_TOTAL, "reason" => "slow").increment(1);
+}
+
+/// What is used of the request head (owned: the parser's borrows do not outlive parsing,
+/// so a thousand idle viewers do not each keep a header table).
+struct RequestHead {
+    path: String,
+    query: Option<String>,
+    host: String,
+    http11: bool,
+}
+
+impl RequestHead {
+    fn parse(head: &[u8]) -> Option<RequestHead> {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut parsed = httparse::Request::new(&mut headers);
+        let Ok(httparse::Status::Complete(_)) = parsed.parse(head) else {
+            return None;
+        };
+        let target = parsed.path.unwrap_or("/");
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q.to_string())),
+            None => (target, None),
+        };
+        let host = parsed
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("host"))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+            .unwrap_or("");
+        Some(RequestHead {
+            path: path.to_string(),
+            query,
+            host: host.to_string(),
+            http11: parsed.version == Some(1),
+        })
+    }
 }
 
 /// Reads the request head (through the blank line).
