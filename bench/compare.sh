@@ -83,8 +83,9 @@ need_nginx() {
 }
 
 log "building release binaries"
-cargo build --release -p estuary-bench >&2
+cargo build --release -p estuary-bench --bins --example kernel_floor >&2
 BENCH="$ROOT/target/release/estuary-bench"
+FLOOR="$ROOT/target/release/examples/kernel_floor"
 ESTUARY="$ROOT/target/release/estuary"
 if [[ " $SERVERS " == *" estuary "* ]]; then
     if ! cargo build --release -p estuary >&2; then
@@ -255,6 +256,26 @@ if [[ " $SERVERS " == *" estuary "* ]]; then
         RUN_TOML="[stream]\nmerge_write_ms = $ms" run estuary fan-out "rtmp-$MERGE_N-merge$ms" --rtmp-viewers "$MERGE_N"
     done
 fi
+# The kernel's own floor for that fan-out (bench/examples/kernel_floor.rs): a "server" that
+# only sends each frame to each socket, once with viewers that just read (as HTTP-FLV
+# players) and once with viewers that first make request/reply round trips (as an RTMP
+# player's handshake and connect/play), which leaves their TCP in delayed-ACK mode.
+if [[ " $SERVERS " == *" estuary "* ]]; then
+    FLOOR_N=${MERGE_N:-1000}
+    for rt in 0 4; do
+        label=$([ "$rt" = 0 ] && echo "http-flv-like-$FLOOR_N" || echo "rtmp-like-$FLOOR_N")
+        name="fan-out-floor-$label"
+        if [ -n "$ONLY" ] && ! [[ "$name" =~ $ONLY ]]; then continue; fi
+        log "$name"
+        if ! "$FLOOR" --viewers "$FLOOR_N" --secs "$DURATION" --round-trips "$rt" \
+            --json "$RUNDIR/$name.json" >"$RUNDIR/$name.txt" 2>&1; then
+            echo "{\"failed\": \"kernel_floor failed\"}" >"$RUNDIR/$name.json"
+        fi
+        cat "$RUNDIR/$name.txt" >&2
+        printf '%s\t%s\t%s\t%s\n' "fan-out" "floor-$label" "kernel" "$RUNDIR/$name.json" >>"$RUNDIR/index.tsv"
+        sleep 1
+    done
+fi
 for s in $SERVERS; do
     run "$s" hls "hls-$HLS_VIEWERS" --hls-viewers "$HLS_VIEWERS"
 done
@@ -280,6 +301,13 @@ for line in open(index):
         r = {"failed": f"no report ({e})"}
     if "failed" in r:
         rows.append(f"| {scenario} | {label} | {server} | failed: {r['failed']} |" + " |" * 9)
+        continue
+    if r.get("floor"):
+        n = r["viewers"]
+        rows.append(
+            f"| {scenario} | {label} | {server} | {n}/{n} | {r['cpu_seconds']:.1f} ({100 * r['cpu_utilisation']:.0f}%) "
+            f"| {r['cpu_seconds_per_gb']:.2f} | - | - | - | - | - | - | - |"
+        )
         continue
     s = r.get("server") or {}
     v = r["viewers"][0] if r["viewers"] else None
@@ -332,7 +360,9 @@ with open(out, "w") as o:
             "joined (so a GOP-cache burst does not count); for HLS it is the segment's arrival. *Playlist "
             "latency* is the closing keyframe of a segment sent → the playlist listing it (viewers poll "
             "every 500 ms, so up to 500 ms of it is polling). *CPU s/GB* is server CPU seconds per 10^9 "
-            "bytes the viewers received. Per-run reports: `" + os.path.relpath(os.path.dirname(index)) + "/`.\n")
+            "bytes the viewers received. The *kernel* rows are `bench/examples/kernel_floor.rs`: a sender "
+            "thread that does nothing but `send` a 2.7 Mbps frame to every socket 30 times a second, i.e. "
+            "what the kernel alone charges for one write per frame per viewer. Per-run reports: `" + os.path.relpath(os.path.dirname(index)) + "/`.\n")
 print(open(out).read())
 PY
 log "wrote $OUT"

@@ -44,6 +44,9 @@ struct Args {
     /// from the receive path and timers, on loopback the server's core.
     #[arg(long, default_value_t = 0)]
     round_trips: usize,
+    /// Also write the figures as JSON here (for `compare.sh`).
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
 }
 
 fn pin(core: usize) {
@@ -168,6 +171,20 @@ fn main() -> anyhow::Result<()> {
         cpu / writes as f64 * 1e6,
         blocked
     );
+    if let Some(path) = &args.json {
+        let report = serde_json::json!({
+            "floor": true,
+            "viewers": args.viewers,
+            "round_trips": args.round_trips,
+            "writes_per_frame": args.writes_per_frame,
+            "cpu_seconds": cpu,
+            "cpu_utilisation": cpu / secs,
+            "gb": gb,
+            "cpu_seconds_per_gb": cpu / gb,
+            "us_per_write": cpu / writes as f64 * 1e6,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
     drop(socks);
     let _ = viewers.join();
     Ok(())
