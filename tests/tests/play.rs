@@ -288,3 +288,38 @@ fn http_flv_on_a_kept_alive_connection() {
         frames += tags.iter().filter(|t| t.is_coded_frame()).count();
     }
 }
+
+/// An HTTP/1.0 client gets the FLV body itself (no chunked framing, which HTTP/1.0 lacks),
+/// ended by the connection; a request head over the limit is refused with 431.
+#[test]
+fn http_flv_for_http_1_0_and_oversized_heads() {
+    use std::io::{BufReader, Read, Write};
+    let ctx = TestCtx::new("http_flv_for_http_1_0_and_oversized_heads");
+    let server = Server::start(&ctx);
+    let (_publisher, _viewer) = publish_and_wait_live(&ctx, &server, Clip::Main, "live", "old");
+
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.http_port)).expect("connect");
+    socket.set_read_timeout(Some(LIMIT)).unwrap();
+    socket.write_all(b"GET /live/old.flv HTTP/1.0\r\n\r\n").unwrap();
+    let mut reader = BufReader::new(socket);
+    let head = read_head(&mut reader).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    let mut body = vec![0u8; 256 * 1024];
+    reader.read_exact(&mut body).expect("256 KB of body");
+    let mut parser = FlvParser::new();
+    let tags = parser.push(&body).expect("a plain FLV body");
+    assert!(tags.iter().any(|t| t.is_coded_frame()), "video frames in the body");
+
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.http_port)).expect("connect");
+    socket.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut request = b"GET /live/old.flv HTTP/1.1\r\nHost: t\r\n".to_vec();
+    for i in 0..400 {
+        request.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "x".repeat(40)).as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
+    let _ = socket.write_all(&request);
+    let head = read_head(&mut BufReader::new(socket));
+    assert!(head.starts_with("HTTP/1.1 431"), "{head}");
+}

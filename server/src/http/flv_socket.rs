@@ -55,6 +55,12 @@ pub async fn serve(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr) {
     let writer = Arc::new(writer);
     let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut reader)).await {
         Ok(Ok(head)) => head,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+            warn!(%peer, limit = MAX_HEAD, "http-flv request head too large; refused");
+            let status = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+            let _ = write_all(&writer, answer(&ctx, status, "request head too large\n")).await;
+            return;
+        }
         Ok(Err(e)) => return debug!(cause = %e, "http-flv request not read"),
         Err(_) => return debug!("http-flv request head timed out"),
     };
@@ -192,7 +198,10 @@ async fn read_head(reader: &mut tokio::net::tcp::OwnedReadHalf) -> std::io::Resu
             return Ok(buf.split_to(end + 4).freeze());
         }
         if buf.len() >= MAX_HEAD {
-            return Err(std::io::Error::other("request head too large"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "request head too large",
+            ));
         }
         buf.reserve(1024);
         if reader.read_buf(&mut buf).await? == 0 {
