@@ -85,7 +85,7 @@ pub struct DirectSink {
     /// Set when the stream handed the socket back.
     returned: Mutex<Option<Returned>>,
     /// Wakes the viewer's task when the socket is handed back.
-    pub(super) handed_back: Notify,
+    wake: Notify,
 }
 
 impl DirectSink {
@@ -96,17 +96,13 @@ impl DirectSink {
             on_sent,
             written_seq: AtomicU64::new(0),
             returned: Mutex::new(None),
-            handed_back: Notify::new(),
+            wake: Notify::new(),
         })
-    }
-
-    pub fn format(&self) -> SinkFormat {
-        self.format
     }
 
     /// Completes when the stream handed the socket back (or has done so already).
     pub async fn handed_back(&self) {
-        self.handed_back.notified().await
+        self.wake.notified().await
     }
 
     fn returned(&self) -> MutexGuard<'_, Option<Returned>> {
@@ -194,7 +190,7 @@ impl DirectSet {
                 leftover: VecDeque::from([bytes.slice(written..)]),
                 ring: ring.subscribe(),
             });
-            sink.handed_back.notify_one();
+            sink.wake.notify_one();
             self.sinks.swap_remove(i);
         }
     }
