@@ -224,6 +224,13 @@ fn obs_capture_replays_and_plays_back() {
     }
 }
 
+/// A raw connection to the server's HTTP port, reads bounded by `LIMIT`.
+fn http_socket(server: &Server) -> std::net::TcpStream {
+    let socket = std::net::TcpStream::connect(("127.0.0.1", server.http_port)).expect("connect");
+    socket.set_read_timeout(Some(LIMIT)).unwrap();
+    socket
+}
+
 /// Reads one HTTP/1.1 response head from `r`.
 fn read_head(r: &mut impl std::io::BufRead) -> String {
     let mut head = String::new();
@@ -248,8 +255,7 @@ fn http_flv_on_a_kept_alive_connection() {
     let ctx = TestCtx::new("http_flv_on_a_kept_alive_connection");
     let server = Server::start(&ctx);
     let (_publisher, _viewer) = publish_and_wait_live(&ctx, &server, Clip::Main, "live", "reuse");
-    let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.http_port)).expect("connect");
-    socket.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut socket = http_socket(&server);
     let mut reader = BufReader::new(socket.try_clone().unwrap());
 
     socket.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
@@ -298,8 +304,7 @@ fn http_flv_for_http_1_0_and_oversized_heads() {
     let server = Server::start(&ctx);
     let (_publisher, _viewer) = publish_and_wait_live(&ctx, &server, Clip::Main, "live", "old");
 
-    let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.http_port)).expect("connect");
-    socket.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut socket = http_socket(&server);
     socket.write_all(b"GET /live/old.flv HTTP/1.0\r\n\r\n").unwrap();
     let mut reader = BufReader::new(socket);
     let head = read_head(&mut reader).to_ascii_lowercase();
@@ -312,8 +317,7 @@ fn http_flv_for_http_1_0_and_oversized_heads() {
     let tags = parser.push(&body).expect("a plain FLV body");
     assert!(tags.iter().any(|t| t.is_coded_frame()), "video frames in the body");
 
-    let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.http_port)).expect("connect");
-    socket.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut socket = http_socket(&server);
     let mut request = b"GET /live/old.flv HTTP/1.1\r\nHost: t\r\n".to_vec();
     for i in 0..400 {
         request.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "x".repeat(40)).as_bytes());
