@@ -134,6 +134,11 @@ pub fn rejected(protocol: &'static str, reason: &'static str) {
     metrics::counter!(CONNECTIONS_REJECTED_TOTAL, "protocol" => protocol, "reason" => reason).increment(1);
 }
 
+/// Counts a viewer cut off by the slow-viewer policy.
+pub fn viewer_too_slow() {
+    metrics::counter!(VIEWERS_DISCONNECTED_TOTAL, "reason" => "slow").increment(1);
+}
+
 /// Counts an accepted connection.
 pub fn accepted(protocol: &'static str) {
     metrics::counter!(CONNECTIONS_ACCEPTED_TOTAL, "protocol" => protocol).increment(1);

@@ -15,6 +15,7 @@ use estuary_protocol::rtmp::chunker::chunk_media;
 use estuary_protocol::Packet;
 use tokio::net::tcp::OwnedWriteHalf;
 
+use crate::clients::ClientGuard;
 use crate::hub::{DirectSink, SentCounter, SinkFormat, Subscriber, SubscriberEnd};
 use crate::io::write_all_vectored;
 
@@ -28,6 +29,16 @@ pub enum Framing {
     Shared(SinkFormat),
     /// RTMP chunks for a message stream other than 1: built per player, never parked.
     RtmpStream { stream_id: u32, chunk_size: u32 },
+}
+
+/// Counts bytes sent to `client` in its registry entry and in `estuary_bytes_sent_total`
+/// for `protocol`, whoever writes them (the player or its stream).
+pub fn sent_counter(client: &ClientGuard, protocol: &'static str) -> SentCounter {
+    let (client, metric) = (client.shared(), crate::metrics::bytes_sent(protocol));
+    Arc::new(move |n: u64| {
+        client.add_sent(n);
+        metric.increment(n);
+    })
 }
 
 /// Why writing to a player failed.
@@ -120,6 +131,11 @@ impl LivePlayer {
     pub async fn write_raw(&mut self, bytes: Bytes) -> Result<(), PlayError> {
         self.take_back();
         self.out.push_back(bytes);
+        self.write_out().await
+    }
+
+    /// Writes `out`, waiting at most `play.slow_disconnect_ms` for the socket.
+    async fn write_out(&mut self) -> Result<(), PlayError> {
         match tokio::time::timeout(self.slow, write_all_vectored(&self.writer, &mut self.out)).await {
             Ok(result) => Ok(result?),
             Err(_) => Err(SubscriberEnd::TooSlow.into()),
@@ -149,10 +165,7 @@ impl LivePlayer {
         }
         self.out.append(&mut new);
         if !self.out.is_empty() {
-            match tokio::time::timeout(self.slow, write_all_vectored(&self.writer, &mut self.out)).await {
-                Ok(result) => result?,
-                Err(_) => return Err(SubscriberEnd::TooSlow.into()),
-            }
+            self.write_out().await?;
         }
         // The join burst (GOP cache) makes these grow; a thousand idle capacities add up.
         if self.out.capacity() > 2 * MAX_BATCH {

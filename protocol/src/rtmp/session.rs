@@ -346,15 +346,7 @@ impl ServerSession {
                 )?;
             }
             "releaseStream" | "FCPublish" | "FCSubscribe" | "getStreamLength" | "_checkbw" => {
-                if transaction_id != 0.0 {
-                    self.send_command(
-                        "_result",
-                        transaction_id,
-                        Amf0Value::Null,
-                        vec![Amf0Value::Undefined],
-                        0,
-                    )?;
-                }
+                self.acknowledge(transaction_id)?;
                 if command_name == "FCPublish" {
                     let name = arg_str(0).unwrap_or_default();
                     let info = status("status", "NetStream.Publish.Start", &name);
@@ -376,15 +368,7 @@ impl ServerSession {
                 });
             }
             "FCUnpublish" => {
-                if transaction_id != 0.0 {
-                    self.send_command(
-                        "_result",
-                        transaction_id,
-                        Amf0Value::Null,
-                        vec![Amf0Value::Undefined],
-                        0,
-                    )?;
-                }
+                self.acknowledge(transaction_id)?;
                 // OBS sends FCUnpublish on stream 0 before deleteStream; stream 1 is the one.
                 events.push(SessionEvent::StreamClosed {
                     stream_id: msg.stream_id.max(1),
@@ -506,6 +490,21 @@ impl ServerSession {
             timestamp: None,
         };
         self.send(begin, 0)
+    }
+
+    /// Answers a command that needs no result but asked for one (a non-zero transaction
+    /// id) with an empty `_result`.
+    fn acknowledge(&mut self, transaction_id: f64) -> Result<(), SessionError> {
+        if transaction_id == 0.0 {
+            return Ok(());
+        }
+        self.send_command(
+            "_result",
+            transaction_id,
+            Amf0Value::Null,
+            vec![Amf0Value::Undefined],
+            0,
+        )
     }
 
     fn send_command(

@@ -246,7 +246,7 @@ impl FlvViewer {
             Ok(()) => {}
             Err(SubscriberEnd::TooSlow) => {
                 tracing::warn!(stream = %self.subscriber.stream().key, "http-flv viewer too slow; disconnected");
-                metrics::counter!(crate::metrics::VIEWERS_DISCONNECTED_TOTAL, "reason" => "slow").increment(1);
+                crate::metrics::viewer_too_slow();
                 return None;
             }
             Err(SubscriberEnd::NoPublisher) => return None,

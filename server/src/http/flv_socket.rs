@@ -86,11 +86,7 @@ pub async fn serve(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr) {
     if let Err(e) = write_all(&writer, ok_head(&ctx, chunked)).await {
         return debug!(cause = %e, "http-flv viewer gone before the response");
     }
-    let (shared, bytes_sent) = (client.shared(), crate::metrics::bytes_sent("http_flv"));
-    let on_sent = Arc::new(move |n: u64| {
-        shared.add_sent(n);
-        bytes_sent.increment(n);
-    });
+    let on_sent = crate::player::sent_counter(&client, "http_flv");
     let slow = Duration::from_millis(ctx.config.play.slow_disconnect_ms);
     let format = if chunked {
         SinkFormat::ChunkedFlv
@@ -151,7 +147,7 @@ pub async fn serve(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr) {
 
 fn slow_viewer(key: &crate::hub::StreamKey) {
     warn!(stream = %key, "http-flv viewer too slow; disconnected");
-    metrics::counter!(crate::metrics::VIEWERS_DISCONNECTED_TOTAL, "reason" => "slow").increment(1);
+    crate::metrics::viewer_too_slow();
 }
 
 /// What is used of the request head (owned: the parser's borrows do not outlive parsing,

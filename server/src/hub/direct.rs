@@ -160,8 +160,8 @@ impl DirectSet {
         let mut formats: Vec<(SinkFormat, Bytes, u64)> = Vec::with_capacity(2);
         for sink in &self.sinks {
             if !formats.iter().any(|(f, ..)| *f == sink.format) {
-                let payload = batch.packets.iter().map(|p| sink.format.bytes_of(p).len() as u64).sum();
-                formats.push((sink.format, contiguous(batch, sink.format), payload));
+                let (bytes, payload) = contiguous(batch, sink.format);
+                formats.push((sink.format, bytes, payload));
             }
         }
         let mut i = 0;
@@ -196,18 +196,19 @@ impl DirectSet {
     }
 }
 
-/// `batch` in `format` as one buffer: the packet's own shared buffer when there is one
-/// packet and no framing, else one copy of them all (once per batch, for all the parked
-/// viewers).
-fn contiguous(batch: &Batch, format: SinkFormat) -> Bytes {
-    if let ([packet], false) = (&*batch.packets, format == SinkFormat::ChunkedFlv) {
-        return format.bytes_of(packet);
-    }
+/// `batch` in `format` as one buffer, and how many of its bytes are media (not framing):
+/// the packet's own shared buffer when there is one packet and no framing, else one copy
+/// of them all (once per batch, for all the parked viewers).
+fn contiguous(batch: &Batch, format: SinkFormat) -> (Bytes, u64) {
     let mut parts: VecDeque<Bytes> = batch.packets.iter().map(|p| format.bytes_of(p)).collect();
+    let payload = parts.iter().map(|b| b.len() as u64).sum();
+    if parts.len() == 1 && format != SinkFormat::ChunkedFlv {
+        return (parts.pop_front().unwrap_or_default(), payload);
+    }
     format.frame(&mut parts);
     let mut out = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
     for part in parts {
         out.extend_from_slice(&part);
     }
-    out.freeze()
+    (out.freeze(), payload)
 }

@@ -108,12 +108,12 @@ impl Subscriber {
             if let Some(p) = self.next_ready()? {
                 return Ok(p);
             }
-            // One long-lived timer per subscriber, re-armed only when it fires: creating a
-            // timer per packet costs more than the rest of the fan-out.
             let Some(ring) = self.ring.as_mut() else {
                 // Parked: the stream delivers; only the publisher's absence ends this.
                 return Err(self.publisher_gone().await);
             };
+            // One long-lived timer per subscriber, re-armed only when it fires: creating a
+            // timer per packet costs more than the rest of the fan-out.
             tokio::select! {
                 biased;
                 received = ring.recv() => match received {

@@ -164,7 +164,7 @@ pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64
     let _ = conn.flush().await;
     conn.finish_role();
     if matches!(result, Err(ConnectionError::Subscriber(SubscriberEnd::TooSlow))) {
-        metrics::counter!(crate::metrics::VIEWERS_DISCONNECTED_TOTAL, "reason" => "slow").increment(1);
+        crate::metrics::viewer_too_slow();
     }
     match result {
         Ok(()) => info!("connection closed"),
@@ -468,11 +468,7 @@ impl Connection {
         } else {
             Framing::RtmpStream { stream_id, chunk_size }
         };
-        let (client, bytes_out) = (self.client.shared(), self.bytes_out.clone());
-        let on_sent = Arc::new(move |n: u64| {
-            client.add_sent(n);
-            bytes_out.increment(n);
-        });
+        let on_sent = crate::player::sent_counter(&self.client, "rtmp");
         let slow = Duration::from_millis(self.ctx.config.play.slow_disconnect_ms);
         let player = LivePlayer::new(subscriber, Arc::clone(&self.writer), framing, on_sent, slow);
         self.role = Role::Playing {
