@@ -5,7 +5,7 @@
 //! - `ts_mux`: the HLS segmenter (MPEG-TS writer) over the whole capture, in MB/s of input;
 //! - `playlist_render`: rendering a 6-segment live playlist;
 //! - `fan_out`: one packet published to a stream with 1, 100 and 1,000 subscribers and read
-//!   by each of them (the hub's ring: the cost per subscriber must stay flat, and no payload
+//!   by each of them (the stream's ring: the cost per subscriber must stay flat, and no payload
 //!   is copied).
 
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use estuary::hub::{Hub, StreamKey};
+use estuary::stream::{Stream, StreamKey, Subscriber};
 use estuary::Config;
 use estuary_muxer::{HlsSegmenter, HlsSegmenterConfig, LivePlaylist, LivePlaylistConfig};
 use estuary_protocol::rtmp::chunk::{ChunkLimits, ChunkReader};
@@ -108,10 +108,12 @@ fn fan_out(c: &mut Criterion) {
     let payload = Bytes::from(vec![0x27u8; 11_000]); // a 2.5 Mbps P-frame
     let mut group = c.benchmark_group("fan_out_one_packet");
     for subscribers in [1usize, 100, 1000] {
-        let hub = Hub::new(Arc::new(Config::default()));
-        let key = StreamKey::new("live", "bench");
-        let publisher = hub.claim(&key, 1, CancellationToken::new()).expect("claim");
-        let mut viewers: Vec<_> = (0..subscribers).map(|_| hub.subscribe(&key)).collect();
+        let config = Config::default();
+        let stream = Arc::new(Stream::new(StreamKey::new("live", "bench"), &config.stream));
+        stream.claim(1, CancellationToken::new()).expect("claim");
+        let mut viewers: Vec<_> = (0..subscribers)
+            .map(|_| Subscriber::new(Arc::clone(&stream), &config.play))
+            .collect();
         let mut ts = 0u32;
         group.throughput(Throughput::Elements(subscribers as u64));
         group.bench_with_input(BenchmarkId::from_parameter(subscribers), &subscribers, |b, _| {
@@ -120,7 +122,7 @@ fn fan_out(c: &mut Criterion) {
                 let mut body = BytesMut::from(&[0x27u8, 1, 0, 0, 0][..]);
                 body.extend_from_slice(&payload[..]);
                 let packet = Packet::from_flv_body(MediaKind::Video, ts, body.freeze()).expect("valid tag");
-                publisher.send(packet);
+                stream.publish(1, packet);
                 for v in &mut viewers {
                     while let Some(p) = v.try_recv() {
                         black_box(p.map(|p| p.rtmp_chunks(4096).len()).ok());

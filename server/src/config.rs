@@ -113,6 +113,9 @@ pub struct StreamConfig {
     /// writes): fewer, larger writes per viewer and less server CPU, for exactly that much
     /// added latency. 0 (the default) sends every video frame at once.
     pub merge_write_ms: u64,
+    /// A source started on demand for a stream's viewers (an edge or pull) is stopped this
+    /// long after its last viewer left, unless a viewer comes back.
+    pub on_demand_close_after_ms: u64,
 }
 
 impl Default for StreamConfig {
@@ -124,6 +127,7 @@ impl Default for StreamConfig {
             timestamp_jump_ms: 5000,
             audio_hold_ms: 50,
             merge_write_ms: 0,
+            on_demand_close_after_ms: 10_000,
         }
     }
 }

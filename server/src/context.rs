@@ -1,4 +1,5 @@
-//! What every connection task shares: config, hub, hooks, shutdown, connection ids.
+//! What every connection task shares: config, the paths, admission, hooks, the client
+//! registry, the HLS store, shutdown and the task tracker.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -6,20 +7,23 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admission::Admission;
 use crate::clients::Clients;
 use crate::config::Config;
 use crate::hooks::{Hooks, ServerIdentity};
-use crate::hub::Hub;
+use crate::outputs::hls::HlsStore;
+use crate::path::registry::Paths;
 
 /// Shared server state, passed to every connection as `Arc<Context>`.
 pub struct Context {
     pub config: Arc<Config>,
-    pub hub: Hub,
+    /// Every stream key in use, with its source, viewers, outputs and events.
+    pub paths: Paths,
+    /// Who may publish and play.
+    pub admission: Admission,
     pub hooks: Hooks,
     /// Playlists and segments of every packaged stream.
-    pub hls: crate::hls::HlsStore,
-    /// Streams with a running HLS packager.
-    pub hls_packagers: crate::hls::Packagers,
+    pub hls: HlsStore,
     /// Every connection, viewer and HLS session, for the API and metrics.
     pub clients: Clients,
     /// `server`/`service` of API answers and hook bodies.
@@ -29,24 +33,34 @@ pub struct Context {
     pub started: std::time::Instant,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
-    /// Every connection task, so shutdown can wait for them.
+    /// Every connection and output task, so shutdown can wait for them.
     pub tasks: TaskTracker,
 }
 
 impl Context {
     pub fn new(config: Arc<Config>, hooks: Hooks, identity: ServerIdentity, shutdown: CancellationToken) -> Self {
+        let tasks = TaskTracker::new();
+        let hls = HlsStore::default();
+        let kinds = crate::outputs::builtin(&config, &hooks, &hls);
+        let paths = Paths::new(
+            Arc::clone(&config),
+            hooks.clone(),
+            kinds,
+            shutdown.clone(),
+            tasks.clone(),
+        );
         Context {
-            hub: Hub::new(Arc::clone(&config)),
+            admission: Admission::new(paths.clone(), hooks.clone()),
+            paths,
             hooks,
-            hls: Default::default(),
-            hls_packagers: Default::default(),
+            hls,
             clients: Clients::new(std::time::Duration::from_millis(config.api.hls_session_idle_ms)),
             identity,
             ready: AtomicBool::new(false),
             started: std::time::Instant::now(),
             config,
             shutdown,
-            tasks: TaskTracker::new(),
+            tasks,
         }
     }
 

@@ -1,22 +1,27 @@
-//! Estuary server: config, stream hub, RTMP and HTTP listeners, hooks.
+//! Estuary server. The map, one folder per part of the architecture:
+//!
+//! - `stream/`: the live media of one key (timeline, GOP cache, ring, direct fan-out).
+//! - `path/`: the owner of one key (registry, source, viewers, outputs, ordered events).
+//! - `outputs/`: what a path feeds besides viewers (`hls/`: packager and store).
+//! - `admission/`: who may publish and play (hooks; ACLs and signed URLs plug in here).
+//! - `servers/`: `rtmp/` and `http/` (`flv/`, `hls/`, `api/`, `/metrics`), the live player.
+//! - `clients/`: who is connected, for the API, metrics and kicking.
+//! - `hooks/`: HTTP callbacks; `config`, `metrics`, `sysinfo`; `context`: what tasks share.
 //!
 //! [`run`] is the testable entry point: the caller binds the listeners (so tests can use
 //! port 0) and passes a shutdown token.
 #![forbid(unsafe_code)]
 
-mod api;
+pub mod admission;
 pub mod clients;
 pub mod config;
 mod context;
-pub mod hls;
 pub mod hooks;
-mod http;
-pub mod hub;
-mod io;
-mod listener;
 pub mod metrics;
-mod player;
-mod rtmp;
+pub mod outputs;
+pub mod path;
+mod servers;
+pub mod stream;
 mod sysinfo;
 
 use std::sync::Arc;
@@ -53,11 +58,10 @@ pub async fn run(
     let hooks_shutdown = CancellationToken::new();
     let hooks_task = hooks.start(hooks_shutdown.clone());
     let ctx = Arc::new(Context::new(config, hooks, identity, shutdown.clone()));
-    tell_hls_session_ends(&ctx);
-    tokio::spawn(sample_periodically(Arc::clone(&ctx), metrics));
+    tokio::spawn(upkeep(Arc::clone(&ctx), metrics));
     ctx.ready.store(true, std::sync::atomic::Ordering::Relaxed);
-    let rtmp_task = tokio::spawn(rtmp::serve(rtmp, Arc::clone(&ctx)));
-    let http_task = tokio::spawn(http::serve(http, Arc::clone(&ctx)));
+    let rtmp_task = tokio::spawn(servers::rtmp::serve(rtmp, Arc::clone(&ctx)));
+    let http_task = tokio::spawn(servers::http::serve(http, Arc::clone(&ctx)));
     shutdown.cancelled().await;
     ctx.ready.store(false, std::sync::atomic::Ordering::Relaxed);
     tracing::info!("shutting down: closing every connection");
@@ -70,37 +74,17 @@ pub async fn run(
             "connections still open after the grace period; exiting anyway"
         );
     }
-    // Connections queued their last notifications; give the hooks a moment to deliver them.
+    // Connections queued their last notifications (an on_close may still wait for the
+    // on_unpublish before it); give the hooks a moment to deliver them.
+    ctx.hooks.flush_deferred(hooks::SHUTDOWN_FLUSH).await;
     hooks_shutdown.cancel();
     let _ = tokio::time::timeout(hooks::SHUTDOWN_FLUSH + Duration::from_millis(200), hooks_task).await;
     Ok(())
 }
 
-/// An HLS viewer has no connection whose end could say it left: its session ends when it
-/// stops asking (or is kicked), and that is when `on_stop` goes out.
-fn tell_hls_session_ends(ctx: &Context) {
-    let hooks = ctx.hooks.clone();
-    ctx.clients.on_hls_session_end(move |client| {
-        let role = client.role();
-        let Some(key) = role.key else { return };
-        let mut info = hooks::ClientInfo::new(
-            client.hls_token().unwrap_or_default(),
-            client.ip.clone(),
-            key.app.clone(),
-        );
-        info.tc_url = role.url;
-        let stream = hooks::StreamInfo {
-            stream: key.name.clone(),
-            param: String::new(),
-            stream_id: key.to_string(),
-        };
-        hooks.notify(&hooks::NotifyEvent::Stop { client: info, stream });
-    });
-}
-
-/// Takes the clients' bitrate samples, and runs the Prometheus recorder's upkeep, until
-/// shutdown.
-async fn sample_periodically(ctx: Arc<Context>, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) {
+/// Until shutdown: takes the clients' bitrate samples (which also ends idle HLS sessions),
+/// forgets ended HLS playlists whose time is up, and runs the Prometheus recorder's upkeep.
+async fn upkeep(ctx: Arc<Context>, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) {
     let mut tick = tokio::time::interval(clients::SAMPLE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -109,6 +93,7 @@ async fn sample_periodically(ctx: Arc<Context>, metrics: Option<metrics_exporter
             _ = tick.tick() => {}
         }
         ctx.clients.sample();
+        ctx.hls.purge();
         if let Some(m) = &metrics {
             m.run_upkeep();
         }

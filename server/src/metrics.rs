@@ -4,18 +4,14 @@
 //! `metrics-exporter-prometheus`'s recorder; hot paths keep the [`metrics::Counter`] handle
 //! they got once per connection or subscriber, so a packet costs one atomic add and no label
 //! lookup. Gauges that describe the current state (streams, clients by kind, per-stream
-//! viewers and bitrates, process CPU and memory) are not kept in the recorder: they are
-//! computed from the hub and the client registry at scrape time and appended to the
-//! exporter's text ([`render`]). A stream's series are therefore gone from the first scrape
-//! after the stream ended, with no idle timeout to tune.
+//! viewers and bitrates, process CPU and memory) are not kept in the recorder: `/metrics`
+//! computes them from the paths and the client registry at scrape time and appends them to
+//! the recorder's text ([`rendered`]; `servers/http/metrics.rs`). A stream's series are
+//! therefore gone from the first scrape after the stream ended, with no idle timeout to tune.
 
-use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::clients::ClientKind;
-use crate::context::Context;
 
 /// Gauge: streams in the hub (live or with viewers waiting).
 pub const STREAMS: &str = "estuary_streams";
@@ -54,6 +50,9 @@ pub const PROCESS_CPU_SECONDS_TOTAL: &str = "estuary_process_cpu_seconds_total";
 pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "estuary_process_resident_memory_bytes";
 /// Gauge: seconds since the server started.
 pub const UPTIME_SECONDS: &str = "estuary_uptime_seconds";
+/// Counter `{kind}`: times an output (e.g. `hls`) fell a whole ring behind its stream and
+/// lost packets (it resumes at the next keyframe, after a discontinuity).
+pub const OUTPUT_GAPS_TOTAL: &str = "estuary_output_gaps_total";
 
 /// Bucket bounds of the hook latency histogram, in seconds.
 const HOOK_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
@@ -113,6 +112,10 @@ fn describe() {
         HLS_OVERSIZE_SEGMENTS_TOTAL,
         "HLS segments longer than the playlist's target duration, by app."
     );
+    describe_counter!(
+        OUTPUT_GAPS_TOTAL,
+        "Times an output fell a whole ring behind its stream, by kind."
+    );
     describe_counter!(crate::hooks::HOOK_CALLS_TOTAL, "Hook HTTP calls, by hook and result.");
     describe_histogram!(
         crate::hooks::HOOK_DURATION_SECONDS,
@@ -164,97 +167,16 @@ pub fn hls_oversize_segment(app: &str) {
     metrics::counter!(HLS_OVERSIZE_SEGMENTS_TOTAL, "app" => app.to_string()).increment(1);
 }
 
-/// The whole `/metrics` text: the recorder's series, then the scrape-time gauges.
-pub fn render(ctx: &Context) -> String {
-    let mut out = HANDLE
+/// Counts an output that lost packets.
+pub fn output_gap(kind: &'static str) {
+    metrics::counter!(OUTPUT_GAPS_TOTAL, "kind" => kind).increment(1);
+}
+
+/// The recorder's series in Prometheus text, if the recorder is installed.
+pub fn rendered() -> String {
+    HANDLE
         .get()
         .and_then(|h| h.as_ref())
         .map(|h| h.render())
-        .unwrap_or_default();
-    if !out.is_empty() && !out.ends_with('\n') {
-        out.push('\n');
-    }
-    render_state(ctx, &mut out);
-    out
-}
-
-fn gauge_header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// Escapes a label value (Prometheus text format: backslash, quote, newline).
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
-fn render_state(ctx: &Context, out: &mut String) {
-    let streams = ctx.hub.list();
-    let live = streams.iter().filter(|s| s.is_live()).count();
-    gauge_header(
-        out,
-        STREAMS,
-        "gauge",
-        "Streams in the hub (live or with viewers waiting).",
-    );
-    let _ = writeln!(out, "{STREAMS} {}", streams.len());
-    gauge_header(out, STREAMS_LIVE, "gauge", "Streams with a publisher.");
-    let _ = writeln!(out, "{STREAMS_LIVE} {live}");
-
-    let clients = ctx.clients.list();
-    gauge_header(out, CLIENTS, "gauge", "Connected clients by kind.");
-    for kind in ClientKind::ALL {
-        let n = clients.iter().filter(|c| c.kind() == kind).count();
-        let _ = writeln!(out, "{CLIENTS}{{kind=\"{}\"}} {n}", kind.as_str());
-    }
-
-    let per_stream = ctx.clients.per_stream(&clients);
-    gauge_header(out, STREAM_VIEWERS, "gauge", "Viewers of one stream by protocol.");
-    for s in &streams {
-        let usage = per_stream.get(&s.key).cloned().unwrap_or_default();
-        let (app, name) = (label(&s.key.app), label(&s.key.name));
-        for (protocol, n) in [("rtmp", usage.rtmp), ("flv", usage.flv), ("hls", usage.hls)] {
-            let _ = writeln!(
-                out,
-                "{STREAM_VIEWERS}{{app=\"{app}\",stream=\"{name}\",protocol=\"{protocol}\"}} {n}"
-            );
-        }
-    }
-    gauge_header(
-        out,
-        STREAM_KBPS,
-        "gauge",
-        "Bitrate of one stream over the last 30 s, kbit/s.",
-    );
-    for s in &streams {
-        let usage = per_stream.get(&s.key).cloned().unwrap_or_default();
-        let (app, name) = (label(&s.key.app), label(&s.key.name));
-        let _ = writeln!(
-            out,
-            "{STREAM_KBPS}{{app=\"{app}\",stream=\"{name}\",direction=\"in\"}} {}",
-            usage.recv_kbps
-        );
-        let _ = writeln!(
-            out,
-            "{STREAM_KBPS}{{app=\"{app}\",stream=\"{name}\",direction=\"out\"}} {}",
-            usage.send_kbps
-        );
-    }
-
-    let proc = crate::sysinfo::process();
-    gauge_header(
-        out,
-        PROCESS_CPU_SECONDS_TOTAL,
-        "counter",
-        "CPU time of the process, seconds.",
-    );
-    let _ = writeln!(out, "{PROCESS_CPU_SECONDS_TOTAL} {}", proc.cpu_seconds);
-    gauge_header(
-        out,
-        PROCESS_RESIDENT_MEMORY_BYTES,
-        "gauge",
-        "Resident memory of the process, bytes.",
-    );
-    let _ = writeln!(out, "{PROCESS_RESIDENT_MEMORY_BYTES} {}", proc.rss_bytes);
-    gauge_header(out, UPTIME_SECONDS, "gauge", "Seconds since the server started.");
-    let _ = writeln!(out, "{UPTIME_SECONDS} {}", ctx.started.elapsed().as_secs_f64());
+        .unwrap_or_default()
 }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::HookUrl;
 use super::event::HookKind;
 use super::http::Outcome;
+use super::receipt::Pending;
 use super::stats::Undelivered;
 use super::Inner;
 
@@ -26,6 +27,9 @@ pub(crate) struct Job {
     pub kind: HookKind,
     pub body: Bytes,
     pub timeout: Duration,
+    /// Dropped with the job, whatever becomes of it: settles the notification's receipt.
+    #[allow(dead_code)] // held for its drop
+    pub settles: Pending,
 }
 
 /// Exponential retry delay: `min`, doubling up to `max`.

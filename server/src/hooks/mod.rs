@@ -82,6 +82,7 @@ mod config;
 mod delivery;
 mod event;
 mod http;
+mod receipt;
 mod stats;
 #[cfg(test)]
 mod test_backend;
@@ -95,6 +96,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use config::{
     HooksConfig, HooksConfigError, HooksOverride, UnreachablePolicy, DEFAULT_QUEUE_CAPACITY, DEFAULT_RETRY_MAX_MS,
@@ -104,6 +106,7 @@ pub use delivery::SHUTDOWN_FLUSH;
 pub use event::{
     ClientInfo, DecisionEvent, HlsSegmentInfo, HookKind, NotifyEvent, ServerIdentity, StreamInfo, DEFAULT_VHOST,
 };
+pub use receipt::Receipt;
 pub use stats::{HooksStats, HOOK_CALLS_TOTAL, HOOK_DECISIONS_TOTAL, HOOK_DURATION_SECONDS, HOOK_UNDELIVERED_TOTAL};
 
 use config::{Effective, HookUrl};
@@ -146,6 +149,8 @@ pub(crate) struct Inner {
     receivers: Mutex<Vec<(HookUrl, mpsc::Receiver<Job>)>>,
     /// At most one "queue full" warning per second.
     drop_warning: RateLimit,
+    /// Notifications waiting for others to settle first ([`Hooks::notify_after`]).
+    deferred: TaskTracker,
 }
 
 impl Hooks {
@@ -190,6 +195,7 @@ impl Hooks {
                 queues,
                 receivers: Mutex::new(receivers),
                 drop_warning: RateLimit::new(Duration::from_secs(1)),
+                deferred: TaskTracker::new(),
             }),
         })
     }
@@ -264,15 +270,17 @@ impl Hooks {
     }
 
     /// Queues `event` for every URL of its hook for the client's app. Never blocks; if a
-    /// queue is full the event is dropped for that URL, counted and logged.
-    pub fn notify(&self, event: &NotifyEvent) {
+    /// queue is full the event is dropped for that URL, counted and logged. The receipt
+    /// settles when every URL is done with it (see `receipt.rs`).
+    pub fn notify(&self, event: &NotifyEvent) -> Receipt {
         let kind = event.kind();
         let eff = self.effective(&event.client().app);
         let urls = eff.urls(kind);
         if urls.is_empty() {
-            return;
+            return Receipt::settled();
         }
         let body = event::body_bytes(&event.to_json(&self.inner.identity));
+        let (settles, receipt) = receipt::pending();
         for url in urls {
             let Some(tx) = self.inner.queues.get(&url.raw) else {
                 tracing::error!(url = %url.raw, "no queue for hook url");
@@ -282,6 +290,7 @@ impl Hooks {
                 kind,
                 body: body.clone(),
                 timeout: eff.timeout,
+                settles: settles.clone(),
             };
             match tx.try_send(job) {
                 Ok(()) => {}
@@ -299,6 +308,49 @@ impl Hooks {
                 }
             }
         }
+        receipt
+    }
+
+    /// Queues `event` once every receipt in `after` has settled, without waiting for them
+    /// here: `on_close` after the client's `on_unpublish`/`on_stop`, even when those go to
+    /// another URL or their backend is down and they are being retried.
+    pub fn notify_after(&self, event: NotifyEvent, after: Vec<Receipt>) {
+        let after: Vec<Receipt> = after.into_iter().filter(|r| !r.is_settled()).collect();
+        if after.is_empty() {
+            self.notify(&event);
+            return;
+        }
+        let hooks = self.clone();
+        self.inner.deferred.spawn(async move {
+            for receipt in &after {
+                receipt.wait().await;
+            }
+            hooks.notify(&event);
+        });
+    }
+
+    /// Waits, at most `limit`, for the notifications held back by
+    /// [`notify_after`](Self::notify_after) to be queued; call at shutdown before stopping
+    /// delivery.
+    pub async fn flush_deferred(&self, limit: Duration) {
+        self.inner.deferred.close();
+        if tokio::time::timeout(limit, self.inner.deferred.wait()).await.is_err() {
+            tracing::warn!(
+                waiting = self.inner.deferred.len(),
+                "hook notifications still waiting for earlier ones at shutdown"
+            );
+        }
+    }
+
+    /// Whether `kind` has any URL for `app`.
+    pub fn is_configured(&self, kind: HookKind, app: &str) -> bool {
+        !self.effective(app).urls(kind).is_empty()
+    }
+
+    /// `timeout_ms` and `unreachable_policy` in effect for `app`.
+    pub fn decision_limits(&self, app: &str) -> (Duration, UnreachablePolicy) {
+        let eff = self.effective(app);
+        (eff.timeout, eff.policy)
     }
 
     /// Notifications dropped so far because a queue was full.

@@ -1,0 +1,175 @@
+//! Admission: one pipeline for publishing and one for playing, the same for RTMP, HTTP-FLV
+//! (socket and hyper) and HLS. Protocol handlers build a [`Request`], call
+//! [`Admission::publish`] or [`Admission::play`], and turn a [`Refusal`] into their own answer
+//! (`NetStream.Publish.*` on RTMP, 403/404 on HTTP).
+//!
+//! ```text
+//! publish: key → [ACL → signed URL] → current source (active: busy; silent: ended now)
+//!              → predecessor's on_unpublish settled → on_publish hook → the path's source
+//! play:    key → [ACL → signed URL] → on_play hook → a viewer of the path
+//! ```
+//! The bracketed checks are where access lists and signed URLs plug in. A silent source is
+//! ended before the newcomer's `on_publish`, so the backend hears the old `on_unpublish`
+//! first; only then may the hook refuse the newcomer.
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::hooks::{ClientInfo, Decision, DecisionEvent, HookKind, Hooks, UnreachablePolicy};
+use crate::path::events::HookSubject;
+use crate::path::registry::Paths;
+use crate::path::source::Source;
+use crate::path::viewer::Viewer;
+use crate::stream::StreamKey;
+
+/// What a client asks for.
+pub struct Request {
+    pub key: StreamKey,
+    /// The client and the stream as the hooks describe them.
+    pub subject: HookSubject,
+    /// `rtmp`, `http_flv` or `hls`: the metrics' `protocol` label.
+    pub protocol: &'static str,
+}
+
+/// Why a client was refused; the protocol handler answers it in its own terms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("bad stream name: {0}")]
+    BadName(String),
+    #[error("stream {0} already has an active publisher")]
+    Busy(String),
+    #[error("{0}")]
+    Hook(String),
+    #[error("the previous publisher's on_unpublish is not delivered yet ({0})")]
+    PreviousNotSettled(String),
+}
+
+impl Refusal {
+    /// The `reason` label of `estuary_connections_rejected_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::BadName(_) => "bad_name",
+            Refusal::Busy(_) => "busy",
+            Refusal::Hook(_) | Refusal::PreviousNotSettled(_) => "hook",
+        }
+    }
+}
+
+/// The admission pipelines; cheap to clone.
+#[derive(Clone)]
+pub struct Admission {
+    paths: Paths,
+    hooks: Hooks,
+}
+
+impl Admission {
+    pub fn new(paths: Paths, hooks: Hooks) -> Admission {
+        Admission { paths, hooks }
+    }
+
+    /// An RTMP `connect`: the `on_connect` hook.
+    pub async fn connect(&self, client: ClientInfo, param: String) -> Result<(), Refusal> {
+        let app = client.app.clone();
+        let event = DecisionEvent::Connect {
+            client,
+            stream: String::new(),
+            param,
+        };
+        self.decide(&event, "rtmp", &app).await
+    }
+
+    /// Makes the client the source of its key: `id` names it, `kick` is cancelled if the
+    /// path ends it (an idle source replaced).
+    pub async fn publish(&self, req: Request, id: u64, kick: CancellationToken) -> Result<Source, Refusal> {
+        let result = self.publish_steps(&req, id, kick).await;
+        if let Err(refusal) = &result {
+            info!(stream = %req.key, protocol = req.protocol, reason = %refusal, "publish refused");
+            crate::metrics::rejected(req.protocol, refusal.reason());
+        }
+        result
+    }
+
+    async fn publish_steps(&self, req: &Request, id: u64, kick: CancellationToken) -> Result<Source, Refusal> {
+        check_key(&req.key)?;
+        let path = self.paths.path(&req.key);
+        if path.has_active_source() {
+            return Err(Refusal::Busy(req.key.to_string()));
+        }
+        // A silent source is ended now, so its on_unpublish goes before our on_publish.
+        path.evict_idle_source();
+        let app = req.key.app.as_str();
+        let mut asked = false;
+        if self.hooks.is_configured(HookKind::Publish, app) {
+            let (limit, policy) = self.hooks.decision_limits(app);
+            if path.events().unpublish_settled(limit).await {
+                let event = DecisionEvent::Publish {
+                    client: req.subject.client.clone(),
+                    stream: req.subject.stream.clone(),
+                };
+                self.decide_quietly(&event).await?;
+                asked = true;
+            } else if policy == UnreachablePolicy::Refuse {
+                return Err(Refusal::PreviousNotSettled(format!("{} ms", limit.as_millis())));
+            } else {
+                warn!(stream = %req.key, "previous on_unpublish not delivered; on_publish skipped (unreachable_policy = allow)");
+            }
+        }
+        match Source::start(&path, id, kick, Some(req.subject.clone())) {
+            Ok(source) => Ok(source),
+            Err(e) => {
+                // Another publisher took the key while the hook answered: the backend heard
+                // this one's on_publish, so it hears its end too.
+                if asked {
+                    path.events().unpublished(&req.subject);
+                }
+                Err(Refusal::Busy(e.to_string()))
+            }
+        }
+    }
+
+    /// Makes the client a viewer of its key. It may have to wait for a source; how long is
+    /// the protocol's business.
+    pub async fn play(&self, req: Request) -> Result<Viewer, Refusal> {
+        let result = self.play_steps(&req).await;
+        if let Err(refusal) = &result {
+            info!(stream = %req.key, protocol = req.protocol, reason = %refusal, "play refused");
+            crate::metrics::rejected(req.protocol, refusal.reason());
+        }
+        result
+    }
+
+    async fn play_steps(&self, req: &Request) -> Result<Viewer, Refusal> {
+        check_key(&req.key)?;
+        let event = DecisionEvent::Play {
+            client: req.subject.client.clone(),
+            stream: req.subject.stream.clone(),
+        };
+        self.decide_quietly(&event).await?;
+        let path = self.paths.path(&req.key);
+        Ok(Viewer::join(&self.paths, path, req.subject.clone()))
+    }
+
+    async fn decide(&self, event: &DecisionEvent, protocol: &'static str, app: &str) -> Result<(), Refusal> {
+        let result = self.decide_quietly(event).await;
+        if let Err(refusal) = &result {
+            info!(app, protocol, reason = %refusal, "connect refused");
+            crate::metrics::rejected(protocol, refusal.reason());
+        }
+        result
+    }
+
+    async fn decide_quietly(&self, event: &DecisionEvent) -> Result<(), Refusal> {
+        match self.hooks.decide(event).await {
+            Decision::Allow => Ok(()),
+            Decision::Reject { reason } => Err(Refusal::Hook(reason)),
+        }
+    }
+}
+
+/// App and stream name must both be there.
+fn check_key(key: &StreamKey) -> Result<(), Refusal> {
+    if key.app.is_empty() || key.name.is_empty() {
+        return Err(Refusal::BadName("empty app or stream name".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! One registered client: an RTMP connection, an HTTP-FLV viewer or an HLS playback session.
+//!
+//! Byte counters are atomics that connections add to once per write batch (or per read), so
+//! the media path takes no lock.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio_util::sync::CancellationToken;
+
+use super::kbps::{Kbps, Samples};
+use crate::stream::StreamKey;
+
+/// What a client is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientKind {
+    /// An RTMP connection that has not published or played (yet).
+    RtmpIdle,
+    Publisher,
+    RtmpPlay,
+    FlvPlay,
+    HlsPlay,
+}
+
+impl ClientKind {
+    pub const ALL: [ClientKind; 5] = [
+        ClientKind::RtmpIdle,
+        ClientKind::Publisher,
+        ClientKind::RtmpPlay,
+        ClientKind::FlvPlay,
+        ClientKind::HlsPlay,
+    ];
+
+    /// The API's `type` and the metrics' `kind` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::RtmpIdle => "rtmp-idle",
+            ClientKind::Publisher => "publisher",
+            ClientKind::RtmpPlay => "rtmp-play",
+            ClientKind::FlvPlay => "flv-play",
+            ClientKind::HlsPlay => "hls-play",
+        }
+    }
+
+    pub fn is_viewer(self) -> bool {
+        matches!(self, ClientKind::RtmpPlay | ClientKind::FlvPlay | ClientKind::HlsPlay)
+    }
+}
+
+/// What a client plays or publishes, set when it starts doing so.
+#[derive(Debug, Clone)]
+pub struct Role {
+    pub kind: ClientKind,
+    /// `rtmp://host/app/stream`, `http://host/app/stream.flv`, ….
+    pub url: String,
+    pub key: Option<StreamKey>,
+    /// When the client took this role, Unix ms.
+    pub since_unix_ms: u64,
+}
+
+impl Role {
+    pub fn new(kind: ClientKind, key: Option<StreamKey>, url: String) -> Role {
+        Role {
+            kind,
+            url,
+            key,
+            since_unix_ms: unix_ms(),
+        }
+    }
+}
+
+/// What an HLS playback session keeps in its client entry.
+pub(super) struct HlsSession {
+    pub token: String,
+    /// Milliseconds since the registry's epoch of the last request.
+    pub last_seen_ms: AtomicU64,
+    /// What the session holds while it lives (its viewer's hold on the stream's path),
+    /// dropped when it expires or is kicked.
+    pub attachment: Mutex<Option<Box<dyn Any + Send + Sync>>>,
+}
+
+impl std::fmt::Debug for HlsSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HlsSession").field("token", &self.token).finish()
+    }
+}
+
+/// One registered client.
+#[derive(Debug)]
+pub struct Client {
+    pub id: u64,
+    pub ip: String,
+    pub started: Instant,
+    pub started_unix_ms: u64,
+    /// Cancelled to disconnect the client (`DELETE /api/v1/clients/{id}`).
+    pub kick: CancellationToken,
+    sent: AtomicU64,
+    received: AtomicU64,
+    role: Mutex<Role>,
+    samples: Samples,
+    pub(super) hls: Option<HlsSession>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Now, in milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Client {
+    pub(super) fn new(id: u64, ip: String, role: Role, kick: CancellationToken, hls: Option<HlsSession>) -> Client {
+        Client {
+            id,
+            ip,
+            started: Instant::now(),
+            started_unix_ms: unix_ms(),
+            kick,
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            role: Mutex::new(role),
+            samples: Samples::default(),
+            hls,
+        }
+    }
+
+    /// Adds bytes written to the client (call once per write batch).
+    pub fn add_sent(&self, n: u64) {
+        self.sent.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Adds bytes read from the client (call once per read).
+    pub fn add_received(&self, n: u64) {
+        self.received.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    pub fn role(&self) -> Role {
+        lock(&self.role).clone()
+    }
+
+    pub fn kind(&self) -> ClientKind {
+        lock(&self.role).kind
+    }
+
+    /// Records that the client now publishes or plays `key` at `url` (or is idle again).
+    pub fn set_role(&self, kind: ClientKind, key: Option<StreamKey>, url: String) {
+        *lock(&self.role) = Role::new(kind, key, url);
+    }
+
+    /// The HLS session token to put in the playlist's URLs; `None` for other clients.
+    pub fn hls_token(&self) -> Option<&str> {
+        self.hls.as_ref().map(|h| h.token.as_str())
+    }
+
+    /// Gives an HLS session something to hold while it lives (dropped when it ends). A
+    /// session that holds something already keeps it, and `value` is dropped.
+    pub fn attach(&self, value: Box<dyn Any + Send + Sync>) {
+        let Some(hls) = &self.hls else { return };
+        let mut slot = lock(&hls.attachment);
+        if slot.is_none() {
+            *slot = Some(value);
+            return;
+        }
+        drop(slot); // `value` is dropped after the lock
+    }
+
+    /// Takes what the session held (when it ends).
+    pub(super) fn detach(&self) -> Option<Box<dyn Any + Send + Sync>> {
+        self.hls.as_ref().and_then(|h| lock(&h.attachment).take())
+    }
+
+    /// Bitrates over the last 30 s (since the start for a younger client).
+    pub fn kbps(&self) -> Kbps {
+        self.samples.kbps(self.started, self.sent(), self.received())
+    }
+
+    pub(super) fn sample(&self, now: Instant) {
+        self.samples.take(now, self.sent(), self.received());
+    }
+}

@@ -1,0 +1,167 @@
+//! One HLS packager per packaging run of a stream: an [`Output`] that feeds `muxer`'s
+//! segmenter and playlist and publishes what they produce into the [`HlsStore`].
+//!
+//! Its life is the path's: it starts with the source. When the source stops, the open
+//! segment is closed at once; a source that comes back within the grace period
+//! (`hls.reconnect_window_ms`) continues the same playlist after an `EXT-X-DISCONTINUITY`;
+//! otherwise the playlist gets `EXT-X-ENDLIST` and is served for `hls.dispose_ms` more.
+//! Packets the packager lost (it fell a whole ring behind) are a gap: the open segment is
+//! closed there, the next one starts at the next keyframe after an `EXT-X-DISCONTINUITY`,
+//! and nothing is played twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use estuary_muxer::{HlsSegmenter, HlsSegmenterConfig, LivePlaylist, LivePlaylistConfig, Segment};
+use estuary_protocol::Packet;
+use tracing::{debug, info, warn};
+
+use super::names::{new_instance, segment_name};
+use super::store::{HlsStore, HlsStream};
+use crate::config::HlsConfig;
+use crate::hooks::{ClientInfo, HlsSegmentInfo, Hooks, NotifyEvent, StreamInfo};
+use crate::outputs::Output;
+use crate::stream::StreamKey;
+
+pub struct Packaging {
+    key: StreamKey,
+    hooks: Hooks,
+    out: Arc<HlsStream>,
+    segmenter: HlsSegmenter,
+    playlist: LivePlaylist,
+    /// Segments still served after they left the playlist (`hls.tail_segments`).
+    tail: usize,
+    /// `hls.dispose_ms`: how long the ended playlist is served.
+    linger: Duration,
+    errors_logged: u32,
+}
+
+impl Packaging {
+    /// Starts a packaging run of `key`, published in `store` under a fresh instance id.
+    pub fn new(hls: &HlsConfig, hooks: Hooks, store: &HlsStore, key: &StreamKey) -> Packaging {
+        let out = Arc::new(HlsStream::new(new_instance()));
+        store.insert(key.clone(), Arc::clone(&out));
+        info!(stream = %key, instance = %out.instance, "hls packaging started");
+        Packaging {
+            key: key.clone(),
+            hooks,
+            out,
+            segmenter: HlsSegmenter::new(HlsSegmenterConfig {
+                fragment_ms: hls.fragment_ms,
+                max_segment_ms: hls.max_segment_ms,
+                ..HlsSegmenterConfig::default()
+            }),
+            playlist: LivePlaylist::new(LivePlaylistConfig {
+                fragment_ms: hls.fragment_ms,
+                window_segments: hls.window_segments,
+            }),
+            tail: hls.tail_segments,
+            linger: Duration::from_millis(hls.dispose_ms),
+            errors_logged: 0,
+        }
+    }
+
+    fn render(&self) -> bytes::Bytes {
+        let (stream, instance) = (self.key.name.as_str(), self.out.instance.as_str());
+        self.playlist.render(|seq| segment_name(stream, instance, seq))
+    }
+
+    fn drain(&mut self) {
+        while let Some(segment) = self.segmenter.poll_segment() {
+            self.add(segment);
+        }
+    }
+
+    fn add(&mut self, segment: Segment) {
+        match self.playlist.push_segment(&segment) {
+            Ok(added) => {
+                if added.oversize {
+                    crate::metrics::hls_oversize_segment(&self.key.app);
+                    warn!(
+                        stream = %self.key,
+                        sequence = segment.sequence,
+                        duration_ms = segment.duration_ms,
+                        target_secs = self.playlist.target_duration_secs(),
+                        "hls segment longer than the target duration (encoder keyframe interval above hls.fragment_ms?)"
+                    );
+                }
+            }
+            Err(e) => return warn!(stream = %self.key, cause = %e, "hls segment not added"),
+        }
+        let playlist = self.render();
+        let (sequence, duration_ms) = (segment.sequence, segment.duration_ms);
+        // The playlist may list more than window_segments (it covers three target durations,
+        // RFC 8216 §6.2.2): keep everything it lists, plus the tail.
+        let keep = self.playlist.entries().len() + self.tail;
+        self.out.publish(
+            sequence,
+            segment.data,
+            playlist,
+            self.playlist.target_duration_secs(),
+            keep,
+        );
+        debug!(stream = %self.key, sequence, duration_ms, "hls segment");
+        crate::metrics::hls_segment(&self.key.app);
+        self.notify(sequence, duration_ms);
+    }
+
+    fn notify(&self, sequence: u64, duration_ms: u64) {
+        let (app, name) = (&self.key.app, &self.key.name);
+        let file = segment_name(name, &self.out.instance, sequence);
+        let client = ClientInfo::new("hls", "127.0.0.1", app.clone());
+        let stream = StreamInfo {
+            stream: name.clone(),
+            param: String::new(),
+            stream_id: self.key.to_string(),
+        };
+        let segment = HlsSegmentInfo {
+            duration: duration_ms as f64 / 1000.0,
+            cwd: String::new(),
+            file: format!("/{app}/{file}"),
+            url: file,
+            m3u8: format!("/{app}/{name}.m3u8"),
+            m3u8_url: format!("/{app}/{name}.m3u8"),
+            seq_no: sequence,
+        };
+        self.hooks.notify(&NotifyEvent::Hls {
+            client,
+            stream,
+            segment,
+        });
+    }
+
+    /// Closes the open segment where it is; the next one is marked discontinuous.
+    fn close_segment(&mut self) {
+        self.segmenter.finish();
+        self.drain();
+    }
+}
+
+impl Output for Packaging {
+    fn packet(&mut self, packet: &Arc<Packet>) {
+        if let Err(e) = self.segmenter.push(packet) {
+            // Once per kind of trouble is enough for the log; metrics count every one.
+            if self.errors_logged < 5 {
+                self.errors_logged += 1;
+                warn!(stream = %self.key, cause = %e, "hls packager dropped a packet");
+            }
+        }
+        self.drain();
+    }
+
+    fn gap(&mut self) {
+        warn!(stream = %self.key, "hls packager fell behind the stream; the playlist continues after a discontinuity");
+        self.close_segment();
+    }
+
+    fn source_gone(&mut self) {
+        self.close_segment();
+    }
+
+    fn end(&mut self) {
+        self.close_segment();
+        self.playlist.end();
+        self.out.end(self.render(), self.linger);
+        info!(stream = %self.key, "hls playlist ended");
+    }
+}

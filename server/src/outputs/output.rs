@@ -1,0 +1,42 @@
+//! What an output is to its path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use estuary_protocol::Packet;
+
+use crate::stream::StreamKey;
+
+/// One output of one path: fed every packet of the stream's timeline, in order, from the
+/// moment its source starts. The path runs it in a task of its own, so an output may take
+/// its time (the source never waits for it), and calls these methods one at a time.
+pub trait Output: Send {
+    /// The next packet of the stream.
+    fn packet(&mut self, packet: &Arc<Packet>);
+
+    /// Packets were lost (the output fell a whole ring behind the source): what comes next
+    /// does not join what came before. Video resumes at the next keyframe.
+    fn gap(&mut self) {}
+
+    /// The source stopped. It may come back within the kind's grace period, and then packets
+    /// continue (flagged `discontinuity`); otherwise [`end`](Self::end) follows.
+    fn source_gone(&mut self) {}
+
+    /// The path ends this output: the source did not come back in time, or the server is
+    /// shutting down. Nothing follows.
+    fn end(&mut self) {}
+}
+
+/// A kind of output (HLS, and later the recorder and forwarders): it decides whether a path
+/// gets one, and how long it outlives the path's source.
+pub trait OutputKind: Send + Sync {
+    /// For logs and metrics, e.g. `"hls"`.
+    fn name(&self) -> &'static str;
+
+    /// How long an output of this kind waits for a source that stopped to come back.
+    fn grace(&self) -> Duration;
+
+    /// The output for a source of `key` that just started, or `None` if this kind is off for
+    /// it.
+    fn start(&self, key: &StreamKey) -> Option<Box<dyn Output>>;
+}

@@ -1,0 +1,194 @@
+//! One owner per stream key: the path (MediaMTX's word; SRS's `SrsLiveSource`).
+//!
+//! A [`Path`] owns, while its key is in use: its **source** (exactly one at a time; any
+//! [`Source`](source::Source) holder: an RTMP publisher, a pull, a test), its **outputs**
+//! (started with the source, ended after their grace: `outputs.rs`), its **viewers** (counted,
+//! for on-demand sources: `on_demand.rs`) and its **events** (`on_unpublish`, `on_stop`, in
+//! order: `events.rs`). Admission (`crate::admission`) decides who may become its source or
+//! viewer; the media itself flows through its [`Stream`].
+//!
+//! - `registry.rs`: every path by key; a path lives while something holds it.
+//! - `source.rs`, `viewer.rs`: the holds a source and a viewer have on a path.
+//!
+//! Locks: a path's `control` lock is taken before its stream's, never the other way round,
+//! and never across an `.await`.
+
+pub mod events;
+pub mod on_demand;
+pub mod outputs;
+pub mod registry;
+pub mod source;
+pub mod viewer;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::hooks::Receipt;
+use crate::stream::{Stream, StreamKey};
+use events::{HookSubject, PathEvents};
+use outputs::{Keepalive, PathOutputs};
+
+/// Everything about one stream key.
+pub struct Path {
+    pub key: StreamKey,
+    stream: Arc<Stream>,
+    control: Mutex<Control>,
+    events: PathEvents,
+    outputs: PathOutputs,
+    /// `rtmp.publisher_idle_timeout_ms`: a source silent this long may be replaced.
+    idle_takeover: Duration,
+}
+
+/// Who holds the path.
+#[derive(Default)]
+struct Control {
+    /// The current source's id and hook subject (for its `on_unpublish`).
+    source: Option<(u64, Option<HookSubject>)>,
+    viewers: usize,
+    /// Bumped when a viewer arrives, so an on-demand idle timer knows it is stale.
+    viewer_epoch: u64,
+    /// Cancelled to stop the on-demand source started for this path's viewers.
+    on_demand: Option<CancellationToken>,
+}
+
+impl Path {
+    pub fn new(
+        key: StreamKey,
+        stream: Arc<Stream>,
+        events: PathEvents,
+        outputs: PathOutputs,
+        idle_takeover: Duration,
+    ) -> Path {
+        Path {
+            key,
+            stream,
+            control: Mutex::new(Control::default()),
+            events,
+            outputs,
+            idle_takeover,
+        }
+    }
+
+    fn control(&self) -> MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The stream's media: timeline, GOP cache, ring.
+    pub fn stream(&self) -> &Arc<Stream> {
+        &self.stream
+    }
+
+    pub fn events(&self) -> &PathEvents {
+        &self.events
+    }
+
+    /// Whether a source feeds the path.
+    pub fn is_live(&self) -> bool {
+        self.stream.is_live()
+    }
+
+    /// Viewers admitted and not gone.
+    pub fn viewers(&self) -> usize {
+        self.control().viewers
+    }
+
+    /// Kinds of output running for this path.
+    pub fn outputs(&self) -> Vec<&'static str> {
+        self.outputs.running()
+    }
+
+    /// Makes `id` the source (the stream is claimed already) and starts the outputs.
+    fn source_started(self: &Arc<Self>, id: u64, subject: Option<HookSubject>) {
+        let mut control = self.control();
+        control.source = Some((id, subject));
+        let keepalive: Keepalive = Arc::clone(self) as Keepalive;
+        self.outputs.source_started(&self.stream, &self.key, &keepalive);
+    }
+
+    /// Source `id` ended (if it is still the source): tells the hooks. Idempotent.
+    fn source_ended(&self, id: u64) -> Receipt {
+        let ended = {
+            let mut control = self.control();
+            match &control.source {
+                Some((current, _)) if *current == id => control.source.take(),
+                _ => None,
+            }
+        };
+        match ended {
+            Some((_, Some(subject))) => {
+                tracing::debug!(stream = %self.key, source = id, "source ended");
+                self.events.unpublished(&subject)
+            }
+            Some((_, None)) => {
+                tracing::info!(stream = %self.key, source = id, "source ended");
+                Receipt::settled()
+            }
+            None => Receipt::settled(),
+        }
+    }
+
+    /// Ends a source that has sent nothing for `rtmp.publisher_idle_timeout_ms` (the
+    /// half-dead connection an OBS reconnect leaves behind), so a newcomer can take the key.
+    /// Its `on_unpublish` goes out now, before the newcomer's `on_publish`.
+    pub fn evict_idle_source(&self) -> Option<Receipt> {
+        let old = self.stream.evict_idle(self.idle_takeover)?;
+        Some(self.source_ended(old))
+    }
+
+    /// Whether a source holds the key and has sent something within the idle time.
+    pub fn has_active_source(&self) -> bool {
+        matches!(self.stream.holder(self.idle_takeover), crate::stream::Holder::Active(_))
+    }
+
+    /// A viewer arrived. Returns true if the path has no source and no on-demand start under
+    /// way: the registry may ask a provider for one (it then calls
+    /// [`on_demand_started`](Self::on_demand_started)).
+    fn viewer_arrived(&self) -> bool {
+        let mut control = self.control();
+        control.viewers += 1;
+        control.viewer_epoch += 1;
+        control.source.is_none() && control.on_demand.is_none()
+    }
+
+    /// An on-demand source was asked for; cancelling `stop` stops it.
+    fn on_demand_started(&self, stop: CancellationToken) {
+        self.control().on_demand = Some(stop);
+    }
+
+    /// A viewer left. Returns the viewer epoch if that was the last viewer and an on-demand
+    /// source runs (the registry then schedules its stop).
+    fn viewer_left(&self) -> Option<u64> {
+        let mut control = self.control();
+        control.viewers = control.viewers.saturating_sub(1);
+        (control.viewers == 0 && control.on_demand.is_some()).then_some(control.viewer_epoch)
+    }
+
+    /// Stops the on-demand source if no viewer came since `epoch`. True if it was stopped.
+    fn stop_on_demand_if_idle(&self, epoch: u64) -> bool {
+        let mut control = self.control();
+        if control.viewers > 0 || control.viewer_epoch != epoch {
+            return false;
+        }
+        match control.on_demand.take() {
+            Some(stop) => {
+                stop.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Drop for Path {
+    fn drop(&mut self) {
+        // Nothing holds the path any more; an on-demand source would feed nobody.
+        if let Some(stop) = self.control().on_demand.take() {
+            stop.cancel();
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The registry of paths: one [`Path`] per stream key, created when something first asks for
+//! the key and gone when nothing holds it any more (its source, viewers and output tasks each
+//! hold it), so a key nobody uses costs nothing.
+//!
+//! It also runs on-demand sources: the first viewer of a key with no source asks the
+//! [`SourceProvider`] for one, and the last viewer's leaving stops it
+//! `stream.on_demand_close_after_ms` later, unless a viewer came back.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::events::PathEvents;
+use super::on_demand::SourceProvider;
+use super::outputs::PathOutputs;
+use super::Path;
+use crate::config::Config;
+use crate::hooks::Hooks;
+use crate::outputs::OutputKind;
+use crate::stream::{Stream, StreamKey};
+
+/// Every path, by key; cheap to clone.
+#[derive(Clone)]
+pub struct Paths {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    hooks: Hooks,
+    kinds: Arc<[Arc<dyn OutputKind>]>,
+    provider: Mutex<Option<Arc<dyn SourceProvider>>>,
+    paths: Mutex<HashMap<StreamKey, Weak<Path>>>,
+    shutdown: CancellationToken,
+    /// Output tasks, so shutdown waits for them to end their outputs.
+    tasks: TaskTracker,
+}
+
+impl Paths {
+    pub fn new(
+        config: Arc<Config>,
+        hooks: Hooks,
+        kinds: Vec<Arc<dyn OutputKind>>,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Paths {
+        Paths {
+            inner: Arc::new(Inner {
+                config,
+                hooks,
+                kinds: kinds.into(),
+                provider: Mutex::new(None),
+                paths: Mutex::new(HashMap::new()),
+                shutdown,
+                tasks,
+            }),
+        }
+    }
+
+    /// Sets who starts sources for keys a viewer asks for and nobody publishes.
+    pub fn set_source_provider(&self, provider: Arc<dyn SourceProvider>) {
+        *self.inner.provider.lock().unwrap_or_else(|e| e.into_inner()) = Some(provider);
+    }
+
+    fn paths(&self) -> MutexGuard<'_, HashMap<StreamKey, Weak<Path>>> {
+        self.inner.paths.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.inner.config
+    }
+
+    /// The path of `key`, created if nothing holds one.
+    pub fn path(&self, key: &StreamKey) -> Arc<Path> {
+        let mut paths = self.paths();
+        if let Some(path) = paths.get(key).and_then(Weak::upgrade) {
+            return path;
+        }
+        // Forget the paths that went since the last creation.
+        paths.retain(|_, path| path.strong_count() > 0);
+        let config = &self.inner.config;
+        let outputs = PathOutputs::new(
+            Arc::clone(&self.inner.kinds),
+            self.inner.shutdown.clone(),
+            self.inner.tasks.clone(),
+        );
+        let path = Arc::new(Path::new(
+            key.clone(),
+            Arc::new(Stream::new(key.clone(), &config.stream)),
+            PathEvents::new(self.inner.hooks.clone()),
+            outputs,
+            Duration::from_millis(config.rtmp.publisher_idle_timeout_ms),
+        ));
+        paths.insert(key.clone(), Arc::downgrade(&path));
+        path
+    }
+
+    /// The path of `key`, if something holds it.
+    pub fn get(&self, key: &StreamKey) -> Option<Arc<Path>> {
+        self.paths().get(key).and_then(Weak::upgrade)
+    }
+
+    /// Every path something holds, sorted by key.
+    pub fn list(&self) -> Vec<Arc<Path>> {
+        let mut all: Vec<Arc<Path>> = self.paths().values().filter_map(Weak::upgrade).collect();
+        all.sort_by(|a, b| a.key.cmp(&b.key));
+        all
+    }
+
+    /// A viewer arrived at `path`: asks the provider for a source if the path has none.
+    pub(super) fn viewer_arrived(&self, path: &Arc<Path>) {
+        if !path.viewer_arrived() {
+            return;
+        }
+        let Some(provider) = self.inner.provider.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return;
+        };
+        let stop = self.inner.shutdown.child_token();
+        if provider.start(&path.key, stop.clone()) {
+            tracing::info!(stream = %path.key, "on-demand source started for a viewer");
+            path.on_demand_started(stop);
+        }
+    }
+
+    /// A viewer left `path`: after the last one, the on-demand source stops
+    /// `stream.on_demand_close_after_ms` later unless a viewer comes back.
+    pub(super) fn viewer_left(&self, path: &Arc<Path>) {
+        let Some(epoch) = path.viewer_left() else { return };
+        let close_after = Duration::from_millis(self.inner.config.stream.on_demand_close_after_ms);
+        let path = Arc::downgrade(path);
+        let shutdown = self.inner.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(close_after) => {}
+            }
+            if let Some(path) = path.upgrade() {
+                if path.stop_on_demand_if_idle(epoch) {
+                    tracing::info!(stream = %path.key, "on-demand source stopped: no viewer left");
+                }
+            }
+        });
+    }
+}

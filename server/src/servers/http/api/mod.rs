@@ -1,0 +1,125 @@
+//! The HTTP API under `/api/v1/`, in SRS's shapes (`trunk/src/app/srs_app_http_api.cpp`) so
+//! a dashboard written for SRS reads it.
+//!
+//! Every answer is JSON in SRS's envelope: `{"code":0,"server":…,"service":…,"pid":…, …}`
+//! with `data`, `streams`/`stream` or `clients`/`client` beside it. An error is
+//! `{"code":N,"message":"…"}` with an HTTP status that says the same (401, 404, 405).
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /api/v1/versions` | `data{major,minor,revision,version}` |
+//! | `GET /api/v1/summaries` | `data{ok,now_ms,self{…},system{…}}` |
+//! | `GET /api/v1/streams[/{id}]` | `streams[]` / `stream`; `{id}` may also be `app/stream` |
+//! | `GET /api/v1/clients[/{id}]` | `clients[]` / `client` |
+//! | `DELETE /api/v1/clients/{id}` | kicks the client |
+//!
+//! With `api.token` set, every request needs `Authorization: Bearer TOKEN`.
+
+mod clients;
+mod envelope;
+mod streams;
+mod summaries;
+
+use std::sync::Arc;
+
+use hyper::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{json, Value};
+
+use super::response::Body;
+use crate::context::Context;
+use envelope::{error, not_allowed, ok, CODE_STREAM_NOT_FOUND};
+
+/// Answers a request whose path starts with `/api/`.
+pub fn serve<B>(ctx: &Arc<Context>, req: &Request<B>) -> Response<Body> {
+    if !ctx.config.api.enabled {
+        return error(StatusCode::NOT_FOUND, 404, "the api is disabled (api.enabled = false)");
+    }
+    if !authorized(&ctx.config.api.token, req) {
+        let mut r = error(StatusCode::UNAUTHORIZED, 401, "missing or wrong bearer token");
+        r.headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        crate::metrics::rejected("api", "auth");
+        return r;
+    }
+    let path = req.uri().path().trim_end_matches('/');
+    let Some(rest) = path.strip_prefix("/api/v1") else {
+        return error(StatusCode::NOT_FOUND, 404, "unknown api path; see /api/v1");
+    };
+    let method = req.method();
+    let get = method == Method::GET || method == Method::HEAD;
+    match rest {
+        "" if get => ok(
+            ctx,
+            "urls",
+            json!({
+                "versions": "the version of estuary",
+                "summaries": "the summary (uptime, cpu, memory, load, totals)",
+                "streams": "the streams, or /streams/{id}",
+                "clients": "the clients, or /clients/{id}; DELETE /clients/{id} kicks",
+            }),
+        ),
+        "/versions" if get => ok(ctx, "data", summaries::versions()),
+        "/summaries" if get => ok(ctx, "data", summaries::summaries(ctx)),
+        "/streams" if get => ok(ctx, "streams", Value::Array(streams::streams(ctx))),
+        "/clients" if get => clients::list(ctx),
+        "" | "/versions" | "/summaries" | "/streams" | "/clients" => not_allowed("GET"),
+        _ => {
+            if let Some(id) = rest.strip_prefix("/streams/") {
+                if !get {
+                    return not_allowed("GET");
+                }
+                return match streams::find_stream(ctx, id) {
+                    Some(v) => ok(ctx, "stream", v),
+                    None => error(
+                        StatusCode::NOT_FOUND,
+                        CODE_STREAM_NOT_FOUND,
+                        &format!("stream {id} not found"),
+                    ),
+                };
+            }
+            if let Some(id) = rest.strip_prefix("/clients/") {
+                return clients::client_by_id(ctx, method, id);
+            }
+            error(StatusCode::NOT_FOUND, 404, "unknown api path; see /api/v1")
+        }
+    }
+}
+
+fn authorized<B>(token: &str, req: &Request<B>) -> bool {
+    if token.is_empty() {
+        return true;
+    }
+    let given = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(given) = given.strip_prefix("Bearer ").map(str::trim) else {
+        return false;
+    };
+    // Compare every byte so the time taken does not tell how much of the token matched.
+    given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(auth: Option<&str>) -> Request<()> {
+        let mut b = Request::builder().uri("/api/v1/versions");
+        if let Some(a) = auth {
+            b = b.header(AUTHORIZATION, a);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn bearer_token() {
+        assert!(authorized("", &req(None)));
+        assert!(!authorized("s3cret", &req(None)));
+        assert!(!authorized("s3cret", &req(Some("Bearer s3cre"))));
+        assert!(!authorized("s3cret", &req(Some("Basic s3cret"))));
+        assert!(authorized("s3cret", &req(Some("Bearer s3cret"))));
+    }
+}

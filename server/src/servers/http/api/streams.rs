@@ -1,0 +1,165 @@
+//! `GET /api/v1/streams[/{id}]`: every path, with its viewers by protocol, bitrates and the
+//! codec details a dashboard shows (H.264 profile/level/size/fps from the SPS, AAC details).
+
+use std::sync::Arc;
+
+use estuary_protocol::codec::{AudioSpecificConfig, AvcDecoderConfig};
+use estuary_protocol::flv::tag::{AudioCodec, VideoCodec};
+use estuary_protocol::{Codec, MediaKind, Packet};
+use serde_json::{json, Value};
+
+use crate::clients::{per_stream, StreamUsage};
+use crate::context::Context;
+use crate::hooks::DEFAULT_VHOST;
+use crate::path::Path;
+use crate::stream::StreamKey;
+
+pub fn streams(ctx: &Context) -> Vec<Value> {
+    let all = ctx.paths.list();
+    let keys: Vec<StreamKey> = all.iter().map(|p| p.key.clone()).collect();
+    ctx.clients.ids().retain_streams(&keys);
+    let usage = per_stream(&ctx.clients.list());
+    all.iter()
+        .map(|p| stream_json(ctx, p, usage.get(&p.key).cloned().unwrap_or_default()))
+        .collect()
+}
+
+/// `{id}` is the numeric id from the list, or `app/stream`.
+pub fn find_stream(ctx: &Context, id: &str) -> Option<Value> {
+    let all = ctx.paths.list();
+    let path = match id.parse::<u64>() {
+        Ok(n) => all.into_iter().find(|p| ctx.clients.ids().stream(&p.key) == n)?,
+        Err(_) => {
+            let (app, name) = id.rsplit_once('/')?;
+            all.into_iter().find(|p| p.key.app == app && p.key.name == name)?
+        }
+    };
+    let usage = per_stream(&ctx.clients.list()).remove(&path.key).unwrap_or_default();
+    Some(stream_json(ctx, &path, usage))
+}
+
+fn stream_json(ctx: &Context, path: &Path, u: StreamUsage) -> Value {
+    let key = &path.key;
+    let s = path.stream();
+    let id = ctx.clients.ids().stream(key);
+    let publisher = u.publisher.as_ref();
+    let (tc_url, live_ms) = publisher.map_or((String::new(), 0), |p| {
+        let role = p.role();
+        let tc = role
+            .url
+            .rsplit_once('/')
+            .map_or(String::new(), |(base, _)| base.to_string());
+        (tc, role.since_unix_ms)
+    });
+    let headers = s.headers();
+    json!({
+        "id": id.to_string(),
+        "name": key.name,
+        "vhost": DEFAULT_VHOST,
+        "app": key.app,
+        "tcUrl": tc_url,
+        "url": format!("/{}/{}", key.app, key.name),
+        "live_ms": live_ms,
+        "clients": u.viewers() + usize::from(publisher.is_some()),
+        "viewers": { "total": u.viewers(), "rtmp": u.rtmp, "flv": u.flv, "hls": u.hls },
+        "frames": s.stats.video_frames.load(std::sync::atomic::Ordering::Relaxed),
+        "send_bytes": u.send_bytes,
+        "recv_bytes": s.stats.bytes_in.load(std::sync::atomic::Ordering::Relaxed).max(u.recv_bytes),
+        "kbps": { "recv_30s": u.recv_kbps, "send_30s": u.send_kbps },
+        "publish": {
+            "active": s.is_live(),
+            "cid": publisher.map(|p| p.id.to_string()),
+        },
+        "video": video_json(&headers),
+        "audio": audio_json(&headers),
+    })
+}
+
+fn header_of(headers: &[Arc<Packet>], kind: MediaKind) -> Option<&Arc<Packet>> {
+    headers.iter().find(|p| p.kind == kind && p.seq_header)
+}
+
+/// Codec, profile, level, size and frame rate from the AVC decoder configuration (its SPS);
+/// the frame rate falls back to the metadata's `framerate` when the SPS has no timing.
+fn video_json(headers: &[Arc<Packet>]) -> Value {
+    let Some(h) = header_of(headers, MediaKind::Video) else {
+        return Value::Null;
+    };
+    let Codec::Video(codec) = h.codec else {
+        return Value::Null;
+    };
+    let name = match codec {
+        VideoCodec::Avc => "H264",
+        VideoCodec::Hevc => "H265",
+        VideoCodec::Av1 => "AV1",
+        VideoCodec::Vp9 => "VP9",
+    };
+    let mut v = json!({ "codec": name, "profile": null, "level": null, "width": null, "height": null, "fps": null });
+    if codec == VideoCodec::Avc {
+        if let Ok(sps) = AvcDecoderConfig::parse(&h.body()).and_then(|c| c.sps_info()) {
+            v["profile"] = json!(sps.profile_name());
+            v["level"] = json!(sps.level_name());
+            v["width"] = json!(sps.width);
+            v["height"] = json!(sps.height);
+            v["fps"] = json!(sps.frame_rate);
+        }
+    }
+    if v["fps"].is_null() {
+        if let Some(fps) = metadata_number(headers, &["framerate", "fps"]) {
+            v["fps"] = json!(fps);
+        }
+    }
+    v
+}
+
+fn audio_json(headers: &[Arc<Packet>]) -> Value {
+    let Some(h) = header_of(headers, MediaKind::Audio) else {
+        return Value::Null;
+    };
+    let Codec::Audio(codec) = h.codec else {
+        return Value::Null;
+    };
+    match codec {
+        AudioCodec::Aac => match AudioSpecificConfig::parse(&h.body()) {
+            Ok(asc) => json!({
+                "codec": "AAC",
+                "sample_rate": asc.sampling_frequency,
+                "channel": asc.channel_config,
+                "profile": match (asc.object_type, asc.sbr, asc.ps) {
+                    (_, _, true) | (29, _, _) => "HE-AACv2",
+                    (_, true, _) | (5, _, _) => "HE-AAC",
+                    (1, _, _) => "Main",
+                    (2, _, _) => "LC",
+                    _ => "Other",
+                },
+            }),
+            Err(_) => {
+                json!({ "codec": "AAC", "sample_rate": null, "channel": null, "profile": null })
+            }
+        },
+        AudioCodec::Opus => {
+            json!({ "codec": "Opus", "sample_rate": 48000, "channel": null, "profile": null })
+        }
+        AudioCodec::Mp3 => {
+            json!({ "codec": "MP3", "sample_rate": null, "channel": null, "profile": null })
+        }
+        AudioCodec::Legacy(id) => {
+            json!({ "codec": format!("flv-{id}"), "sample_rate": null, "channel": null, "profile": null })
+        }
+    }
+}
+
+/// The first of `names` that the `onMetaData` object has as a number.
+fn metadata_number(headers: &[Arc<Packet>], names: &[&str]) -> Option<f64> {
+    use rml_rtmp::rml_amf0::{self, Amf0Value};
+    let meta = headers.iter().find(|p| p.kind == MediaKind::Script)?;
+    let values = rml_amf0::deserialize(&mut &meta.payload[..]).ok()?;
+    let props = values.iter().find_map(|v| match v {
+        Amf0Value::Object(p) => Some(p),
+        _ => None,
+    })?;
+    names.iter().find_map(|n| match props.get(*n) {
+        Some(Amf0Value::Number(x)) if *x > 0.0 => Some(*x),
+        _ => None,
+    })
+}

@@ -1,0 +1,100 @@
+//! Letting an HTTP-FLV viewer in, whether hyper or the socket path read its request: the
+//! play admission, a subscription, and a bounded wait for the publisher.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::StatusCode;
+
+use super::super::urls::{request_url, split_stream_path};
+use crate::admission::{Refusal, Request};
+use crate::clients::{ClientGuard, ClientKind, Role};
+use crate::context::Context;
+use crate::hooks::{ClientInfo, StreamInfo};
+use crate::path::events::HookSubject;
+use crate::path::viewer::Viewer;
+use crate::stream::{StreamKey, Subscriber};
+
+/// What an HTTP-FLV request asks for, from hyper's request or from the raw request head.
+pub struct FlvRequest<'a> {
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub host: &'a str,
+}
+
+/// A viewer let in: admitted, subscribed, the publisher live.
+pub struct Admitted {
+    pub key: StreamKey,
+    pub viewer: Viewer,
+    pub subscriber: Subscriber,
+    client_id: u64,
+}
+
+/// Admits the viewer, subscribes and waits (bounded) for a publisher; the refusal is the
+/// status and body to answer with.
+pub async fn admit(
+    ctx: &Arc<Context>,
+    req: &FlvRequest<'_>,
+    peer: SocketAddr,
+) -> Result<Admitted, (StatusCode, &'static str)> {
+    let Some((app, name)) = split_stream_path(req.path, ".flv") else {
+        return Err((StatusCode::NOT_FOUND, "not found\n"));
+    };
+    let key = StreamKey::new(app, name);
+    let client_id = ctx.next_conn_id();
+    let mut client = ClientInfo::new(client_id.to_string(), peer.ip().to_string(), app);
+    client.tc_url = format!("http://{}/{app}", req.host);
+    let stream = StreamInfo {
+        stream: name.to_string(),
+        param: req.query.map_or(String::new(), |q| format!("?{q}")),
+        stream_id: key.to_string(),
+    };
+    let request = Request {
+        key: key.clone(),
+        subject: HookSubject { client, stream },
+        protocol: "http_flv",
+    };
+    let viewer = match ctx.admission.play(request).await {
+        Ok(viewer) => viewer,
+        Err(Refusal::BadName(_)) => return Err((StatusCode::NOT_FOUND, "not found\n")),
+        Err(_) => return Err((StatusCode::FORBIDDEN, "forbidden\n")),
+    };
+    // Subscribe before waiting, so nothing the publisher sends first is missed.
+    let subscriber = viewer.subscribe(&ctx.config.play);
+    let wait = Duration::from_millis(ctx.config.play.wait_for_publisher_ms);
+    if !subscriber.stream().is_live() && !subscriber.stream().wait_live(wait).await {
+        crate::metrics::rejected("http_flv", "not_found");
+        return Err((StatusCode::NOT_FOUND, "stream not found\n"));
+    }
+    Ok(Admitted {
+        key,
+        viewer,
+        subscriber,
+        client_id,
+    })
+}
+
+impl Admitted {
+    /// Registers the viewer in the client registry (API, kick).
+    pub fn register(&self, ctx: &Context, req: &FlvRequest<'_>, peer: SocketAddr) -> ClientGuard {
+        tracing::info!(stream = %self.key, "http-flv play started");
+        ctx.clients.register(
+            self.client_id,
+            peer.ip().to_string(),
+            Role::new(
+                ClientKind::FlvPlay,
+                Some(self.key.clone()),
+                request_url(req.host, req.path),
+            ),
+            tokio_util::sync::CancellationToken::new(),
+        )
+    }
+}
+
+/// Whether `path` names a stream that is live now (a `HEAD`: no hook, no wait).
+pub fn is_live(ctx: &Context, path: &str) -> bool {
+    split_stream_path(path, ".flv")
+        .and_then(|(app, name)| ctx.paths.get(&StreamKey::new(app, name)))
+        .is_some_and(|p| p.is_live())
+}

@@ -1,0 +1,47 @@
+//! HLS session tokens in URLs: the playlist's segment URIs carry `?session=TOKEN`, so a
+//! player's segment requests name its playback session.
+
+/// The query parameter that carries an HLS playback session token (`?session=TOKEN`).
+pub const HLS_SESSION_PARAM: &str = "session";
+
+/// The session token in a request's query string, if any.
+pub fn hls_session_param(query: Option<&str>) -> Option<&str> {
+    query?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(HLS_SESSION_PARAM)?.strip_prefix('='))
+}
+
+/// `playlist` with `?session=TOKEN` (or `&session=TOKEN`) added to every URI line. Tag lines
+/// (`#...`) and blank lines are kept.
+pub fn playlist_with_session(playlist: &str, token: &str) -> String {
+    let mut out = String::with_capacity(playlist.len() + 64);
+    for line in playlist.lines() {
+        out.push_str(line);
+        let uri = line.trim();
+        if !uri.is_empty() && !uri.starts_with('#') {
+            out.push(if uri.contains('?') { '&' } else { '?' });
+            out.push_str(HLS_SESSION_PARAM);
+            out.push('=');
+            out.push_str(token);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn playlist_urls_carry_the_session() {
+        let p = "#EXTM3U\n#EXTINF:2.0,\nlive/a-1-0.ts\nb.ts?x=1\n";
+        assert_eq!(
+            playlist_with_session(p, "t1"),
+            "#EXTM3U\n#EXTINF:2.0,\nlive/a-1-0.ts?session=t1\nb.ts?x=1&session=t1\n"
+        );
+        assert_eq!(hls_session_param(Some("a=1&session=t1")), Some("t1"));
+        assert_eq!(hls_session_param(Some("sessionx=1")), None);
+        assert_eq!(hls_session_param(None), None);
+    }
+}

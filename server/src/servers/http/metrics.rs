@@ -1,0 +1,119 @@
+//! `/metrics`: Prometheus text format 0.0.4. The recorder's counters and histograms, then
+//! the gauges of the current state, computed at scrape time from the paths and the client
+//! registry (names and meanings in `crate::metrics`).
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::Response;
+
+use super::response::Body;
+use crate::clients::{per_stream, ClientKind};
+use crate::context::Context;
+use crate::metrics::{
+    CLIENTS, PROCESS_CPU_SECONDS_TOTAL, PROCESS_RESIDENT_MEMORY_BYTES, STREAMS, STREAMS_LIVE, STREAM_KBPS,
+    STREAM_VIEWERS, UPTIME_SECONDS,
+};
+
+/// Answers `GET /metrics`.
+pub fn serve(ctx: &Context) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(render(ctx))).boxed());
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+/// The whole `/metrics` text: the recorder's series, then the scrape-time gauges.
+fn render(ctx: &Context) -> String {
+    let mut out = crate::metrics::rendered();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    render_state(ctx, &mut out);
+    out
+}
+
+fn gauge_header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Escapes a label value (Prometheus text format: backslash, quote, newline).
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn render_state(ctx: &Context, out: &mut String) {
+    let paths = ctx.paths.list();
+    let live = paths.iter().filter(|p| p.is_live()).count();
+    gauge_header(
+        out,
+        STREAMS,
+        "gauge",
+        "Streams in the hub (live or with viewers waiting).",
+    );
+    let _ = writeln!(out, "{STREAMS} {}", paths.len());
+    gauge_header(out, STREAMS_LIVE, "gauge", "Streams with a publisher.");
+    let _ = writeln!(out, "{STREAMS_LIVE} {live}");
+
+    let clients = ctx.clients.list();
+    gauge_header(out, CLIENTS, "gauge", "Connected clients by kind.");
+    for kind in ClientKind::ALL {
+        let n = clients.iter().filter(|c| c.kind() == kind).count();
+        let _ = writeln!(out, "{CLIENTS}{{kind=\"{}\"}} {n}", kind.as_str());
+    }
+
+    let per_stream = per_stream(&clients);
+    gauge_header(out, STREAM_VIEWERS, "gauge", "Viewers of one stream by protocol.");
+    for p in &paths {
+        let usage = per_stream.get(&p.key).cloned().unwrap_or_default();
+        let (app, name) = (label(&p.key.app), label(&p.key.name));
+        for (protocol, n) in [("rtmp", usage.rtmp), ("flv", usage.flv), ("hls", usage.hls)] {
+            let _ = writeln!(
+                out,
+                "{STREAM_VIEWERS}{{app=\"{app}\",stream=\"{name}\",protocol=\"{protocol}\"}} {n}"
+            );
+        }
+    }
+    gauge_header(
+        out,
+        STREAM_KBPS,
+        "gauge",
+        "Bitrate of one stream over the last 30 s, kbit/s.",
+    );
+    for p in &paths {
+        let usage = per_stream.get(&p.key).cloned().unwrap_or_default();
+        let (app, name) = (label(&p.key.app), label(&p.key.name));
+        let _ = writeln!(
+            out,
+            "{STREAM_KBPS}{{app=\"{app}\",stream=\"{name}\",direction=\"in\"}} {}",
+            usage.recv_kbps
+        );
+        let _ = writeln!(
+            out,
+            "{STREAM_KBPS}{{app=\"{app}\",stream=\"{name}\",direction=\"out\"}} {}",
+            usage.send_kbps
+        );
+    }
+
+    let proc = crate::sysinfo::process();
+    gauge_header(
+        out,
+        PROCESS_CPU_SECONDS_TOTAL,
+        "counter",
+        "CPU time of the process, seconds.",
+    );
+    let _ = writeln!(out, "{PROCESS_CPU_SECONDS_TOTAL} {}", proc.cpu_seconds);
+    gauge_header(
+        out,
+        PROCESS_RESIDENT_MEMORY_BYTES,
+        "gauge",
+        "Resident memory of the process, bytes.",
+    );
+    let _ = writeln!(out, "{PROCESS_RESIDENT_MEMORY_BYTES} {}", proc.rss_bytes);
+    gauge_header(out, UPTIME_SECONDS, "gauge", "Seconds since the server started.");
+    let _ = writeln!(out, "{UPTIME_SECONDS} {}", ctx.started.elapsed().as_secs_f64());
+}

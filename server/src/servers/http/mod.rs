@@ -1,0 +1,101 @@
+//! The HTTP server (hyper, HTTP/1.1): HTTP-FLV, HLS, health, API and metrics on one port.
+//!
+//! A connection whose first request is a live `.flv` GET is served on the socket itself
+//! (`flv/socket.rs`); every other connection goes through hyper and [`route`].
+
+mod api;
+mod flv;
+mod hls;
+mod metrics;
+mod response;
+mod urls;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_io_timeout::TimeoutStream;
+use tracing::debug;
+
+use crate::context::Context;
+use response::{preflight, text, Body};
+
+/// Accepts HTTP connections until shutdown.
+pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
+    super::listener::accept_loop(listener, ctx, "http", |ctx, socket, peer, _id| {
+        serve_connection(ctx, socket, peer)
+    })
+    .await;
+}
+
+async fn serve_connection(ctx: Arc<Context>, socket: tokio::net::TcpStream, peer: SocketAddr) {
+    // A connection that opens with a live FLV request is served on the socket itself.
+    let mut first = [0u8; 512];
+    match tokio::time::timeout(Duration::from_secs(10), socket.peek(&mut first)).await {
+        Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+        Ok(Ok(n)) if flv::is_live_flv_request(&first[..n]) => {
+            return flv::serve_socket(ctx, socket, peer).await;
+        }
+        Ok(Ok(_)) => {}
+    }
+    // A viewer whose socket accepts nothing for this long is cut off (slow-viewer policy).
+    let mut io = TimeoutStream::new(socket);
+    io.set_write_timeout(Some(Duration::from_millis(ctx.config.play.slow_disconnect_ms)));
+    let io = TokioIo::new(Box::pin(io));
+    let service_ctx = Arc::clone(&ctx);
+    let service = service_fn(move |req| {
+        let ctx = Arc::clone(&service_ctx);
+        async move { Ok::<_, Infallible>(route(ctx, req, peer).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(64 * 1024)
+        .header_read_timeout(Duration::from_secs(10))
+        .timer(hyper_util::rt::TokioTimer::new())
+        .serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                debug!(cause = %e, "http connection ended");
+            }
+        }
+        _ = ctx.shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+        }
+    }
+}
+
+async fn route(ctx: Arc<Context>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let mut response = match (req.method(), path.as_str()) {
+        (&Method::OPTIONS, _) => preflight(),
+        (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET | &Method::HEAD, "/readyz") => {
+            if ctx.ready.load(std::sync::atomic::Ordering::Relaxed) && !ctx.shutdown.is_cancelled() {
+                text(StatusCode::OK, "ready\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+            }
+        }
+        (_, p) if p == "/api" || p.starts_with("/api/") => api::serve(&ctx, &req),
+        (&Method::GET | &Method::HEAD, "/metrics") => metrics::serve(&ctx),
+        (&Method::GET | &Method::HEAD, p) if p.ends_with(".flv") => flv::serve(&ctx, &req, peer).await,
+        (&Method::GET | &Method::HEAD, p) if hls::matches(p) => hls::serve(&ctx, &req, peer).await,
+        (&Method::GET | &Method::HEAD, _) => text(StatusCode::NOT_FOUND, "not found\n"),
+        _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+    };
+    if !ctx.config.http.cors_allow_origin.is_empty() {
+        if let Ok(origin) = HeaderValue::from_str(&ctx.config.http.cors_allow_origin) {
+            response.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        }
+    }
+    response
+}

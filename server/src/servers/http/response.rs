@@ -1,0 +1,46 @@
+//! The pieces every HTTP answer is made of: the body type, plain-text answers, CORS.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// A plain-text answer.
+pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())).boxed());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+/// The answer to a CORS preflight (`OPTIONS`).
+pub fn preflight() -> Response<Body> {
+    let mut r = text(StatusCode::NO_CONTENT, "");
+    let h = r.headers_mut();
+    h.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_static("GET, HEAD, DELETE, OPTIONS"),
+    );
+    // `*` does not cover Authorization (Fetch standard), which the API's token needs.
+    h.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static("*, Authorization"),
+    );
+    h.insert("access-control-max-age", HeaderValue::from_static("86400"));
+    r
+}
+
+/// The `Access-Control-Allow-Origin` header line for answers written by hand (HTTP-FLV on
+/// the socket), or nothing when `http.cors_allow_origin` is empty or unusable.
+pub fn cors_line(origin: &str) -> String {
+    if origin.is_empty() || origin.contains(['\r', '\n']) {
+        String::new()
+    } else {
+        format!("Access-Control-Allow-Origin: {origin}\r\n")
+    }
+}

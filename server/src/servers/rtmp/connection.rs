@@ -1,0 +1,559 @@
+//! One RTMP connection: handshake, then the session as a publisher or a player.
+//!
+//! A single task reads the peer's chunks and feeds the session. When playing, a
+//! [`LivePlayer`] writes the stream's shared pre-chunked packets, and at the live edge lends
+//! the socket to the stream, which writes to it directly; the task takes it back before it
+//! writes anything of its own, so a message is never split between writers.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use estuary_protocol::flv::TagError;
+use estuary_protocol::rtmp::chunk::ChunkLimits;
+use estuary_protocol::rtmp::session::{
+    ConnectInfo, ServerSession, SessionConfig, SessionError, SessionEvent, StreamName,
+};
+use estuary_protocol::{MediaKind, Packet};
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tracing::{debug, info, warn};
+
+use super::super::player::{Framing, LivePlayer, PlayError};
+use crate::admission::{Refusal, Request};
+use crate::clients::{self, ClientGuard, ClientKind};
+use crate::context::Context;
+use crate::hooks::{ClientInfo, NotifyEvent, Receipt, StreamInfo};
+use crate::path::events::HookSubject;
+use crate::path::source::Source;
+use crate::path::viewer::Viewer;
+use crate::stream::{SinkFormat, StreamKey, SubscriberEnd};
+
+/// Read buffer of a publisher: big reads, few syscalls.
+const PUBLISHER_READ_BUFFER: usize = 64 * 1024;
+/// Read buffer of every other connection.
+const PLAYER_READ_BUFFER: usize = 4 * 1024;
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+enum ConnectionError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error("stream {stream}: {source}")]
+    BadMedia { stream: String, source: TagError },
+    #[error("{0}")]
+    Timeout(&'static str),
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("replaced by another publisher")]
+    Replaced,
+    #[error("disconnected by the server (kicked)")]
+    Kicked,
+    #[error("server shutting down")]
+    Shutdown,
+    #[error("{0}")]
+    Subscriber(#[from] SubscriberEnd),
+}
+
+impl From<PlayError> for ConnectionError {
+    fn from(e: PlayError) -> Self {
+        match e {
+            PlayError::Io(e) => ConnectionError::Io(e),
+            PlayError::Subscriber(e) => ConnectionError::Subscriber(e),
+        }
+    }
+}
+
+/// What the connection is doing.
+enum Role {
+    Idle,
+    Publishing {
+        source: Source,
+    },
+    Playing {
+        player: Box<LivePlayer>,
+        viewer: Box<Viewer>,
+        stream: StreamName,
+        stream_id: u32,
+    },
+}
+
+/// What woke the connection's loop.
+enum Wake {
+    Read(std::io::Result<usize>),
+    ReadTimeout,
+    /// The player has something to write.
+    Media(Result<(), SubscriberEnd>),
+    Shutdown,
+    Kicked,
+}
+
+struct Connection {
+    ctx: Arc<Context>,
+    id: u64,
+    peer: SocketAddr,
+    session: ServerSession,
+    writer: Arc<OwnedWriteHalf>,
+    connect: Option<ConnectInfo>,
+    role: Role,
+    kick: CancellationToken,
+    /// Completes when `kick` (or shutdown) is cancelled; kept across loop turns.
+    stopped: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// This connection in the client registry (API, kick), with its byte counters.
+    client: ClientGuard,
+    bytes_in: metrics::Counter,
+    bytes_out: metrics::Counter,
+    batches_written: u64,
+    /// Receipts of the `on_unpublish`/`on_stop` this connection caused; its `on_close` waits
+    /// for them.
+    ended: Vec<Receipt>,
+}
+
+pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64) {
+    let kick = ctx.shutdown.child_token();
+    let (mut reader, mut writer) = socket.into_split();
+    // Players only ever send acks: a small buffer keeps a thousand of them cheap. Publishers
+    // get a large one once they publish (see `next_wake`).
+    let mut buf = BytesMut::with_capacity(PLAYER_READ_BUFFER);
+    let handshake_timeout = Duration::from_millis(ctx.config.rtmp.handshake_timeout_ms);
+    match tokio::time::timeout(handshake_timeout, handshake(&mut reader, &mut writer, &mut buf)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return warn!(cause = %e, "connection closed"),
+        Err(_) => return warn!("connection closed: handshake timed out"),
+    }
+    let client = ctx.clients.register(
+        id,
+        peer.ip().to_string(),
+        clients::Role::new(ClientKind::RtmpIdle, None, String::new()),
+        kick.clone(),
+    );
+    let (bytes_in, bytes_out) = (
+        crate::metrics::bytes_received("rtmp"),
+        crate::metrics::bytes_sent("rtmp"),
+    );
+    // C0+C1+C2 in, S0+S1+S2 out; bytes read past C2 are counted with the session's.
+    client.add_received(HANDSHAKE_BYTES);
+    client.add_sent(HANDSHAKE_BYTES);
+    bytes_in.increment(HANDSHAKE_BYTES);
+    bytes_out.increment(HANDSHAKE_BYTES);
+    let session = ServerSession::new(SessionConfig {
+        limits: ChunkLimits {
+            max_chunk_size: ctx.config.limits.max_chunk_size,
+            max_message_bytes: ctx.config.limits.max_message_bytes,
+        },
+        out_chunk_size: ctx.config.rtmp.out_chunk_size,
+    });
+    let mut conn = Connection {
+        ctx,
+        id,
+        peer,
+        session,
+        writer: Arc::new(writer),
+        connect: None,
+        role: Role::Idle,
+        stopped: Box::pin(kick.clone().cancelled_owned()),
+        kick,
+        client,
+        bytes_in,
+        bytes_out,
+        batches_written: 0,
+        ended: Vec::new(),
+    };
+    let result = conn.serve(&mut reader, buf).await;
+    let _ = conn.flush().await;
+    conn.finish_role();
+    if matches!(result, Err(ConnectionError::Subscriber(SubscriberEnd::TooSlow))) {
+        crate::metrics::viewer_too_slow();
+    }
+    match result {
+        Ok(()) => info!("connection closed"),
+        Err(e) => warn!(cause = %e, "connection closed"),
+    }
+    if let Some(client) = conn.client_info() {
+        let recv_bytes = conn.session.bytes_received();
+        let close = NotifyEvent::Close {
+            client,
+            send_bytes: conn.client.sent(),
+            recv_bytes,
+        };
+        // SRS sends on_close after the client's on_unpublish/on_stop; so do we, across URLs.
+        conn.ctx.hooks.notify_after(close, std::mem::take(&mut conn.ended));
+    }
+}
+
+/// Bytes of C0+C1+C2 (and of S0+S1+S2).
+const HANDSHAKE_BYTES: u64 = 1 + 1536 + 1536;
+
+/// RTMP handshake (simple or digest, via `rml_rtmp`). Leftover bytes stay in `buf`.
+async fn handshake(
+    reader: &mut OwnedReadHalf,
+    writer: &mut OwnedWriteHalf,
+    buf: &mut BytesMut,
+) -> Result<(), ConnectionError> {
+    let mut handshake = Handshake::new(PeerType::Server);
+    // Reads go into `buf` (on the heap), not a stack array: a buffer held across an await
+    // would sit in every connection's future for its whole life.
+    let mut first_byte = None;
+    loop {
+        buf.reserve(4096);
+        let n = reader.read_buf(buf).await?;
+        if n == 0 {
+            return Err(ConnectionError::Handshake("peer closed during the handshake".into()));
+        }
+        first_byte = first_byte.or(buf.first().copied());
+        let input = buf.split();
+        match handshake.process_bytes(&input) {
+            Ok(HandshakeProcessResult::InProgress { response_bytes }) => writer.write_all(&response_bytes).await?,
+            Ok(HandshakeProcessResult::Completed {
+                response_bytes,
+                remaining_bytes,
+            }) => {
+                writer.write_all(&response_bytes).await?;
+                buf.extend_from_slice(&remaining_bytes);
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(ConnectionError::Handshake(format!(
+                    "{e:?} (first byte 0x{:02x})",
+                    first_byte.unwrap_or(0)
+                )))
+            }
+        }
+    }
+}
+
+impl Connection {
+    async fn serve(&mut self, reader: &mut OwnedReadHalf, mut buf: BytesMut) -> Result<(), ConnectionError> {
+        let mut leftover = buf.len();
+        loop {
+            let wake = if leftover > 0 {
+                Wake::Read(Ok(std::mem::take(&mut leftover)))
+            } else {
+                self.next_wake(reader, &mut buf).await
+            };
+            match wake {
+                Wake::Shutdown => return Ok(()),
+                Wake::Kicked => return Err(ConnectionError::Kicked),
+                Wake::ReadTimeout => return Err(ConnectionError::Timeout("peer sent nothing for too long")),
+                Wake::Read(Err(e)) => return Err(e.into()),
+                Wake::Read(Ok(0)) => return Ok(()), // peer closed
+                Wake::Read(Ok(n)) => {
+                    self.client.add_received(n as u64);
+                    self.bytes_in.increment(n as u64);
+                    let events = self.session.handle_input(&mut buf, n)?;
+                    for event in events {
+                        if !self.handle_event(event).await? {
+                            return Ok(());
+                        }
+                    }
+                    self.flush().await?;
+                }
+                Wake::Media(Ok(())) => self.play_batch().await?,
+                Wake::Media(Err(SubscriberEnd::NoPublisher)) => {
+                    if let Role::Playing { stream, stream_id, .. } = &self.role {
+                        let (name, id) = (stream.name.clone(), *stream_id);
+                        self.session.send_play_end(id, &name)?;
+                    }
+                    return Err(SubscriberEnd::NoPublisher.into());
+                }
+                Wake::Media(Err(e)) => return Err(e.into()),
+            }
+        }
+    }
+
+    async fn next_wake(&mut self, reader: &mut OwnedReadHalf, buf: &mut BytesMut) -> Wake {
+        // Players may legitimately send nothing for hours; everyone else must keep talking.
+        // (No timer for players: one per wake-up would cost more than the write itself.)
+        let read_timeout = match self.role {
+            Role::Playing { .. } => None,
+            _ => Some(Duration::from_millis(self.ctx.config.rtmp.publisher_timeout_ms)),
+        };
+        let want = if matches!(self.role, Role::Publishing { .. }) {
+            PUBLISHER_READ_BUFFER
+        } else {
+            PLAYER_READ_BUFFER
+        };
+        if buf.capacity() - buf.len() < want / 4 {
+            buf.reserve(want);
+        }
+        let read = async {
+            match read_timeout {
+                Some(limit) => tokio::time::timeout(limit, reader.read_buf(buf)).await.ok(),
+                None => Some(reader.read_buf(buf).await),
+            }
+        };
+        let player = match &mut self.role {
+            Role::Playing { player, .. } => Some(player),
+            _ => None,
+        };
+        tokio::select! {
+            // Media first: most wake-ups are for media, and a branch that is ready ends the
+            // select before the others are polled (the cancellation check takes a lock).
+            // `play_batch` checks for a kick itself, so a busy player still sees one.
+            biased;
+            media = async { player.expect("guarded by the branch condition").ready().await }, if player.is_some() => Wake::Media(media),
+            read = read => match read {
+                Some(r) => Wake::Read(r),
+                None => Wake::ReadTimeout,
+            },
+            // `kick` is a child of the shutdown token: one future, registered once.
+            _ = self.stopped.as_mut() => if self.ctx.shutdown.is_cancelled() { Wake::Shutdown } else { Wake::Kicked },
+        }
+    }
+
+    /// Handles one session event; false ends the connection.
+    async fn handle_event(&mut self, event: SessionEvent) -> Result<bool, ConnectionError> {
+        match event {
+            SessionEvent::Connect(info) => self.on_connect(info).await?,
+            SessionEvent::Publish { stream_id, stream } => self.on_publish(stream_id, stream).await?,
+            SessionEvent::Play { stream_id, stream } => self.on_play(stream_id, stream).await?,
+            SessionEvent::Media {
+                kind,
+                timestamp,
+                payload,
+            } => self.on_media(kind, timestamp, payload)?,
+            SessionEvent::Metadata { timestamp, payload } => self.on_media(MediaKind::Script, timestamp, payload)?,
+            SessionEvent::StreamClosed { stream_id } => match &self.role {
+                Role::Publishing { .. } => {
+                    debug!(stream_id, "publisher closed its stream");
+                    self.finish_role(); // the connection may publish again
+                }
+                Role::Playing { stream_id: id, .. } if *id == stream_id => {
+                    debug!(stream_id, "player closed its stream");
+                    return Ok(false);
+                }
+                _ => {}
+            },
+        }
+        Ok(true)
+    }
+
+    fn client_info(&self) -> Option<ClientInfo> {
+        let connect = self.connect.as_ref()?;
+        let mut client = ClientInfo::new(self.id.to_string(), self.peer.ip().to_string(), connect.app.clone());
+        client.tc_url = connect.tc_url.clone();
+        client.page_url = connect.page_url.clone();
+        Some(client)
+    }
+
+    fn stream_info(&self, stream: &StreamName) -> StreamInfo {
+        let app = self.connect.as_ref().map_or("", |c| c.app.as_str());
+        let param = if stream.query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", stream.query)
+        };
+        StreamInfo {
+            stream: stream.name.clone(),
+            param,
+            stream_id: format!("{app}/{}", stream.name),
+        }
+    }
+
+    async fn on_connect(&mut self, info: ConnectInfo) -> Result<(), ConnectionError> {
+        debug!(app = %info.app, tc_url = %info.tc_url, "connect");
+        self.connect = Some(info.clone());
+        let client = self.client_info().expect("connect info was just set");
+        let param = if info.app_query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", info.app_query)
+        };
+        if let Err(refusal) = self.ctx.admission.connect(client, param).await {
+            let reason = refusal.to_string();
+            self.session.reject_connect(&reason)?;
+            return self.refuse(reason).await;
+        }
+        self.session.accept_connect()?;
+        Ok(())
+    }
+
+    /// What the admission needs to know of a publish or play of `stream`.
+    fn request(&self, stream: &StreamName) -> Request {
+        let app = self.connect.as_ref().map_or("", |c| c.app.as_str());
+        Request {
+            key: StreamKey::new(app, stream.name.clone()),
+            subject: HookSubject {
+                client: self
+                    .client_info()
+                    .unwrap_or_else(|| ClientInfo::new(self.id.to_string(), "", app)),
+                stream: self.stream_info(stream),
+            },
+            protocol: "rtmp",
+        }
+    }
+
+    async fn on_publish(&mut self, stream_id: u32, stream: StreamName) -> Result<(), ConnectionError> {
+        if !matches!(self.role, Role::Idle) {
+            self.session.reject_publish(
+                stream_id,
+                "NetStream.Publish.BadConnection",
+                "already publishing or playing",
+            )?;
+            return Ok(());
+        }
+        let request = self.request(&stream);
+        let key = request.key.clone();
+        tracing::Span::current().record("stream", tracing::field::display(&key));
+        match self.ctx.admission.publish(request, self.id, self.kick.clone()).await {
+            Ok(source) => {
+                self.session.accept_publish(stream_id, &stream.name)?;
+                info!(stream = %key, "publish started");
+                self.client
+                    .set_role(ClientKind::Publisher, Some(key), self.stream_url(&stream));
+                self.role = Role::Publishing { source };
+                Ok(())
+            }
+            Err(refusal) => {
+                // SRS and nginx-rtmp answer a busy or bad name with BadName; a backend's "no"
+                // with Rejected.
+                let code = match refusal {
+                    Refusal::BadName(_) | Refusal::Busy(_) => "NetStream.Publish.BadName",
+                    Refusal::Hook(_) | Refusal::PreviousNotSettled(_) => "NetStream.Publish.Rejected",
+                };
+                let reason = refusal.to_string();
+                self.session.reject_publish(stream_id, code, &reason)?;
+                self.refuse(reason).await
+            }
+        }
+    }
+
+    async fn on_play(&mut self, stream_id: u32, stream: StreamName) -> Result<(), ConnectionError> {
+        if !matches!(self.role, Role::Idle) {
+            self.session
+                .reject_play(stream_id, "NetStream.Play.Failed", "already publishing or playing")?;
+            return Ok(());
+        }
+        let request = self.request(&stream);
+        let key = request.key.clone();
+        tracing::Span::current().record("stream", tracing::field::display(&key));
+        let viewer = match self.ctx.admission.play(request).await {
+            Ok(viewer) => viewer,
+            Err(refusal) => {
+                let code = match refusal {
+                    Refusal::BadName(_) => "NetStream.Play.StreamNotFound",
+                    _ => "NetStream.Play.Failed",
+                };
+                let reason = refusal.to_string();
+                self.session.reject_play(stream_id, code, &reason)?;
+                return self.refuse(reason).await;
+            }
+        };
+        // Accept at once; a viewer that came before the publisher waits (bounded) for media.
+        self.session.accept_play(stream_id, &stream.name)?;
+        info!(stream = %key, "play started");
+        self.client
+            .set_role(ClientKind::RtmpPlay, Some(key), self.stream_url(&stream));
+        let subscriber = viewer.subscribe(&self.ctx.config.play);
+        let chunk_size = self.session.out_chunk_size();
+        // Shared chunks are built for message stream 1, which is what every player we know
+        // gets from createStream; any other id costs per-player chunking.
+        let framing = if stream_id == 1 {
+            Framing::Shared(SinkFormat::Rtmp { chunk_size })
+        } else {
+            Framing::RtmpStream { stream_id, chunk_size }
+        };
+        let on_sent = super::super::player::sent_counter(&self.client, "rtmp");
+        let slow = Duration::from_millis(self.ctx.config.play.slow_disconnect_ms);
+        let player = LivePlayer::new(subscriber, Arc::clone(&self.writer), framing, on_sent, slow);
+        self.role = Role::Playing {
+            player: Box::new(player),
+            viewer: Box::new(viewer),
+            stream,
+            stream_id,
+        };
+        Ok(())
+    }
+
+    fn on_media(&mut self, kind: MediaKind, timestamp: u32, payload: Bytes) -> Result<(), ConnectionError> {
+        let Role::Publishing { source } = &self.role else {
+            debug!(?kind, "media from a connection that is not publishing; ignored");
+            return Ok(());
+        };
+        let packet =
+            Packet::from_flv_body(kind, timestamp, payload).map_err(|source_error| ConnectionError::BadMedia {
+                stream: source.path().key.to_string(),
+                source: source_error,
+            })?;
+        if !source.publish(packet) {
+            return Err(ConnectionError::Replaced);
+        }
+        Ok(())
+    }
+
+    /// Writes what the player has ready (after any control messages the session queued).
+    async fn play_batch(&mut self) -> Result<(), ConnectionError> {
+        self.batches_written += 1;
+        if self.batches_written.is_multiple_of(32) && self.kick.is_cancelled() {
+            return Err(if self.ctx.shutdown.is_cancelled() {
+                ConnectionError::Shutdown
+            } else {
+                ConnectionError::Kicked
+            });
+        }
+        let control = self.session.take_outbound();
+        if let Role::Playing { player, .. } = &mut self.role {
+            player.write(control).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the refusal the session just prepared (the admission counted it) and ends the
+    /// connection.
+    async fn refuse(&mut self, why: String) -> Result<(), ConnectionError> {
+        self.flush().await?;
+        Err(ConnectionError::Refused(why))
+    }
+
+    async fn flush(&mut self) -> Result<(), ConnectionError> {
+        let Some(bytes) = self.session.take_outbound() else {
+            return Ok(());
+        };
+        match &mut self.role {
+            // The player owns the write side (its socket may be lent to the stream).
+            Role::Playing { player, .. } => player.write(Some(bytes)).await?,
+            _ => {
+                self.client.add_sent(bytes.len() as u64);
+                self.bytes_out.increment(bytes.len() as u64);
+                super::super::io::write_all(&self.writer, bytes).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `rtmp://host/app/stream` (the client's tcUrl and the stream name, without the query).
+    fn stream_url(&self, stream: &StreamName) -> String {
+        let tc_url = self.connect.as_ref().map_or("", |c| c.tc_url.as_str());
+        format!("{}/{}", tc_url.trim_end_matches('/'), stream.name)
+    }
+
+    /// Ends publishing or playing; the path tells the hooks, and `on_close` will wait for it.
+    fn finish_role(&mut self) {
+        if !matches!(self.role, Role::Idle) {
+            self.client.set_role(ClientKind::RtmpIdle, None, String::new());
+        }
+        match std::mem::replace(&mut self.role, Role::Idle) {
+            Role::Publishing { source } => {
+                info!(stream = %source.path().key, "publish stopped");
+                self.ended.push(source.finish());
+            }
+            Role::Playing { player, viewer, .. } => {
+                let subscriber = player.subscriber();
+                info!(stream = %subscriber.stream().key, dropped = subscriber.dropped, "play stopped");
+                // The socket comes back from the stream before the viewer's hold goes.
+                drop(player);
+                self.ended.push(viewer.finish());
+            }
+            Role::Idle => {}
+        }
+    }
+}

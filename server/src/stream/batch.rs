@@ -1,0 +1,15 @@
+//! What a stream's ring carries: packets published together.
+
+use std::sync::Arc;
+
+use estuary_protocol::Packet;
+
+/// Packets published together (a video frame and the audio held before it), delivered to
+/// viewers in one write.
+#[derive(Debug)]
+pub struct Batch {
+    /// Numbers batches from 1 in publishing order, so a viewer can tell a batch it was
+    /// already written directly (see `direct.rs`) or one it lost.
+    pub seq: u64,
+    pub packets: Box<[Arc<Packet>]>,
+}

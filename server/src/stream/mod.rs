@@ -1,0 +1,29 @@
+//! The live media of one stream key, and its fan-out: the hot path.
+//!
+//! ```text
+//! source ──► Stream::publish ──► timeline, headers, GOP cache ──► ring ──► Subscriber × N
+//!                                                              └──► parked sockets (direct)
+//! ```
+//! - `live`: the [`Stream`]: publisher slot, timeline, sequence headers, GOP cache, ring.
+//! - `subscriber`: one reader of the ring, with the slow-viewer policy.
+//! - `direct`: sockets of viewers at the live edge, written by the publisher's task.
+//! - `timeline`, `gop`, `metadata`, `batch`, `key`: the pieces they are made of.
+//!
+//! Nothing here knows about hooks, outputs or protocols: the owner of a stream key (its
+//! path, `crate::path`) decides who publishes and who watches.
+
+mod batch;
+mod direct;
+mod gop;
+mod key;
+mod live;
+mod metadata;
+mod subscriber;
+mod timeline;
+
+pub use batch::Batch;
+pub use direct::{DirectSink, SentCounter, SinkFormat};
+pub use key::StreamKey;
+pub use live::{ClaimError, Holder, Snapshot, Stream, StreamStats};
+pub use metadata::Tracks;
+pub use subscriber::{Subscriber, SubscriberEnd};
