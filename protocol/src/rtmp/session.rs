@@ -10,7 +10,8 @@
 //!
 //! Command flow handled (RTMP 1.0 §7.2; what OBS, FFmpeg, GStreamer and librtmp send):
 //! `connect`, `releaseStream`, `FCPublish`, `createStream`, `publish`, `@setDataFrame`,
-//! `FCUnpublish`, `deleteStream`/`closeStream`, `play`, plus the control messages
+//! `FCUnpublish`, `deleteStream`/`closeStream`, `play` and what players send before it
+//! (`FCSubscribe`, `getStreamLength`, `_checkbw`, `checkBandwidth`), plus the control messages
 //! (Set Chunk Size, Abort, Window Acknowledgement Size, Acknowledgement, User Control ping).
 
 use bytes::{Bytes, BytesMut};
@@ -345,13 +346,34 @@ impl ServerSession {
                     0,
                 )?;
             }
-            "releaseStream" | "FCPublish" | "FCSubscribe" | "getStreamLength" | "_checkbw" => {
+            // An empty `_result` when the caller wants one. Publishers: `releaseStream`,
+            // `FCPublish`. Players, before `play`: `FCSubscribe` (ffmpeg with `-rtmp_live live`
+            // or `-rtmp_subscribe`, librtmp with `live=1`), `_checkbw` (ffmpeg and librtmp
+            // send it on our `onBWDone`; Haivision encoders send it anyway) and
+            // `checkBandwidth` (Flash players written for FMS); no client reads a value from
+            // these results. Reference servers: nginx-rtmp has no handler for any of the three
+            // and sends nothing; SRS answers a call it has no packet type for with `_result,
+            // null, null` before `createStream` and during play (transaction id not 0), and
+            // drops it in between. Neither sends FMS's `onFCSubscribe`, which no client waits
+            // for (librtmp ignores it, ffmpeg does not look), so we do not either.
+            "releaseStream" | "FCPublish" | "FCSubscribe" | "_checkbw" | "checkBandwidth" => {
                 self.acknowledge(transaction_id)?;
                 if command_name == "FCPublish" {
                     let name = arg_str(0).unwrap_or_default();
                     let info = status("status", "NetStream.Publish.Start", &name);
                     self.send_command("onFCPublish", 0.0, Amf0Value::Null, vec![info], 0)?;
                 }
+            }
+            // ffmpeg (and mpv through it) sends `getStreamLength` between `createStream` and
+            // `play` unless told the stream is live, and reads the `_result`'s fourth value as
+            // an AMF0 number, the length in seconds; anything else makes it log "Unexpected
+            // reply on getStreamLength()". nginx-rtmp never answers, SRS ignores it at that
+            // point (and would answer `null` during play), so neither trips the warning. We
+            // answer the number ffmpeg asks for: 0, "no known length", which is what a live
+            // stream has (ffmpeg then adds no duration to the stream).
+            "getStreamLength" if transaction_id != 0.0 => {
+                let length = Amf0Value::Number(0.0);
+                self.send_command("_result", transaction_id, Amf0Value::Null, vec![length], 0)?;
             }
             "publish" => {
                 let stream = StreamName::parse(&arg_str(0).unwrap_or_default());

@@ -169,6 +169,140 @@ fn set_data_frame_becomes_on_metadata() {
     assert_eq!(decoded, vec![Amf0Value::Utf8String("onMetaData".into()), meta]);
 }
 
+/// A player on the wire: sends AMF0 commands as raw chunks and reads every byte the server
+/// sends since the session began with a chunk reader of its own, so the server's header
+/// compression and its Set Chunk Size are followed as a real player follows them.
+struct WirePlayer {
+    server: ServerSession,
+    reader: ChunkReader,
+    from_server: BytesMut,
+}
+
+impl WirePlayer {
+    /// A player that sent `connect` (transaction 1, as ffmpeg does) and was admitted.
+    fn connected() -> WirePlayer {
+        let mut player = WirePlayer {
+            server: ServerSession::new(config()),
+            reader: ChunkReader::new(ChunkLimits::default()),
+            from_server: BytesMut::new(),
+        };
+        let app = Amf0Value::Object([("app".to_string(), Amf0Value::Utf8String("live".into()))].into());
+        let events = player.send(
+            &[Amf0Value::Utf8String("connect".into()), Amf0Value::Number(1.0), app],
+            0,
+        );
+        assert!(matches!(events[..], [SessionEvent::Connect(_)]), "{events:?}");
+        player.server.accept_connect().unwrap();
+        let replies = player.commands();
+        assert_eq!(replies.len(), 2, "connect _result and onBWDone: {replies:?}");
+        player
+    }
+
+    /// Sends one AMF0 command on message stream `stream_id` (chunk stream 3, ffmpeg's).
+    fn send(&mut self, values: &[Amf0Value], stream_id: u32) -> Vec<SessionEvent> {
+        let payload = rml_amf0::serialize(&values.to_vec()).unwrap();
+        let mut buf = BytesMut::from(&chunker::chunk_message(3, 20, 0, stream_id, &payload, 128)[..]);
+        let n = buf.len();
+        let events = self.server.handle_input(&mut buf, n).unwrap();
+        assert!(buf.is_empty());
+        events
+    }
+
+    /// The command messages the server sent since the last call, as (message stream id,
+    /// AMF0 values); control messages are read (Set Chunk Size applied) and left out.
+    fn commands(&mut self) -> Vec<(u32, Vec<Amf0Value>)> {
+        if let Some(bytes) = self.server.take_outbound() {
+            self.from_server.extend_from_slice(&bytes);
+        }
+        let mut out = Vec::new();
+        while let Some(msg) = self.reader.read(&mut self.from_server).unwrap() {
+            if msg.type_id == 20 {
+                out.push((msg.stream_id, rml_amf0::deserialize(&mut &msg.payload[..]).unwrap()));
+            }
+        }
+        assert!(self.from_server.is_empty(), "a partial message from the server");
+        out
+    }
+
+    /// Sends `name, tx, null, arg` on stream 0 and returns the server's command replies.
+    fn call(&mut self, name: &str, tx: f64, arg: &str) -> Vec<(u32, Vec<Amf0Value>)> {
+        let values = [
+            Amf0Value::Utf8String(name.into()),
+            Amf0Value::Number(tx),
+            Amf0Value::Null,
+            Amf0Value::Utf8String(arg.into()),
+        ];
+        let events = self.send(&values, 0);
+        assert!(events.is_empty(), "{name} raised {events:?}");
+        self.commands()
+    }
+}
+
+/// A `_result` on message stream 0: `_result, tx, null, value`.
+fn result(tx: f64, value: Amf0Value) -> (u32, Vec<Amf0Value>) {
+    let name = Amf0Value::Utf8String("_result".into());
+    (0, vec![name, Amf0Value::Number(tx), Amf0Value::Null, value])
+}
+
+/// `getStreamLength` as ffmpeg sends it between `createStream` and `play`: the reply is
+/// `_result` with its transaction id, a null command object and the number 0 (ffmpeg's
+/// `read_number_result` reads exactly these four values; anything else makes it log
+/// "Unexpected reply on getStreamLength()").
+#[test]
+fn get_stream_length_answers_zero_for_a_live_stream() {
+    let mut player = WirePlayer::connected();
+    let created = player.call("createStream", 2.0, "");
+    assert_eq!(created, vec![result(2.0, Amf0Value::Number(1.0))]);
+    let length = player.call("getStreamLength", 3.0, "cam1");
+    assert_eq!(length, vec![result(3.0, Amf0Value::Number(0.0))]);
+    // play still follows as usual.
+    let values = [
+        Amf0Value::Utf8String("play".into()),
+        Amf0Value::Number(4.0),
+        Amf0Value::Null,
+        Amf0Value::Utf8String("cam1".into()),
+        Amf0Value::Number(-2000.0),
+    ];
+    let events = player.send(&values, 1);
+    assert!(
+        matches!(&events[..], [SessionEvent::Play { stream_id: 1, stream }] if stream.name == "cam1"),
+        "{events:?}"
+    );
+}
+
+/// Transaction id 0 means the caller wants no reply: none is sent, for `getStreamLength` as
+/// for the calls answered with an empty `_result`.
+#[test]
+fn calls_with_transaction_zero_get_no_reply() {
+    let mut player = WirePlayer::connected();
+    for name in [
+        "getStreamLength",
+        "FCSubscribe",
+        "_checkbw",
+        "checkBandwidth",
+        "releaseStream",
+    ] {
+        assert_eq!(player.call(name, 0.0, "cam1"), vec![], "{name}");
+    }
+}
+
+/// The other calls players make before `play` (`FCSubscribe`, `_checkbw`, `checkBandwidth`)
+/// get the empty `_result` with their transaction id that publishers' `releaseStream` gets,
+/// and nothing else (no `onFCSubscribe`: neither nginx-rtmp nor SRS sends one).
+#[test]
+fn other_pre_play_calls_get_an_empty_result() {
+    let mut player = WirePlayer::connected();
+    for (tx, name) in [
+        (2.0, "FCSubscribe"),
+        (3.0, "_checkbw"),
+        (4.0, "checkBandwidth"),
+        (5.0, "releaseStream"),
+    ] {
+        let replies = player.call(name, tx, "cam1");
+        assert_eq!(replies, vec![result(tx, Amf0Value::Undefined)], "{name}");
+    }
+}
+
 proptest::proptest! {
     #[test]
     fn arbitrary_messages_never_panic(type_id in 0u8..32, data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
