@@ -6,6 +6,7 @@
 pub mod codec;
 pub mod flv;
 pub mod media;
+mod media_kind;
 pub mod rtmp;
 
 pub use media::{Codec, MediaKind, Packet};

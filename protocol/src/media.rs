@@ -12,15 +12,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use crate::flv::tag::{parse_audio_header, parse_video_header, AudioCodec, TagError, VideoCodec};
-
-/// What a packet carries; the values are the FLV/RTMP message type ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MediaKind {
-    Audio = 8,
-    Video = 9,
-    /// AMF0 script data (`onMetaData`), message type 18.
-    Script = 18,
-}
+pub use crate::media_kind::MediaKind;
 
 /// Codec of a packet, known once its tag header has been parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +48,9 @@ pub struct Packet {
     /// header): AVC NAL units in AVCC form, raw AAC frames, or the configuration record.
     pub body_offset: usize,
     flv_tag: OnceLock<Bytes>,
-    rtmp_chunks: OnceLock<(u32, Bytes)>,
+    /// The cache of [`Packet::rtmp_chunks`]: the chunk size and the chunks built at it. That
+    /// method is in [`crate::rtmp::chunker`], which depends on this module.
+    pub(crate) rtmp_chunks: OnceLock<(u32, Bytes)>,
 }
 
 impl Packet {
@@ -128,19 +122,5 @@ impl Packet {
     pub fn flv_tag(&self) -> &Bytes {
         self.flv_tag
             .get_or_init(|| crate::flv::tag::encode_tag(self.kind, self.dts as u32, &self.payload))
-    }
-
-    /// This packet as RTMP chunks for message stream 1 at `chunk_size`, built on the first
-    /// call and shared by every later caller. A server uses one out-chunk size for all its
-    /// players; a call with another size builds (and returns) uncached chunks.
-    pub fn rtmp_chunks(&self, chunk_size: u32) -> Bytes {
-        let (size, bytes) = self
-            .rtmp_chunks
-            .get_or_init(|| (chunk_size, crate::rtmp::chunker::chunk_media(self, 1, chunk_size)));
-        if *size == chunk_size {
-            bytes.clone()
-        } else {
-            crate::rtmp::chunker::chunk_media(self, 1, chunk_size)
-        }
     }
 }

@@ -128,7 +128,7 @@ fn write_adaptation_field(out: &mut BytesMut, total: usize, flags: &FirstPacketF
 }
 
 fn encode_pcr(base: u64) -> [u8; PCR_LEN] {
-    let base = base & super::TIMESTAMP_MASK;
+    let base = base & super::clock::TIMESTAMP_MASK;
     [
         (base >> 25) as u8,
         (base >> 17) as u8,

@@ -31,7 +31,7 @@ pub fn pes_header(stream_id: u8, pts: u64, dts: Option<u64>, payload_len: usize)
 
 /// A 33-bit timestamp in the 5-byte PES form, with its 4-bit prefix and marker bits.
 pub fn encode_timestamp(prefix: u8, ts: u64) -> [u8; 5] {
-    let ts = ts & super::TIMESTAMP_MASK;
+    let ts = ts & super::clock::TIMESTAMP_MASK;
     [
         (prefix << 4) | (((ts >> 30) as u8 & 0x07) << 1) | 1,
         (ts >> 22) as u8,

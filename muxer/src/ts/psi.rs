@@ -4,7 +4,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::{PMT_PID, PROGRAM_NUMBER};
+use super::ids::{PMT_PID, PROGRAM_NUMBER};
 
 const TABLE_ID_PAT: u8 = 0x00;
 const TABLE_ID_PMT: u8 = 0x02;

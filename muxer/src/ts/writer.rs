@@ -4,14 +4,14 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::clock::ms_to_90khz;
+use super::ids::{
+    AUDIO_PID, AUDIO_STREAM_ID, PAT_PID, PMT_PID, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264, VIDEO_PID, VIDEO_STREAM_ID,
+};
 use super::packet::{write_pes_packets, write_section_packet, FirstPacketFlags};
 use super::pes::pes_header;
 use super::psi::{pat_section, pmt_section, PmtStream};
 use super::video::AvcAccessUnit;
-use super::{
-    ms_to_90khz, AUDIO_PID, AUDIO_STREAM_ID, PAT_PID, PMT_PID, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264, VIDEO_PID,
-    VIDEO_STREAM_ID,
-};
 
 /// How far the PCR runs behind the DTS of the frame that carries it, so that a decoder
 /// model has the frame before it is due and audio queued a few frames behind the video

@@ -7,7 +7,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::media::MediaKind;
+use crate::media_kind::MediaKind;
 
 /// Video codecs a publisher may send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

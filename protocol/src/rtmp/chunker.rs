@@ -7,10 +7,14 @@
 //! per-connection control serializer (`rml_rtmp`, csids 2–6) never uses, so its compression
 //! state stays valid. The extended timestamp is repeated in every continuation chunk, which
 //! is what librtmp and FFmpeg expect (RTMP 1.0 §5.3.1.3).
+//!
+//! [`Packet::rtmp_chunks`], which caches a packet's chunks beside it, is defined here rather
+//! than in [`crate::media`], so that `media` does not depend on the chunker that depends on it.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::media::{MediaKind, Packet};
+use crate::media::Packet;
+use crate::media_kind::MediaKind;
 
 /// Chunk stream id for shared audio chunks.
 pub const AUDIO_CSID: u8 = 7;
@@ -36,6 +40,22 @@ pub fn chunk_media(packet: &Packet, stream_id: u32, chunk_size: u32) -> Bytes {
         &packet.payload,
         chunk_size,
     )
+}
+
+impl Packet {
+    /// This packet as RTMP chunks for message stream 1 at `chunk_size`, built on the first
+    /// call and shared by every later caller. A server uses one out-chunk size for all its
+    /// players; a call with another size builds (and returns) uncached chunks.
+    pub fn rtmp_chunks(&self, chunk_size: u32) -> Bytes {
+        let (size, bytes) = self
+            .rtmp_chunks
+            .get_or_init(|| (chunk_size, chunk_media(self, 1, chunk_size)));
+        if *size == chunk_size {
+            bytes.clone()
+        } else {
+            chunk_media(self, 1, chunk_size)
+        }
+    }
 }
 
 /// Chunks one message: a format-0 chunk, then format-3 continuations. `csid` must be in

@@ -22,7 +22,7 @@ use rml_rtmp::time::RtmpTimestamp;
 
 use super::amf_guard;
 use super::chunk::{ChunkError, ChunkLimits, ChunkReader, RawMessage};
-use crate::media::MediaKind;
+use crate::media_kind::MediaKind;
 
 /// Deepest AMF0 nesting accepted from a peer.
 pub const MAX_AMF_DEPTH: usize = 32;
