@@ -13,10 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::HookUrl;
 use super::event::HookKind;
-use super::http::Outcome;
+use super::http::{HttpClient, Outcome};
 use super::receipt::Pending;
-use super::stats::Undelivered;
-use super::Inner;
+use super::stats::{Counters, Undelivered};
 
 /// How long the tasks keep delivering after shutdown was requested.
 pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
@@ -30,6 +29,14 @@ pub(crate) struct Job {
     /// Dropped with the job, whatever becomes of it: settles the notification's receipt.
     #[allow(dead_code)] // held for its drop
     pub settles: Pending,
+}
+
+/// What the delivery tasks share with the decisions: the HTTP client, the counters, and the
+/// retry delays.
+pub(crate) struct Transport {
+    pub client: HttpClient,
+    pub counters: Counters,
+    pub backoff: Backoff,
 }
 
 /// Exponential retry delay: `min`, doubling up to `max`.
@@ -48,7 +55,7 @@ enum Delivery {
 
 /// Delivers `rx` to `url` until shutdown, then flushes for up to [`SHUTDOWN_FLUSH`].
 pub(crate) async fn run_endpoint(
-    inner: Arc<Inner>,
+    inner: Arc<Transport>,
     url: HookUrl,
     mut rx: mpsc::Receiver<Job>,
     shutdown: CancellationToken,
@@ -102,7 +109,7 @@ pub(crate) async fn run_endpoint(
 }
 
 struct Endpoint<'a> {
-    inner: &'a Inner,
+    inner: &'a Transport,
     url: &'a HookUrl,
     /// Set while the endpoint fails, to log the outage once and its end once.
     failing_since: Option<Instant>,

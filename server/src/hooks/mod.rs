@@ -110,7 +110,7 @@ pub use receipt::Receipt;
 pub use stats::{HooksStats, HOOK_CALLS_TOTAL, HOOK_DECISIONS_TOTAL, HOOK_DURATION_SECONDS, HOOK_UNDELIVERED_TOTAL};
 
 use config::{Effective, HookUrl};
-use delivery::{Backoff, Job};
+use delivery::{Backoff, Job, Transport};
 use http::{HttpClient, Outcome};
 use stats::{Counters, RateLimit, Undelivered};
 
@@ -136,13 +136,11 @@ pub struct Hooks {
     inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
+struct Inner {
     identity: ServerIdentity,
     global: Effective,
     apps: HashMap<String, Effective>,
-    client: HttpClient,
-    counters: Counters,
-    backoff: Backoff,
+    transport: Arc<Transport>,
     /// Notification queue per endpoint URL (as configured).
     queues: HashMap<String, mpsc::Sender<Job>>,
     /// Taken by [`Hooks::start`].
@@ -186,12 +184,14 @@ impl Hooks {
                 identity,
                 global: global_eff,
                 apps,
-                client: HttpClient::default(),
-                counters: Counters::default(),
-                backoff: Backoff {
-                    min: Duration::from_millis(global.retry_min_ms),
-                    max: Duration::from_millis(global.retry_max_ms),
-                },
+                transport: Arc::new(Transport {
+                    client: HttpClient::default(),
+                    counters: Counters::default(),
+                    backoff: Backoff {
+                        min: Duration::from_millis(global.retry_min_ms),
+                        max: Duration::from_millis(global.retry_max_ms),
+                    },
+                }),
                 queues,
                 receivers: Mutex::new(receivers),
                 drop_warning: RateLimit::new(Duration::from_secs(1)),
@@ -209,7 +209,12 @@ impl Hooks {
         tracing::info!(endpoints = receivers.len(), "hooks delivery started");
         let mut tasks = tokio::task::JoinSet::new();
         for (url, rx) in receivers {
-            tasks.spawn(delivery::run_endpoint(self.inner.clone(), url, rx, shutdown.clone()));
+            tasks.spawn(delivery::run_endpoint(
+                Arc::clone(&self.inner.transport),
+                url,
+                rx,
+                shutdown.clone(),
+            ));
         }
         tokio::spawn(async move {
             while let Some(res) = tasks.join_next().await {
@@ -234,9 +239,9 @@ impl Hooks {
         let hook = kind.as_str();
         for url in urls {
             let start = Instant::now();
-            let outcome = self.inner.client.post(url, body.clone(), eff.timeout).await;
+            let outcome = self.inner.transport.client.post(url, body.clone(), eff.timeout).await;
             let took = start.elapsed();
-            self.inner.counters.record_call(kind, &outcome, took);
+            self.inner.transport.counters.record_call(kind, &outcome, took);
             let url_s = url.raw.as_str();
             let reason = match outcome {
                 Outcome::Accepted => {
@@ -262,10 +267,10 @@ impl Hooks {
                     }
                 },
             };
-            self.inner.counters.record_decision(kind, false);
+            self.inner.transport.counters.record_decision(kind, false);
             return Decision::Reject { reason };
         }
-        self.inner.counters.record_decision(kind, true);
+        self.inner.transport.counters.record_decision(kind, true);
         Decision::Allow
     }
 
@@ -295,7 +300,7 @@ impl Hooks {
             match tx.try_send(job) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    let c = &self.inner.counters;
+                    let c = &self.inner.transport.counters;
                     c.record_undelivered(kind, Undelivered::QueueFull, 1);
                     let n = c.dropped();
                     if self.inner.drop_warning.allow() {
@@ -303,7 +308,10 @@ impl Hooks {
                     }
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.inner.counters.record_undelivered(kind, Undelivered::Shutdown, 1);
+                    self.inner
+                        .transport
+                        .counters
+                        .record_undelivered(kind, Undelivered::Shutdown, 1);
                     tracing::debug!(hook = kind.as_str(), url = %url.raw, "hooks stopped, notification dropped");
                 }
             }
@@ -355,12 +363,12 @@ impl Hooks {
 
     /// Notifications dropped so far because a queue was full.
     pub fn dropped_total(&self) -> u64 {
-        self.inner.counters.dropped()
+        self.inner.transport.counters.dropped()
     }
 
     /// A copy of all counters.
     pub fn stats(&self) -> HooksStats {
-        self.inner.counters.snapshot()
+        self.inner.transport.counters.snapshot()
     }
 
     fn effective(&self, app: &str) -> &Effective {
