@@ -71,7 +71,7 @@ pub async fn run(
     if tokio::time::timeout(SHUTDOWN_GRACE, ctx.tasks.wait()).await.is_err() {
         tracing::warn!(
             remaining = ctx.tasks.len(),
-            "connections still open after the grace period; exiting anyway"
+            "connections or outputs still running after the grace period; exiting anyway"
         );
     }
     // Connections queued their last notifications (an on_close may still wait for the

@@ -237,6 +237,62 @@ fn stopped_stream_ends_then_is_removed() {
     }
 }
 
+/// A publisher that comes back after the reconnect window ran out, while the ended playlist
+/// is still served, gets HLS again: a new playlist, under a new packaging-run name, that
+/// plays. (The packager's end and a new publisher's start once raced: the newcomer found the
+/// old packager "running" a moment before it ended, and went without HLS.)
+#[test]
+fn a_publisher_back_after_the_playlist_ended_gets_hls_again() {
+    let ctx = TestCtx::new("hls_back_after_end");
+    let server = Server::start_with_config(&ctx, "[hls]\nreconnect_window_ms = 1000\ndispose_ms = 30000\n");
+    let stream = "back";
+    let url = server.m3u8_url(APP, stream);
+    let mut publisher = publish_ffmpeg(&ctx, Clip::Small, &server.rtmp_url(APP, stream));
+    let mut first = HlsWalker::new(&url, rules(Clip::Small));
+    let before = walk_until_listed(&mut first, 2);
+    publisher.kill();
+    let deadline = Instant::now() + 2 * LIMIT;
+    while first.ended_body.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the playlist did not end after the reconnect window"
+        );
+        thread::sleep(Duration::from_millis(250));
+        first.poll().unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_no_errors("the first run", &first);
+    let old_instance = segment_name_parts(&before.segments[0].uri).expect("segment name").1;
+
+    let _publisher = publish_ffmpeg(&ctx, Clip::Small, &server.rtmp_url(APP, stream));
+    let mut second = HlsWalker::new(&url, rules(Clip::Small));
+    let deadline = Instant::now() + 2 * LIMIT;
+    let report = loop {
+        if let Polled::Playlist(Some(r)) = second.poll().unwrap_or_else(|e| panic!("{e}")) {
+            if !r.ended && r.segments.len() >= 2 {
+                break r;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no live playlist for the publisher that came back"
+        );
+        thread::sleep(POLL);
+    };
+    assert_no_errors("the second run", &second);
+    let new_instance = segment_name_parts(&report.segments[0].uri).expect("segment name").1;
+    assert_ne!(
+        new_instance, old_instance,
+        "a new packaging run reuses the old segment names"
+    );
+    let decoded = ffmpeg_decode(&url, 4, LIMIT);
+    assert!(
+        decoded.success() && decoded.stderr.trim().is_empty(),
+        "ffmpeg decoding {url}: {}\n{}",
+        status_text(&decoded),
+        decoded.stderr
+    );
+}
+
 /// Serving: content types, HEAD, CORS, caching, the tail of segments that left the window,
 /// and 404 for what is not there.
 #[test]

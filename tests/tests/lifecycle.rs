@@ -37,3 +37,25 @@ fn sigint_exits_zero_when_idle() {
     let status = status.unwrap_or_else(|| panic!("estuary did not exit within {EXIT_LIMIT:?} of SIGINT"));
     assert_eq!(status.code(), Some(0), "estuary exit status after SIGINT: {status}");
 }
+
+/// SIGTERM 1.5 s after a publisher left (issue 17): the stream's HLS packager is waiting out
+/// its reconnect window then. Shutdown ends it at once: exit 0, and no task is left for the
+/// grace period to give up on.
+#[test]
+fn sigterm_just_after_a_publisher_left_ends_everything_at_once() {
+    let ctx = TestCtx::new("sigterm_just_after_a_publisher_left");
+    let mut server = Server::start(&ctx);
+    let (mut publisher, viewer) = publish_and_wait_live(&ctx, &server, Clip::Main, "live", "left");
+    std::thread::sleep(Duration::from_secs(4));
+    publisher.kill();
+    drop(viewer);
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = server.signal_and_wait("TERM", EXIT_LIMIT);
+    let status = status.unwrap_or_else(|| panic!("estuary did not exit within {EXIT_LIMIT:?} of SIGTERM"));
+    assert_eq!(status.code(), Some(0), "estuary exit status after SIGTERM: {status}");
+    let logs = server.logs();
+    assert!(
+        !logs.contains("still open") && !logs.contains("still running"),
+        "shutdown waited for something left behind:\n{logs}"
+    );
+}
