@@ -27,7 +27,7 @@ pub enum Codec {
 pub struct Packet {
     pub kind: MediaKind,
     /// Decode timestamp in milliseconds on the stream's normalised timeline (monotonic per
-    /// track, starts near 0, survives publisher reconnects). Set by the hub.
+    /// track, starts near 0, survives publisher reconnects). Set by the stream.
     pub dts: u64,
     /// Composition offset in milliseconds: `pts = dts + cts`. Zero for audio and script data.
     pub cts: i32,
@@ -38,7 +38,7 @@ pub struct Packet {
     pub codec: Codec,
     /// The first packet after a break in the timeline (publisher reconnect, timestamp jump).
     pub discontinuity: bool,
-    /// Wall-clock arrival in milliseconds since the Unix epoch, stamped by the hub when the
+    /// Wall-clock arrival in milliseconds since the Unix epoch, stamped by the stream when the
     /// packet entered it; packagers use it for `EXT-X-PROGRAM-DATE-TIME` instead of a clock.
     pub arrival_ms: u64,
     /// The FLV tag body as received: the audio/video tag header followed by codec data, or
@@ -54,7 +54,7 @@ pub struct Packet {
 }
 
 impl Packet {
-    /// A packet with no cached framing yet. `dts` is the publisher's timestamp until the hub
+    /// A packet with no cached framing yet. `dts` is the publisher's timestamp until the stream
     /// normalises it.
     pub fn new(kind: MediaKind, dts: u64, payload: Bytes) -> Self {
         Packet {

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-/// Gauge: streams in the hub (live or with viewers waiting).
+/// Gauge: streams in use (live, or with viewers or outputs waiting).
 pub const STREAMS: &str = "estuary_streams";
 /// Gauge: streams with a publisher.
 pub const STREAMS_LIVE: &str = "estuary_streams_live";

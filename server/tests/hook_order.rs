@@ -63,6 +63,26 @@ fn hooks(receiver: &HookReceiver, lists: &[(&str, &str)]) -> String {
     c
 }
 
+/// Waits for a second publisher to be admitted and for `first_id`'s `on_unpublish`, and
+/// checks the backend accepted that before the second one's `on_publish`.
+fn assert_successor_after(server: &Server, accepted: &Accepted, first_id: &str) {
+    let both = wait_for(LIMIT, || (publishers(accepted).len() == 2).then_some(()));
+    assert!(
+        both.is_some(),
+        "the second publisher was not admitted; log:\n{}",
+        server.log()
+    );
+    let second_id = publishers(accepted)[1].clone();
+    let gone = wait_for(LIMIT, || position(accepted, "on_unpublish", first_id));
+    let gone = gone.expect("the first publisher's on_unpublish accepted (once its URL is back)");
+    let back = position(accepted, "on_publish", &second_id).expect("the second publisher's on_publish");
+    assert!(
+        gone < back,
+        "the second publisher's on_publish came before the first one's on_unpublish: {:?}",
+        accepted.lock().unwrap_or_else(|e| e.into_inner())
+    );
+}
+
 /// A publisher that reconnects (its old connection dropped) is announced with `on_publish`
 /// only after the backend accepted the old one's `on_unpublish`, even though that went to
 /// another URL, which was down for a while.
@@ -80,17 +100,7 @@ fn a_reconnecting_publisher_is_announced_after_its_predecessor_left() {
     });
     assert!(unpublish_sent.is_some(), "no on_unpublish; log:\n{}", server.log());
     let _second = server.publish("live/cam", "second.log");
-    let both = wait_for(LIMIT, || (publishers(&accepted).len() == 2).then_some(()));
-    assert!(both.is_some(), "the reconnect was not admitted; log:\n{}", server.log());
-    let second_id = publishers(&accepted)[1].clone();
-    let gone = wait_for(LIMIT, || position(&accepted, "on_unpublish", &first_id));
-    let gone = gone.expect("the old publisher's on_unpublish accepted once its URL is back");
-    let back = position(&accepted, "on_publish", &second_id).expect("new publisher's on_publish accepted");
-    assert!(
-        gone < back,
-        "on_publish of the reconnect before on_unpublish of the old connection: {:?}",
-        accepted.lock().unwrap_or_else(|e| e.into_inner())
-    );
+    assert_successor_after(&server, &accepted, &first_id);
 }
 
 /// A newcomer that takes over a silent publisher's key: the backend hears the silent one's
@@ -112,17 +122,7 @@ fn a_takeover_announces_the_old_publisher_gone_first() {
     assert!(stopped.success());
     std::thread::sleep(Duration::from_millis(1500));
     let _second = server.publish("live/cam", "second.log");
-    let both = wait_for(LIMIT, || (publishers(&accepted).len() == 2).then_some(()));
-    assert!(both.is_some(), "the newcomer did not take over; log:\n{}", server.log());
-    let second_id = publishers(&accepted)[1].clone();
-    let gone = wait_for(LIMIT, || position(&accepted, "on_unpublish", &first_id));
-    let gone = gone.expect("the silent publisher's on_unpublish");
-    let back = position(&accepted, "on_publish", &second_id).expect("newcomer's on_publish");
-    assert!(
-        gone < back,
-        "the newcomer's on_publish came before the old publisher's on_unpublish: {:?}",
-        accepted.lock().unwrap_or_else(|e| e.into_inner())
-    );
+    assert_successor_after(&server, &accepted, &first_id);
     drop(first);
 }
 

@@ -272,7 +272,10 @@ fn a_publisher_back_after_the_playlist_ended_gets_hls_again() {
         if head.status == 200 && !String::from_utf8_lossy(&body).contains("#EXT-X-ENDLIST") {
             break;
         }
-        assert!(Instant::now() < deadline, "no live playlist for the publisher that came back");
+        assert!(
+            Instant::now() < deadline,
+            "no live playlist for the publisher that came back"
+        );
         thread::sleep(Duration::from_millis(250));
     }
     let mut second = HlsWalker::new(&url, rules(Clip::Small));

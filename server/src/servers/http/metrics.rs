@@ -53,7 +53,7 @@ fn render_state(ctx: &Context, out: &mut String) {
         out,
         STREAMS,
         "gauge",
-        "Streams in the hub (live or with viewers waiting).",
+        "Streams in use (live, or with viewers or outputs waiting).",
     );
     let _ = writeln!(out, "{STREAMS} {}", paths.len());
     gauge_header(out, STREAMS_LIVE, "gauge", "Streams with a publisher.");

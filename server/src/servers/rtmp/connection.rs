@@ -368,7 +368,9 @@ impl Connection {
         } else {
             format!("?{}", info.app_query)
         };
-        if let Err(refusal) = self.ctx.admission.connect(client, param).await {
+        // Boxed, as the other admissions: the hook call's future is large and lives only during
+        // admission, so it stays out of the connection's future (allocated per connection).
+        if let Err(refusal) = Box::pin(self.ctx.admission.connect(client, param)).await {
             let reason = refusal.to_string();
             self.session.reject_connect(&reason)?;
             return self.refuse(reason).await;
@@ -404,7 +406,7 @@ impl Connection {
         let request = self.request(&stream);
         let key = request.key.clone();
         tracing::Span::current().record("stream", tracing::field::display(&key));
-        match self.ctx.admission.publish(request, self.id, self.kick.clone()).await {
+        match Box::pin(self.ctx.admission.publish(request, self.id, self.kick.clone())).await {
             Ok(source) => {
                 self.session.accept_publish(stream_id, &stream.name)?;
                 info!(stream = %key, "publish started");
@@ -436,7 +438,7 @@ impl Connection {
         let request = self.request(&stream);
         let key = request.key.clone();
         tracing::Span::current().record("stream", tracing::field::display(&key));
-        let viewer = match self.ctx.admission.play(request).await {
+        let viewer = match Box::pin(self.ctx.admission.play(request)).await {
             Ok(viewer) => viewer,
             Err(refusal) => {
                 let code = match refusal {

@@ -55,7 +55,8 @@ pub async fn admit(
         subject: HookSubject { client, stream },
         protocol: "http_flv",
     };
-    let viewer = match ctx.admission.play(request).await {
+    // Boxed: the hook call's future lives only during admission; a viewer's future stays small.
+    let viewer = match Box::pin(ctx.admission.play(request)).await {
         Ok(viewer) => viewer,
         Err(Refusal::BadName(_)) => return Err((StatusCode::NOT_FOUND, "not found\n")),
         Err(_) => return Err((StatusCode::FORBIDDEN, "forbidden\n")),
