@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use estuary_protocol::Packet;
+use tokio_util::sync::CancellationToken;
 
 use crate::stream::StreamKey;
 
@@ -22,9 +23,15 @@ pub trait Output: Send {
     /// continue (flagged `discontinuity`); otherwise [`end`](Self::end) follows.
     fn source_gone(&mut self) {}
 
-    /// The path ends this output: the source did not come back in time, or the server is
-    /// shutting down. Nothing follows.
+    /// The path ends this output: the source did not come back in time, the output's stop
+    /// token was cancelled, or the server is shutting down. Nothing follows.
     fn end(&mut self) {}
+
+    /// A token that ends this output when cancelled, whatever its source does (a recording
+    /// stopped by hand); asked once, when the output starts.
+    fn stop_token(&self) -> Option<CancellationToken> {
+        None
+    }
 }
 
 /// A kind of output (HLS, and later the recorder and forwarders): it decides whether a path

@@ -102,6 +102,17 @@ impl Path {
         self.outputs.running()
     }
 
+    /// Starts an output of kind `name` now, if the source is live and no such output runs
+    /// (a recording started by hand).
+    pub fn start_output(self: &Arc<Self>, name: &str) -> outputs::StartNow {
+        let _control = self.control();
+        if !self.stream.is_live() {
+            return outputs::StartNow::Declined;
+        }
+        let keepalive: Keepalive = Arc::clone(self) as Keepalive;
+        self.outputs.start_now(name, &self.stream, &self.key, &keepalive)
+    }
+
     /// Makes `id` the source (the stream is claimed already) and starts the outputs.
     fn source_started(self: &Arc<Self>, id: u64, subject: Option<HookSubject>) {
         let mut control = self.control();

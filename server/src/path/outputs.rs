@@ -22,6 +22,17 @@ use crate::stream::{Batch, Stream, StreamKey};
 /// Kept alive by every output task while it runs (the path it belongs to).
 pub type Keepalive = Arc<dyn Any + Send + Sync>;
 
+/// What [`PathOutputs::start_now`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartNow {
+    Started,
+    /// An output of that kind runs already.
+    AlreadyRunning,
+    /// The kind does not want an output for this key (see [`OutputKind::start`]).
+    Declined,
+    NoSuchKind,
+}
+
 /// The outputs of one path.
 pub struct PathOutputs {
     kinds: Arc<[Arc<dyn OutputKind>]>,
@@ -56,26 +67,60 @@ impl PathOutputs {
             if running.contains(&kind.name()) {
                 continue;
             }
-            let Some(mut output) = kind.start(key) else { continue };
-            let (snapshot, ring) = stream.subscribe();
-            for packet in &snapshot.packets {
-                output.packet(packet);
+            if let Some(output) = kind.start(key) {
+                self.spawn(&mut running, kind, output, stream, key, keepalive);
             }
-            running.push(kind.name());
-            let driver = Driver {
-                stream: Arc::clone(stream),
-                ring,
-                live: stream.watch_live(),
-                output,
-                name: kind.name(),
-                grace: kind.grace(),
-                running: Arc::clone(&self.running),
-                shutdown: self.shutdown.clone(),
-                _keepalive: Arc::clone(keepalive),
-            };
-            let span = tracing::info_span!("output", kind = kind.name(), stream = %key);
-            self.tasks.spawn(driver.run().instrument(span));
         }
+    }
+
+    /// Starts an output of kind `name` now, on a path whose source is live (a recording
+    /// started by hand): it begins with the join snapshot (headers, then the GOP from its
+    /// keyframe), as a viewer would.
+    pub fn start_now(&self, name: &str, stream: &Arc<Stream>, key: &StreamKey, keepalive: &Keepalive) -> StartNow {
+        let mut running = lock(&self.running);
+        let Some(kind) = self.kinds.iter().find(|k| k.name() == name) else {
+            return StartNow::NoSuchKind;
+        };
+        if running.contains(&kind.name()) {
+            return StartNow::AlreadyRunning;
+        }
+        match kind.start(key) {
+            Some(output) => {
+                self.spawn(&mut running, kind, output, stream, key, keepalive);
+                StartNow::Started
+            }
+            None => StartNow::Declined,
+        }
+    }
+
+    fn spawn(
+        &self,
+        running: &mut Vec<&'static str>,
+        kind: &Arc<dyn OutputKind>,
+        mut output: Box<dyn Output>,
+        stream: &Arc<Stream>,
+        key: &StreamKey,
+        keepalive: &Keepalive,
+    ) {
+        let (snapshot, ring) = stream.subscribe();
+        for packet in &snapshot.packets {
+            output.packet(packet);
+        }
+        running.push(kind.name());
+        let driver = Driver {
+            stream: Arc::clone(stream),
+            ring,
+            live: stream.watch_live(),
+            stop: output.stop_token().unwrap_or_default(),
+            output,
+            name: kind.name(),
+            grace: kind.grace(),
+            running: Arc::clone(&self.running),
+            shutdown: self.shutdown.clone(),
+            _keepalive: Arc::clone(keepalive),
+        };
+        let span = tracing::info_span!("output", kind = kind.name(), stream = %key);
+        self.tasks.spawn(driver.run().instrument(span));
     }
 
     /// Kinds with an output running.
@@ -89,6 +134,8 @@ struct Driver {
     stream: Arc<Stream>,
     ring: broadcast::Receiver<Arc<Batch>>,
     live: watch::Receiver<bool>,
+    /// Cancelled when the output is to end by itself (a recording stopped by hand).
+    stop: CancellationToken,
     output: Box<dyn Output>,
     name: &'static str,
     grace: Duration,
@@ -103,6 +150,11 @@ impl Driver {
             tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => break,
+                _ = self.stop.cancelled() => {
+                    self.drain();
+                    lock(&self.running).retain(|name| *name != self.name);
+                    break;
+                }
                 received = self.ring.recv() => match received {
                     Ok(batch) => self.deliver(&batch),
                     Err(RecvError::Lagged(lost)) => {
@@ -153,6 +205,10 @@ impl Driver {
     async fn source_came_back(&mut self) -> bool {
         let waited = tokio::select! {
             _ = self.shutdown.cancelled() => return false,
+            _ = self.stop.cancelled() => {
+                lock(&self.running).retain(|name| *name != self.name);
+                return false;
+            }
             waited = tokio::time::timeout(self.grace, self.live.wait_for(|live| *live)) => waited,
         };
         if matches!(waited, Ok(Ok(_))) {

@@ -302,10 +302,13 @@ struct Seen {
 struct Counting {
     seen: Arc<Mutex<Seen>>,
     grace: Duration,
+    /// Given to every output it starts, when set.
+    stop: Option<CancellationToken>,
 }
 
 struct CountingOutput {
     seen: Arc<Mutex<Seen>>,
+    stop: Option<CancellationToken>,
 }
 
 impl Output for CountingOutput {
@@ -321,6 +324,9 @@ impl Output for CountingOutput {
     fn end(&mut self) {
         self.seen.lock().unwrap().ended += 1;
     }
+    fn stop_token(&self) -> Option<CancellationToken> {
+        self.stop.clone()
+    }
 }
 
 impl OutputKind for Counting {
@@ -334,6 +340,7 @@ impl OutputKind for Counting {
         self.seen.lock().unwrap().started += 1;
         Some(Box::new(CountingOutput {
             seen: Arc::clone(&self.seen),
+            stop: self.stop.clone(),
         }))
     }
 }
@@ -343,6 +350,7 @@ fn counting(grace: Duration) -> (Hub, Arc<Mutex<Seen>>) {
     let kind = Counting {
         seen: Arc::clone(&seen),
         grace,
+        stop: None,
     };
     (
         Hub::with_outputs(Arc::new(Config::default()), vec![Arc::new(kind)]),
@@ -440,6 +448,44 @@ async fn a_source_starting_as_the_grace_runs_out_still_gets_its_outputs() {
         drop(source);
         assert!(eventually(|| hub.get(&key).unwrap().outputs().is_empty()).await);
     }
+}
+
+#[tokio::test]
+async fn an_output_started_on_a_live_path_begins_at_the_gop_and_ends_when_told() {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let stop = CancellationToken::new();
+    let kind = Counting {
+        seen: Arc::clone(&seen),
+        grace: Duration::from_secs(5),
+        stop: Some(stop.clone()),
+    };
+    let config = Arc::new(Config::default());
+    let hub = Hub::with_outputs(config, vec![Arc::new(kind)]);
+    let key = key();
+    let path = hub.paths.path(&key);
+    assert_eq!(
+        path.start_output("count"),
+        super::outputs::StartNow::Declined,
+        "no source yet"
+    );
+    let source = Source::start(&path, 1, CancellationToken::new(), None).unwrap();
+    // Started with the source (the kind wants one for every source); end it by hand.
+    assert!(eventually(|| path.outputs() == vec!["count"]).await);
+    stop.cancel();
+    assert!(eventually(|| seen.lock().unwrap().ended == 1).await);
+    assert!(path.outputs().is_empty());
+    source.publish(video(0, false));
+    source.publish(video(40, true));
+    source.publish(video(80, false));
+    // Started by hand mid-stream: it gets the GOP from its keyframe.
+    let before = seen.lock().unwrap().packets;
+    assert_eq!(path.start_output("nothing"), super::outputs::StartNow::NoSuchKind);
+    // The kind's token is cancelled already, so this output ends at once; what it got first
+    // is the snapshot.
+    assert_eq!(path.start_output("count"), super::outputs::StartNow::Started);
+    assert!(eventually(|| seen.lock().unwrap().ended == 2).await);
+    assert_eq!(seen.lock().unwrap().packets - before, 2, "the GOP from the keyframe");
+    assert_eq!(seen.lock().unwrap().started, 2);
 }
 
 /// Starts a feeder task per request; counts starts and stops.
