@@ -3,6 +3,7 @@
 //! - [`ts`]: an MPEG-TS writer (ISO/IEC 13818-1) for H.264 and AAC.
 //! - [`hls`]: the HLS segmenter that cuts MPEG-TS segments at keyframes, and the live media
 //!   playlist (RFC 8216, Apple HLS authoring specification).
+//! - [`flv_file`]: FLV files, for the recorder.
 //! - [`check`]: verifiers for MPEG-TS segments and media playlists, used by tests to walk what
 //!   the server really serves.
 //!
@@ -11,8 +12,10 @@
 
 pub mod check;
 mod error;
+pub mod flv_file;
 pub mod hls;
 pub mod ts;
 
 pub use error::MuxError;
+pub use flv_file::FlvFileWriter;
 pub use hls::{HlsSegmenter, HlsSegmenterConfig, LivePlaylist, LivePlaylistConfig, Segment};
