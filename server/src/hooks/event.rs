@@ -148,6 +148,10 @@ pub enum NotifyEvent {
         stream: StreamInfo,
         cwd: String,
         file: String,
+        /// Estuary's recording id (`recording_id`), beside SRS's fields.
+        recording_id: Option<i64>,
+        /// Why the recording failed or was refused (`error`), when it did.
+        error: Option<String>,
     },
     Hls {
         client: ClientInfo,
@@ -231,10 +235,18 @@ impl NotifyEvent {
                 stream,
                 cwd,
                 file,
+                recording_id,
+                error,
             } => {
                 stream_fields(&mut m, client, stream);
                 m.insert("cwd".into(), json!(cwd));
                 m.insert("file".into(), json!(file));
+                if let Some(id) = recording_id {
+                    m.insert("recording_id".into(), json!(id));
+                }
+                if let Some(error) = error {
+                    m.insert("error".into(), json!(error));
+                }
             }
             Self::Hls {
                 client,

@@ -27,7 +27,7 @@
 //! | `on_close` | `send_bytes, recv_bytes` |
 //! | `on_publish`, `on_unpublish`, `on_stop` | `tcUrl, stream, param, stream_url, stream_id` |
 //! | `on_play` | the same plus `pageUrl` |
-//! | `on_dvr` | the same plus `cwd, file` |
+//! | `on_dvr` | the same plus `cwd, file`, and Estuary's `recording_id` (with `error` when it failed) |
 //! | `on_hls` | the same plus `duration` (float seconds), `cwd, file, url, m3u8, m3u8_url, seq_no` |
 //!
 //! `param` is the query string the client sent, with its `?` (`"?token=abc"`), or `""`.

@@ -265,6 +265,8 @@ async fn bodies_have_the_srs_fields() {
             stream: stream("cam"),
             cwd: "/srv".into(),
             file: "./rec/cam.flv".into(),
+            recording_id: Some(42),
+            error: None,
         },
         hls(7),
         NotifyEvent::Close {
@@ -312,8 +314,9 @@ async fn bodies_have_the_srs_fields() {
     }
     assert_eq!(keys(&by_action("on_play")), with(&cat(&streamf, &["pageUrl"])));
     let v = by_action("on_dvr");
-    assert_eq!(keys(&v), with(&cat(&streamf, &["cwd", "file"])));
+    assert_eq!(keys(&v), with(&cat(&streamf, &["cwd", "file", "recording_id"])));
     assert_eq!(v["file"], "./rec/cam.flv");
+    assert_eq!(v["recording_id"], json!(42));
     let v = by_action("on_hls");
     let hls_extra = ["duration", "cwd", "file", "url", "m3u8", "m3u8_url", "seq_no"];
     assert_eq!(keys(&v), with(&cat(&streamf, &hls_extra)));
@@ -440,6 +443,8 @@ async fn shutdown_flushes_then_gives_up() {
         stream: stream("cam"),
         cwd: String::new(),
         file: "x.flv".into(),
+        recording_id: None,
+        error: None,
     };
     h.notify(&dvr);
     h.notify(&dvr);
