@@ -172,9 +172,9 @@ impl Timetable {
     }
 
     /// The window `[start, end)` that `t` falls into, if any. Windows may overlap (hourly
-    /// for two hours); then this is the one that opened last, which also closes last
-    /// (for `stop_cron`: no stop lies between the two starts and `t`, or `t` would be in
-    /// neither).
+    /// for two hours); then this is the one that opened last, which closes no earlier than
+    /// the others (with `stop_cron`, every window open at `t` closes at the same first stop
+    /// after `t`).
     pub fn window_containing(&self, t: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
         let local = whole_second(t).with_timezone(&self.zone);
         let start = self

@@ -71,10 +71,18 @@ impl Catalogue {
             move |source| CatalogueError::Sqlite { db, action, source }
         };
         conn.busy_timeout(BUSY_TIMEOUT).map_err(fail("set busy timeout"))?;
-        // Answers the mode it ended in ("memory" for an in-memory database).
-        let _: String = conn
+        // Answers the mode it ended in: "memory" for an in-memory database, the old mode
+        // where WAL is not possible (some network file systems).
+        let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
             .map_err(fail("switch to WAL"))?;
+        if mode != "wal" && mode != "memory" {
+            tracing::warn!(
+                db,
+                mode,
+                "the recordings catalogue cannot use WAL; writes will block reads"
+            );
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(fail("set synchronous"))?;
         conn.pragma_update(None, "foreign_keys", true)

@@ -2,9 +2,9 @@
 //!
 //! A recording row is created when a recording is decided (`pending`) or starts
 //! (`recording`), follows its file while it is written (`set_progress`), and ends
-//! `completed`, `failed` or — found still open at the next start — `interrupted`. Rows
-//! outlive nothing but their files: retention deletes both. Schedules say when windows
-//! open ([`crate::recordings::schedule`]); a recording they opened points back at them.
+//! `completed`, `failed` or — found still open at the next start — `interrupted`.
+//! Retention deletes a row together with its files. Schedules say when windows open
+//! ([`crate::recordings::schedule`]); a recording they opened points back at them.
 //!
 //! Every method is a short synchronous call under one mutex (see [`Catalogue`]); times
 //! are Unix milliseconds passed in by the caller, never read from the clock here.

@@ -168,7 +168,7 @@ pub struct NewRecording {
 /// set lists everything. `from`/`to` bound the start (`started_at`, or `created_at` for
 /// one not started): `from <= start < to`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct RecordingFilter {
     pub app: Option<String>,
     pub stream: Option<String>,

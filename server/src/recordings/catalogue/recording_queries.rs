@@ -296,11 +296,10 @@ pub(super) fn found(changed: usize, missing: CatalogueError) -> Result<(), Catal
 /// Paths are relative to the recording root and stay under it: whoever deletes a
 /// recording's files later trusts them.
 fn check_path(path: &str) -> Result<(), CatalogueError> {
-    let inside = !path.is_empty()
-        && !path.starts_with(['/', '\\'])
-        && Path::new(path)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    let components = || Path::new(path).components();
+    let inside = !path.starts_with(['/', '\\'])
+        && components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        && components().any(|c| matches!(c, Component::Normal(_)))
         && !path.split(['/', '\\']).any(|part| part == "..");
     if inside {
         Ok(())

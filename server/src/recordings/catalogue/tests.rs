@@ -169,7 +169,14 @@ fn two_recordings_never_share_a_file() {
 #[test]
 fn paths_stay_under_the_root() {
     let c = memory();
-    for bad in ["", "/etc/passwd", "../x.mp4", "live/../../x.mp4", "\\\\server\\x.mp4"] {
+    for bad in [
+        "",
+        ".",
+        "/etc/passwd",
+        "../x.mp4",
+        "live/../../x.mp4",
+        "\\\\server\\x.mp4",
+    ] {
         let e = c
             .insert_recording(new("live", "a", RecordingState::Recording, Some(bad), 1))
             .unwrap_err();
