@@ -9,6 +9,11 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::hooks::{HooksConfig, HooksOverride};
+use crate::recordings::schedule::ScheduleSpec;
+
+mod record;
+
+pub use record::{RecordConfig, RecordOverride, RecordPlan};
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -21,6 +26,7 @@ pub struct Config {
     pub hls: HlsConfig,
     pub hooks: HooksConfig,
     pub api: ApiConfig,
+    pub record: RecordConfig,
     /// Per-application settings, `[apps.NAME]`.
     pub apps: BTreeMap<String, AppConfig>,
 }
@@ -225,6 +231,31 @@ impl Default for HlsConfig {
 pub struct AppConfig {
     /// Overrides keys of the global `[hooks]` for this app.
     pub hooks: HooksOverride,
+    /// Overrides keys of the global `[record]` for this app.
+    pub record: RecordOverride,
+}
+
+impl RecordConfig {
+    /// The `[record]` settings of app `app`: its `[apps.NAME.record]` keys over the global
+    /// ones, and its schedules.
+    pub fn for_app(config: &Config, app: &str) -> RecordConfig {
+        let over = config.apps.get(app).map(|a| &a.record);
+        config.record.resolve(app, over)
+    }
+
+    /// Every schedule the config file declares, each naming its app: what the recorder
+    /// hands to `Catalogue::replace_config_schedules` at start-up. An app that sets its own
+    /// `schedules` replaces the global ones naming it.
+    pub fn config_schedules(config: &Config) -> Vec<ScheduleSpec> {
+        let overridden = |app: &str| config.apps.get(app).is_some_and(|a| a.record.schedules.is_some());
+        let global = config.record.schedules.iter().filter(|s| !overridden(&s.app)).cloned();
+        let own = config
+            .apps
+            .iter()
+            .filter(|(_, a)| a.record.schedules.is_some())
+            .flat_map(|(name, _)| RecordConfig::for_app(config, name).schedules);
+        global.chain(own).collect()
+    }
 }
 
 /// Why a configuration cannot be used.
@@ -316,10 +347,12 @@ impl Config {
         if let Err(e) = self.hooks.validate() {
             problems.push(e.to_string());
         }
+        problems.extend(self.record.validate());
         for (name, app) in &self.apps {
             if let Err(e) = app.hooks.validate(name) {
                 problems.push(e.to_string());
             }
+            problems.extend(app.record.validate(name));
         }
         if problems.is_empty() {
             Ok(())
@@ -328,6 +361,9 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod record_tests;
 
 #[cfg(test)]
 mod tests {

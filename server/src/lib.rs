@@ -6,6 +6,7 @@
 //! - `admission/`: who may publish and play (hooks; ACLs and signed URLs plug in here).
 //! - `servers/`: `rtmp/` and `http/` (`flv/`, `hls/`, `api/`, `/metrics`), the live player.
 //! - `clients/`: who is connected, for the API, metrics and kicking.
+//! - `recordings/`: the catalogue of recordings and their schedules (SQLite), cron.
 //! - `hooks/`: HTTP callbacks; `config`, `metrics`, `sysinfo`; `context`: what tasks share.
 //!
 //! [`run`] is the testable entry point: the caller binds the listeners (so tests can use
@@ -20,6 +21,7 @@ pub mod hooks;
 pub mod metrics;
 pub mod outputs;
 pub mod path;
+pub mod recordings;
 mod servers;
 pub mod stream;
 mod sysinfo;
