@@ -3,6 +3,8 @@
 //! - [`ts`]: an MPEG-TS writer (ISO/IEC 13818-1) for H.264 and AAC.
 //! - [`hls`]: the HLS segmenter that cuts MPEG-TS segments at keyframes, and the live media
 //!   playlist (RFC 8216, Apple HLS authoring specification).
+//! - [`mp4`]: the fragmented MP4 the recorder writes, the index of fragmented and
+//!   progressive MP4 files, and their finalisation into a fast-start MP4.
 //! - [`check`]: verifiers for MPEG-TS segments and media playlists, used by tests to walk what
 //!   the server really serves.
 //!
@@ -12,6 +14,7 @@
 pub mod check;
 mod error;
 pub mod hls;
+pub mod mp4;
 pub mod ts;
 
 pub use error::MuxError;
