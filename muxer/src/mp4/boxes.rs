@@ -125,11 +125,11 @@ mod tests {
         assert_eq!(top.len(), 2);
         assert_eq!(
             (&top[0].box_type, top[0].offset, top[0].payload.len()),
-            (b"moov", 100, 36)
+            (b"moov", 100, 31)
         );
         assert_eq!(
             (&top[1].box_type, top[1].offset, top[1].payload.len()),
-            (b"free", 144, 0)
+            (b"free", 139, 0)
         );
         let inner: Vec<_> = top[0].children().collect::<Result<_, _>>().unwrap();
         assert_eq!(&inner[0].box_type, b"mvhd");

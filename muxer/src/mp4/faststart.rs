@@ -73,6 +73,17 @@ pub fn faststart_indexed<R: Read + Seek, W: Write>(
     input: &mut R,
     output: &mut W,
 ) -> Result<FaststartReport, MuxError> {
+    write_faststart(index, input, output, u64::from(u32::MAX))
+}
+
+/// Writes the file, with 64-bit chunk offsets (`co64`) when it is longer than `co64_past`
+/// bytes (4 GiB - 1, or less in tests).
+pub(crate) fn write_faststart<R: Read + Seek, W: Write>(
+    index: &Mp4Index,
+    input: &mut R,
+    output: &mut W,
+    co64_past: u64,
+) -> Result<FaststartReport, MuxError> {
     let tracks: Vec<&TrackIndex> = index.tracks.iter().filter(|t| !t.samples.is_empty()).collect();
     if tracks.is_empty() {
         return Err(MuxError::Mp4Empty {
@@ -93,7 +104,7 @@ pub fn faststart_indexed<R: Read + Seek, W: Write>(
     }
     fill_chunks(&mut layouts, &chunks, 0);
     let narrow_len = write_progressive_moov(&layouts, movie_duration, false).len() as u64;
-    let co64 = ftyp.len() as u64 + narrow_len + header.len() as u64 + payload > u64::from(u32::MAX);
+    let co64 = ftyp.len() as u64 + narrow_len + header.len() as u64 + payload > co64_past;
     let moov_len = if co64 {
         write_progressive_moov(&layouts, movie_duration, true).len() as u64
     } else {

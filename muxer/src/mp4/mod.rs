@@ -26,6 +26,11 @@ pub mod table;
 pub mod track;
 pub mod writer;
 
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tests;
+
 pub use faststart::{faststart, faststart_indexed, FaststartReport, TrackReport};
 pub use index::{index_fragmented, index_progressive, read_index};
 pub use table::{Mp4Index, Sample, TornReason, TornTail, TrackIndex, TrackInfo};
