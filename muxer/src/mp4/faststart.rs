@@ -9,10 +9,11 @@
 //! index plus up to 16 in the new `moov`), never the media.
 //!
 //! Samples are laid out in chunks of about one second (or 4 MiB) per track, interleaved by
-//! time. Each track keeps its start on the movie timeline: the earliest track starts at 0,
-//! and a track that starts later, or whose first sample is presented after its decode time
-//! (B-frames), gets ffmpeg's edit list — an empty edit for the delay, then the media from
-//! the first composition offset.
+//! time. Tracks keep their places on the timeline, from the first presented sample of any
+//! track at 0 (as `ffmpeg -c copy` does). Edit lists are ffmpeg's, and only where needed: a
+//! track whose first frame is presented after its decode time (B-frames) starts its media
+//! at that composition offset, and a track that starts later than the movie gets an empty
+//! edit for the delay first.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 
@@ -199,11 +200,22 @@ fn first_decode(track: &TrackIndex) -> Instant {
     }
 }
 
-/// The earliest first decode time of all tracks: the output's time 0.
+/// When a track's first sample is presented on the movie timeline of its source.
+fn first_presentation(track: &TrackIndex) -> Instant {
+    let start = first_decode(track);
+    let cts = track.samples.first().map_or(0, |s| s.cts).max(0);
+    Instant {
+        ticks: start.ticks + i128::from(cts),
+        ..start
+    }
+}
+
+/// The earliest first presentation of all tracks: the output's time 0, as ffmpeg takes the
+/// input's start time as its 0.
 fn movie_zero(tracks: &[&TrackIndex]) -> Instant {
-    let mut zero = first_decode(tracks[0]);
+    let mut zero = first_presentation(tracks[0]);
     for track in &tracks[1..] {
-        let start = first_decode(track);
+        let start = first_presentation(track);
         if start.before(&zero) {
             zero = start;
         }

@@ -105,8 +105,8 @@ fn faststart_puts_the_moov_first_and_keeps_every_sample() {
     assert_track(&out, video, &expected(&packets, MediaKind::Video, 90_000));
     let audio = index.track(MediaKind::Audio).unwrap();
     assert_track(&out, audio, &expected(&packets, MediaKind::Audio, 44_100));
-    // Video's first frame is presented 67 ms in (its composition offset), like ffmpeg's
-    // empty edit; audio starts at 0 with no edit list.
+    // Audio is presented first, at 0, with no edit list; video's first frame is presented
+    // 67 ms in (its composition offset): ffmpeg's empty edit, then the media from 67 ms.
     assert_eq!(video.info.presentation_offset, 0);
     assert_eq!(audio.info.presentation_offset, 0);
     assert_eq!(report.tracks[0].samples, 120);
@@ -157,17 +157,41 @@ fn faststart_puts_the_moov_first_and_keeps_every_sample() {
 #[test]
 fn a_later_track_gets_an_empty_edit() {
     let mut packets = av_stream(2, 30);
-    // Audio starts 500 ms after video.
+    // Audio starts about 500 ms after video.
     packets.retain(|p| !(p.is_audio() && !p.seq_header && p.dts < 500));
     let (out, _) = finalise(&fragmented(&packets));
     let index = index_progressive(&mut Cursor::new(&out)).unwrap();
     let audio = index.track(MediaKind::Audio).unwrap();
-    let first_audio_ms = expected(&packets, MediaKind::Audio, 44_100)[0].dts_ms;
+    // Time 0 is the video's first presentation, 67 ms after its first decode time.
+    let first_audio_ms = expected(&packets, MediaKind::Audio, 44_100)[0].dts_ms as i64 - 67;
     let offset_ms = audio.info.presentation_offset * 1000 / 44_100;
     assert!(
-        (offset_ms - first_audio_ms as i64).abs() <= 1,
+        (offset_ms - first_audio_ms).abs() <= 1,
         "{offset_ms} vs {first_audio_ms}"
     );
+    let reader = mp4_reader(&out);
+    let edits = &reader.tracks()[&2]
+        .trak
+        .edts
+        .as_ref()
+        .unwrap()
+        .elst
+        .as_ref()
+        .unwrap()
+        .entries;
+    assert_eq!((edits[0].media_time, edits[1].media_time), (u64::from(u32::MAX), 0));
+    // The video's first frame is at 0: its edit skips its first composition offset.
+    let edits = &reader.tracks()[&1]
+        .trak
+        .edts
+        .as_ref()
+        .unwrap()
+        .elst
+        .as_ref()
+        .unwrap()
+        .entries;
+    assert_eq!(edits.len(), 1);
+    assert_eq!(edits[0].media_time, 67 * 90);
 }
 
 #[test]
@@ -349,15 +373,18 @@ proptest! {
                 None => prop_assert!(want.is_empty(), "{kind:?} missing"),
             }
         }
-        // Tracks keep their start relative to each other, to the millisecond of the movie
-        // timescale (rounded down once by the edit, once more back into the track's ticks).
-        let starts: Vec<(i64, i64)> = index.tracks.iter().map(|t| {
+        // Tracks keep their first presentation times relative to each other, to the
+        // millisecond of the movie timescale (rounded down once by the edit, once more back
+        // into the track's ticks).
+        let starts: Vec<(f64, f64)> = index.tracks.iter().map(|t| {
             let want = if t.info.kind() == Some(MediaKind::Video) { &video } else { &audio };
-            (t.info.presentation_offset * 1000 / i64::from(t.info.timescale), want[0].dts_ms as i64)
+            let ts = f64::from(t.info.timescale);
+            let got = (t.info.presentation_offset + i64::from(t.samples[0].cts.max(0))) as f64 * 1000.0 / ts;
+            (got, want[0].dts_ms as f64 + f64::from(want[0].cts.max(0)) * 1000.0 / ts)
         }).collect();
-        let zero = starts.iter().map(|s| s.1).min().unwrap();
+        let zero = starts.iter().map(|s| s.1).fold(f64::MAX, f64::min);
         for (got, want) in starts {
-            prop_assert!((got - (want - zero)).abs() <= 2, "start {} vs {}", got, want - zero);
+            prop_assert!((got - (want - zero)).abs() <= 2.0, "start {} vs {}", got, want - zero);
         }
         prop_assert_eq!(report.bytes_written, out.len() as u64);
     }
