@@ -58,7 +58,7 @@ impl<'a> RawBox<'a> {
 
     /// The whole box as a copy, with a compact 8-byte header (for small boxes copied from one
     /// file into another: `stsd`, `hdlr`).
-    pub(crate) fn to_bytes(&self) -> Bytes {
+    pub(crate) fn copied(&self) -> Bytes {
         let mut out = Vec::with_capacity(8 + self.payload.len());
         out.extend_from_slice(&u32::try_from(8 + self.payload.len()).unwrap_or(u32::MAX).to_be_bytes());
         out.extend_from_slice(&self.box_type);

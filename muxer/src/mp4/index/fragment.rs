@@ -42,10 +42,13 @@ pub(crate) struct FragmentSamples {
     pub(crate) data_end: u64,
 }
 
+/// Parses `moof`, whose samples must end by `data_end` (the end of the `mdat` after it) and
+/// number at most `samples_left`.
 pub(crate) fn parse_moof(
     moof: &RawBox<'_>,
     tracks: &[FragmentTrack],
     samples_left: usize,
+    data_end: u64,
 ) -> Result<FragmentSamples, MuxError> {
     let mut out = FragmentSamples {
         per_track: vec![Vec::new(); tracks.len()],
@@ -125,7 +128,11 @@ pub(crate) fn parse_moof(
             if count.saturating_mul(per_sample) > c.remaining() {
                 return Err(trun.malformed(format!("{count} samples do not fit in {} bytes", c.remaining())));
             }
-            samples.reserve(count);
+            if flags & TRUN_SIZE == 0 && defaults.size == 0 && count > 0 {
+                // Without sizes, nothing bounds the count by the bytes that back it.
+                return Err(trun.malformed(format!("{count} samples without a size")));
+            }
+            samples.reserve(count.min(c.remaining() / 4 + 1));
             for i in 0..count {
                 let duration = if flags & TRUN_DURATION != 0 {
                     c.u32()?
@@ -163,6 +170,9 @@ pub(crate) fn parse_moof(
                     keyframe: sample_flags & SAMPLE_IS_NON_SYNC == 0,
                 });
                 let end = pos.saturating_add(u64::from(size));
+                if end > data_end {
+                    return Err(trun.malformed(format!("sample #{i} ends at byte {end}, past its mdat")));
+                }
                 if size > 0 {
                     out.data_start = out.data_start.min(pos);
                     out.data_end = out.data_end.max(end);

@@ -120,7 +120,7 @@ fn parse_trak<'a>(trak: &RawBox<'a>, movie_timescale: u32) -> Result<MovieTrack<
     for child in minf.children() {
         let child = child?;
         if matches!(&child.box_type, b"vmhd" | b"smhd" | b"nmhd" | b"hmhd" | b"sthd") {
-            media_header = Some(child.to_bytes());
+            media_header = Some(child.copied());
             break;
         }
     }
@@ -147,8 +147,8 @@ fn parse_trak<'a>(trak: &RawBox<'a>, movie_timescale: u32) -> Result<MovieTrack<
             height,
             language,
             presentation_offset,
-            stsd: stsd.to_bytes(),
-            hdlr: hdlr.to_bytes(),
+            stsd: stsd.copied(),
+            hdlr: hdlr.copied(),
             media_header: media_header.unwrap_or_default(),
         },
         defaults: SampleDefaults::default(),

@@ -269,21 +269,22 @@ fn index_fragments<R: Read + Seek>(walker: &mut Walker<'_, R>, parsed: Parsed) -
             continue;
         }
         let buf = walker.read_box(&top, MAX_MOOF_BYTES, "reading a moof")?;
+        let mdat = match walker.next(top.end())? {
+            Top::Box(mdat) if &mdat.box_type == b"mdat" => mdat,
+            _ => {
+                torn = Some(TornReason::FragmentWithoutData { offset: top.offset });
+                break;
+            }
+        };
         let most = tracks.iter().map(|t| t.samples.len()).max().unwrap_or(0);
-        let parsed = match parse_moof(&raw(&top, &buf), &fragment_tracks, MAX_SAMPLES_PER_TRACK - most) {
+        let budget = MAX_SAMPLES_PER_TRACK.saturating_sub(most);
+        let parsed = match parse_moof(&raw(&top, &buf), &fragment_tracks, budget, mdat.end()) {
             Ok(parsed) => parsed,
             Err(e) => {
                 torn = Some(TornReason::BadFragment {
                     offset: top.offset,
                     reason: e.to_string(),
                 });
-                break;
-            }
-        };
-        let mdat = match walker.next(top.end())? {
-            Top::Box(mdat) if &mdat.box_type == b"mdat" => mdat,
-            _ => {
-                torn = Some(TornReason::FragmentWithoutData { offset: top.offset });
                 break;
             }
         };
