@@ -6,7 +6,7 @@
 //! - [`read_index`], [`index_fragmented`], [`index_progressive`]: a file (any `Read + Seek`)
 //!   indexed into a per-track sample table ([`Mp4Index`]); a fragmented file's torn tail is
 //!   dropped and reported ([`TornTail`]), never an error.
-//! - [`faststart`]: a fragmented MP4, torn or not, rewritten as a progressive fast-start MP4
+//! - [`faststart()`]: a fragmented MP4, torn or not, rewritten as a progressive fast-start MP4
 //!   (`moov` before `mdat`), streaming the samples through.
 //!
 //! H.264 (`avc1`), H.265 (`hvc1`) and AAC (`mp4a`). Samples are the publisher's own bytes:
@@ -24,6 +24,7 @@ mod parse;
 mod progressive;
 pub mod table;
 pub mod track;
+mod track_queue;
 pub mod writer;
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The sample table an MP4 file is indexed into, the same for fragmented and progressive
 //! files: per track, where each sample's bytes are and when it plays. VOD reads it to cut
-//! segments; [`faststart`](super::faststart) turns it into a progressive `moov`.
+//! segments; [`faststart()`](super::faststart()) turns it into a progressive `moov`.
 
 use std::fmt;
 

@@ -25,9 +25,10 @@ use bytes::Bytes;
 use estuary_protocol::flv::tag::{AudioCodec, VideoCodec};
 use estuary_protocol::{Codec, MediaKind, Packet};
 
-use crate::mp4::fragment::{write_fragment, FragSample, TrackRun};
+use crate::mp4::fragment::{write_fragment, TrackRun};
 use crate::mp4::init::{init_segment, TrackIds};
 use crate::mp4::track::{AudioTrack, VideoTrack, VIDEO_TIMESCALE};
+use crate::mp4::track_queue::{Frame, TrackQueue};
 use crate::MuxError;
 
 /// Settings of an [`Fmp4Writer`].
@@ -135,112 +136,11 @@ pub struct Fmp4WriterStats {
     pub forced_cuts: u64,
 }
 
-/// A frame taken from a packet: the codec data is a slice of the packet's payload.
-#[derive(Debug, Clone)]
-struct Frame {
-    kind: MediaKind,
-    dts_ms: u64,
-    cts_ms: i32,
-    keyframe: bool,
-    data: Bytes,
-}
-
-/// The last sample of a track, waiting for the next one to know its duration.
-#[derive(Debug)]
-struct Held {
-    dts: u64,
-    cts: i32,
-    keyframe: bool,
-    data: Bytes,
-}
-
-/// A track of the open file.
-#[derive(Debug)]
-struct TrackState {
-    id: u32,
-    timescale: u32,
-    held: Option<Held>,
-    /// Samples of the open fragment whose duration is known.
-    ready: Vec<FragSample>,
-    ready_dts: u64,
-    durations: u64,
-    samples: u64,
-    /// Duration given to the last sample when no other is known.
-    default_duration: u32,
-}
-
-impl TrackState {
-    fn new(id: u32, timescale: u32, default_duration: u32) -> Self {
-        TrackState {
-            id,
-            timescale,
-            held: None,
-            ready: Vec::new(),
-            ready_dts: 0,
-            durations: 0,
-            samples: 0,
-            default_duration,
-        }
-    }
-
-    fn ticks(&self, ms: u64) -> u64 {
-        ((u128::from(ms) * u128::from(self.timescale) + 500) / 1000) as u64
-    }
-
-    fn cts_ticks(&self, ms: i32) -> i32 {
-        let ticks = (i128::from(ms) * i128::from(self.timescale)) / 1000;
-        i32::try_from(ticks).unwrap_or(if ms < 0 { i32::MIN } else { i32::MAX })
-    }
-
-    /// Adds a sample; the held one, now of known duration, becomes ready.
-    fn push(&mut self, frame: &Frame) {
-        let mut dts = self.ticks(frame.dts_ms);
-        if let Some(held) = self.held.take() {
-            // The stream's timeline is monotonic; a step back is clamped to a 0 duration.
-            dts = dts.max(held.dts);
-            let duration = dts - held.dts;
-            self.release(held, duration);
-        }
-        self.held = Some(Held {
-            dts,
-            cts: self.cts_ticks(frame.cts_ms),
-            keyframe: frame.keyframe,
-            data: frame.data.clone(),
-        });
-    }
-
-    /// Gives the held sample the average duration so far.
-    fn release_held(&mut self) {
-        if let Some(held) = self.held.take() {
-            let average = self
-                .durations
-                .checked_div(self.samples)
-                .unwrap_or(u64::from(self.default_duration));
-            self.release(held, average);
-        }
-    }
-
-    fn release(&mut self, held: Held, duration: u64) {
-        if self.ready.is_empty() {
-            self.ready_dts = held.dts;
-        }
-        let duration = u32::try_from(duration).unwrap_or(u32::MAX);
-        self.durations += u64::from(duration);
-        self.samples += 1;
-        self.ready.push(FragSample {
-            data: held.data,
-            duration,
-            cts: held.cts,
-            keyframe: held.keyframe,
-        });
-    }
-}
-
 /// The file being written.
 #[derive(Debug)]
 struct OpenFile {
-    video: Option<TrackState>,
-    audio: Option<TrackState>,
+    video: Option<TrackQueue>,
+    audio: Option<TrackQueue>,
     /// The first keyframe (or, audio-only, the first frame) arrived.
     started: bool,
     next_sequence: u32,
@@ -403,11 +303,11 @@ impl Fmp4Writer {
         let data = init_segment(self.video.as_ref(), self.audio.as_ref());
         let video = ids
             .video
-            .map(|id| TrackState::new(id, VIDEO_TIMESCALE, VIDEO_TIMESCALE / 30));
+            .map(|id| TrackQueue::new(id, VIDEO_TIMESCALE, VIDEO_TIMESCALE / 30));
         let audio = ids
             .audio
             .zip(self.audio.as_ref())
-            .map(|(id, audio)| TrackState::new(id, audio.timescale(), 1024));
+            .map(|(id, audio)| TrackQueue::new(id, audio.timescale(), 1024));
         self.file = Some(OpenFile {
             video,
             audio,
@@ -520,7 +420,7 @@ impl Fmp4Writer {
     /// frame that cuts) or where its samples end.
     fn cut(&mut self, end_ms: Option<u64>) {
         let Some(file) = self.file.as_mut() else { return };
-        let tracks: Vec<&TrackState> = [file.video.as_ref(), file.audio.as_ref()]
+        let tracks: Vec<&TrackQueue> = [file.video.as_ref(), file.audio.as_ref()]
             .into_iter()
             .flatten()
             .collect();
