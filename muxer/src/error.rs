@@ -1,10 +1,14 @@
 //! Why a packet could not be packaged.
 
-use estuary_protocol::codec::{AacError, AvcError};
+use estuary_protocol::codec::{AacError, AvcError, HevcError};
 use estuary_protocol::flv::tag::{AudioCodec, VideoCodec};
+use estuary_protocol::Codec;
 
-/// A packet the packager rejected. The packet is dropped and nothing else changes: the
-/// caller logs it (once per kind, not per packet) and counts it under [`MuxError::reason`].
+/// A packet the packager rejected, or an MP4 file that could not be read or rewritten.
+///
+/// For a packet, the packet is dropped and nothing else changes: the caller logs it (once
+/// per kind, not per packet) and counts it under [`MuxError::reason`]. The `Mp4*` variants
+/// of reading come with the byte offset in the file where the problem is.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MuxError {
     #[error("video sequence header rejected: {0}")]
@@ -23,6 +27,40 @@ pub enum MuxError {
     UnsupportedVideoCodec(VideoCodec),
     #[error("audio codec {0:?} is not supported in mpeg-ts segments")]
     UnsupportedAudioCodec(AudioCodec),
+    #[error("hevc sequence header rejected: {0}")]
+    HevcSequenceHeader(#[source] HevcError),
+    #[error("codec {0:?} cannot be recorded in mp4 (h264, hevc and aac can)")]
+    Mp4UnsupportedCodec(Codec),
+    /// The file has no complete `moov`: not an MP4, or a recording that stopped before its
+    /// init segment was written (nothing in it can be played).
+    #[error("mp4 has no complete moov box in its first {scanned} bytes")]
+    Mp4NoMovie { scanned: u64 },
+    /// The file has a `moov` but no sample in it: a recording that stopped before its first
+    /// whole fragment. There is nothing to finalise.
+    #[error("mp4 has no sample in its first {valid_len} bytes: nothing to finalise")]
+    Mp4Empty { valid_len: u64 },
+    #[error("mp4 {box_type} box at byte {offset} is malformed: {reason}")]
+    Mp4Malformed {
+        box_type: String,
+        offset: u64,
+        reason: String,
+    },
+    /// A box that is read into memory (`moov`, `moof`) is larger than the reader allows:
+    /// a hostile or corrupt file must not make the server allocate gigabytes.
+    #[error("mp4 {box_type} box at byte {offset} is {size} bytes, more than the {limit} bytes allowed")]
+    Mp4BoxTooLarge {
+        box_type: String,
+        offset: u64,
+        size: u64,
+        limit: u64,
+    },
+    #[error("mp4 i/o error at byte {offset} while {during}: {kind}: {message}")]
+    Mp4Io {
+        during: &'static str,
+        offset: u64,
+        kind: std::io::ErrorKind,
+        message: String,
+    },
 }
 
 impl MuxError {
@@ -37,6 +75,33 @@ impl MuxError {
             MuxError::AudioBeforeSequenceHeader => "audio_before_sequence_header",
             MuxError::UnsupportedVideoCodec(_) => "unsupported_video_codec",
             MuxError::UnsupportedAudioCodec(_) => "unsupported_audio_codec",
+            MuxError::HevcSequenceHeader(_) => "hevc_sequence_header",
+            MuxError::Mp4UnsupportedCodec(_) => "mp4_unsupported_codec",
+            MuxError::Mp4NoMovie { .. } => "mp4_no_movie",
+            MuxError::Mp4Empty { .. } => "mp4_empty",
+            MuxError::Mp4Malformed { .. } => "mp4_malformed",
+            MuxError::Mp4BoxTooLarge { .. } => "mp4_box_too_large",
+            MuxError::Mp4Io { .. } => "mp4_io",
+        }
+    }
+}
+
+impl MuxError {
+    /// An I/O error met at `offset` of an MP4 file while doing `during` ("reading a moof").
+    pub(crate) fn mp4_io(during: &'static str, offset: u64, err: &std::io::Error) -> Self {
+        MuxError::Mp4Io {
+            during,
+            offset,
+            kind: err.kind(),
+            message: err.to_string(),
+        }
+    }
+
+    pub(crate) fn mp4_malformed(box_type: [u8; 4], offset: u64, reason: impl Into<String>) -> Self {
+        MuxError::Mp4Malformed {
+            box_type: String::from_utf8_lossy(&box_type).into_owned(),
+            offset,
+            reason: reason.into(),
         }
     }
 }

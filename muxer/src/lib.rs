@@ -4,6 +4,8 @@
 //! - [`hls`]: the HLS segmenter that cuts MPEG-TS segments at keyframes, and the live media
 //!   playlist (RFC 8216, Apple HLS authoring specification).
 //! - [`flv_file`]: FLV files, for the recorder.
+//! - [`mp4`]: the fragmented MP4 the recorder writes, the index of fragmented and
+//!   progressive MP4 files, and their finalisation into a fast-start MP4.
 //! - [`check`]: verifiers for MPEG-TS segments and media playlists, used by tests to walk what
 //!   the server really serves.
 //!
@@ -14,6 +16,7 @@ pub mod check;
 mod error;
 pub mod flv_file;
 pub mod hls;
+pub mod mp4;
 pub mod ts;
 
 pub use error::MuxError;
