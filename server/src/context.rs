@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::hooks::{Hooks, ServerIdentity};
 use crate::outputs::hls::HlsStore;
 use crate::path::registry::Paths;
+use crate::recordings::Recordings;
 
 /// Shared server state, passed to every connection as `Arc<Context>`.
 pub struct Context {
@@ -26,6 +27,9 @@ pub struct Context {
     pub hls: HlsStore,
     /// Every connection, viewer and HLS session, for the API and metrics.
     pub clients: Clients,
+    /// The recordings service; `None` when its root or catalogue cannot be opened (the
+    /// live server runs on, and says why at start).
+    pub recordings: Option<Recordings>,
     /// `server`/`service` of API answers and hook bodies.
     pub identity: ServerIdentity,
     /// Every listener is bound and the server is not shutting down (`/readyz`).
@@ -41,7 +45,22 @@ impl Context {
     pub fn new(config: Arc<Config>, hooks: Hooks, identity: ServerIdentity, shutdown: CancellationToken) -> Self {
         let tasks = TaskTracker::new();
         let hls = HlsStore::default();
-        let kinds = crate::outputs::builtin(&config, &hooks, &hls);
+        let recordings = match Recordings::open(Arc::clone(&config), hooks.clone()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(cause = %e, "recordings are off");
+                None
+            }
+        };
+        let kinds = crate::outputs::builtin(crate::outputs::Parts {
+            config: &config,
+            hooks: &hooks,
+            hls: &hls,
+            recordings: recordings
+                .clone()
+                .map(|r| Arc::new(r) as Arc<dyn crate::outputs::record::Ledger>),
+            tasks: &tasks,
+        });
         let paths = Paths::new(
             Arc::clone(&config),
             hooks.clone(),
@@ -54,6 +73,7 @@ impl Context {
             paths,
             hooks,
             hls,
+            recordings,
             clients: Clients::new(std::time::Duration::from_millis(config.api.hls_session_idle_ms)),
             identity,
             ready: AtomicBool::new(false),

@@ -5,6 +5,7 @@
 //! - `outputs/`: what a path feeds besides viewers (`hls/`: packager and store).
 //! - `admission/`: who may publish and play (hooks; ACLs and signed URLs plug in here).
 //! - `servers/`: `rtmp/` and `http/` (`flv/`, `hls/`, `api/`, `/metrics`), the live player.
+//! - `recordings/`: the catalogue (SQLite), schedules, retention, crash recovery.
 //! - `clients/`: who is connected, for the API, metrics and kicking.
 //! - `recordings/`: the catalogue of recordings and their schedules (SQLite), cron.
 //! - `hooks/`: HTTP callbacks; `config`, `metrics`, `sysinfo`; `context`: what tasks share.
@@ -60,6 +61,16 @@ pub async fn run(
     let hooks_shutdown = CancellationToken::new();
     let hooks_task = hooks.start(hooks_shutdown.clone());
     let ctx = Arc::new(Context::new(config, hooks, identity, shutdown.clone()));
+    if let Some(service) = ctx.recordings.clone() {
+        // What a crash left is made playable before anything new is recorded.
+        let recovering = service.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            recordings::recovery::recover(&recovering);
+            recordings::retention::sweep(&recovering);
+        })
+        .await;
+        tokio::spawn(recordings::scheduler::run(service, ctx.paths.clone(), shutdown.clone()));
+    }
     tokio::spawn(upkeep(Arc::clone(&ctx), metrics));
     ctx.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let rtmp_task = tokio::spawn(servers::rtmp::serve(rtmp, Arc::clone(&ctx)));
@@ -84,9 +95,14 @@ pub async fn run(
     Ok(())
 }
 
+/// How often recordings past their retention are deleted.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
 /// Until shutdown: takes the clients' bitrate samples (which also ends idle HLS sessions),
-/// forgets ended HLS playlists whose time is up, and runs the Prometheus recorder's upkeep.
+/// forgets ended HLS playlists whose time is up, deletes recordings past their retention,
+/// and runs the Prometheus recorder's upkeep.
 async fn upkeep(ctx: Arc<Context>, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) {
+    let mut last_retention = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(clients::SAMPLE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -96,6 +112,14 @@ async fn upkeep(ctx: Arc<Context>, metrics: Option<metrics_exporter_prometheus::
         }
         ctx.clients.sample();
         ctx.hls.purge();
+        if let Some(service) = ctx
+            .recordings
+            .clone()
+            .filter(|_| last_retention.elapsed() >= RETENTION_EVERY)
+        {
+            last_retention = tokio::time::Instant::now();
+            tokio::task::spawn_blocking(move || recordings::retention::sweep(&service));
+        }
         if let Some(m) = &metrics {
             m.run_upkeep();
         }

@@ -50,6 +50,15 @@ pub const PROCESS_CPU_SECONDS_TOTAL: &str = "estuary_process_cpu_seconds_total";
 pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "estuary_process_resident_memory_bytes";
 /// Gauge: seconds since the server started.
 pub const UPTIME_SECONDS: &str = "estuary_uptime_seconds";
+/// Gauge: recordings being written now.
+pub const RECORDINGS_ACTIVE: &str = "estuary_recordings_active";
+/// Counter: bytes the recorder wrote to recording files.
+pub const RECORDING_BYTES_TOTAL: &str = "estuary_recording_bytes_total";
+/// Counter: recording fragments synced to disk (what a crash cannot lose).
+pub const RECORDING_FRAGMENTS_TOTAL: &str = "estuary_recording_fragments_total";
+/// Counter `{reason}`: recordings that failed or were refused; reason is `slow_disk`,
+/// `disk_full`, `disk_floor`, `io`, `codec` or `empty`.
+pub const RECORDING_FAILURES_TOTAL: &str = "estuary_recording_failures_total";
 /// Counter `{kind}`: times an output (e.g. `hls`) fell a whole ring behind its stream and
 /// lost packets (it resumes at the next keyframe, after a discontinuity).
 pub const OUTPUT_GAPS_TOTAL: &str = "estuary_output_gaps_total";
@@ -112,6 +121,9 @@ fn describe() {
         HLS_OVERSIZE_SEGMENTS_TOTAL,
         "HLS segments longer than the playlist's target duration, by app."
     );
+    describe_counter!(RECORDING_BYTES_TOTAL, Unit::Bytes, "Bytes written to recording files.");
+    describe_counter!(RECORDING_FRAGMENTS_TOTAL, "Recording fragments synced to disk.");
+    describe_counter!(RECORDING_FAILURES_TOTAL, "Recordings failed or refused, by reason.");
     describe_counter!(
         OUTPUT_GAPS_TOTAL,
         "Times an output fell a whole ring behind its stream, by kind."
@@ -165,6 +177,21 @@ pub fn hls_segment(app: &str) {
 /// Counts a segment that broke the playlist's target duration.
 pub fn hls_oversize_segment(app: &str) {
     metrics::counter!(HLS_OVERSIZE_SEGMENTS_TOTAL, "app" => app.to_string()).increment(1);
+}
+
+/// Counts bytes written to a recording file.
+pub fn recording_bytes(n: u64) {
+    metrics::counter!(RECORDING_BYTES_TOTAL).increment(n);
+}
+
+/// Counts a recording fragment synced to disk.
+pub fn recording_fragment() {
+    metrics::counter!(RECORDING_FRAGMENTS_TOTAL).increment(1);
+}
+
+/// Counts a recording that failed or was refused.
+pub fn recording_failed(reason: &'static str) {
+    metrics::counter!(RECORDING_FAILURES_TOTAL, "reason" => reason).increment(1);
 }
 
 /// Counts an output that lost packets.

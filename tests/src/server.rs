@@ -63,6 +63,9 @@ impl Server {
             }
             let log_path = ctx.dir.join(format!("estuary-{attempt}.log"));
             let mut cmd = Command::new(&bin);
+            // Its own working directory: what it writes relative to it (recordings) is the
+            // test's.
+            cmd.current_dir(&ctx.dir);
             if let Some(cfg) = &config {
                 cmd.arg("-c").arg(cfg);
             }

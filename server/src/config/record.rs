@@ -44,6 +44,12 @@ pub struct RecordConfig {
     pub min_free_bytes: u64,
     /// Save a still image of each recording next to it.
     pub poster: bool,
+    /// Bytes of media waiting for a slow disk, past which the recording fails rather than
+    /// grows (the live stream is never held up).
+    pub max_queue_bytes: u64,
+    /// After the publisher leaves, a recording waits this long for it to come back (it then
+    /// goes on in a new file) before it ends.
+    pub reconnect_window_ms: u64,
     /// Recording windows (`[[record.schedules]]`).
     pub schedules: Vec<ScheduleSpec>,
 }
@@ -61,6 +67,8 @@ impl Default for RecordConfig {
             retention_days: 0,
             min_free_bytes: 1024 * 1024 * 1024,
             poster: true,
+            max_queue_bytes: 32 * 1024 * 1024,
+            reconnect_window_ms: 10_000,
             schedules: Vec::new(),
         }
     }
@@ -82,6 +90,8 @@ pub struct RecordOverride {
     pub retention_days: Option<u32>,
     pub min_free_bytes: Option<u64>,
     pub poster: Option<bool>,
+    pub max_queue_bytes: Option<u64>,
+    pub reconnect_window_ms: Option<u64>,
     pub schedules: Option<Vec<ScheduleSpec>>,
 }
 
@@ -102,6 +112,8 @@ impl RecordConfig {
             retention_days: o.retention_days.unwrap_or(self.retention_days),
             min_free_bytes: o.min_free_bytes.unwrap_or(self.min_free_bytes),
             poster: o.poster.unwrap_or(self.poster),
+            max_queue_bytes: o.max_queue_bytes.unwrap_or(self.max_queue_bytes),
+            reconnect_window_ms: o.reconnect_window_ms.unwrap_or(self.reconnect_window_ms),
             schedules: match &o.schedules {
                 Some(own) => own.iter().map(|s| of_app(s, app)).collect(),
                 None => self.schedules.iter().filter(|s| s.app == app).cloned().collect(),
@@ -116,6 +128,7 @@ impl RecordConfig {
         check_segment_minutes(&mut problems, "record.segment_minutes", self.segment_minutes);
         check_fragment_ms(&mut problems, "record.fragment_ms", self.fragment_ms);
         check_path_template(&mut problems, "record.path_template", &self.path_template);
+        check_max_queue_bytes(&mut problems, "record.max_queue_bytes", self.max_queue_bytes);
         for (i, spec) in self.schedules.iter().enumerate() {
             check_schedule(&mut problems, &format!("record.schedules[{i}]"), spec);
         }
@@ -139,6 +152,9 @@ impl RecordOverride {
         }
         if let Some(template) = &self.path_template {
             check_path_template(&mut problems, &key("path_template"), template);
+        }
+        if let Some(bytes) = self.max_queue_bytes {
+            check_max_queue_bytes(&mut problems, &key("max_queue_bytes"), bytes);
         }
         for (i, spec) in self.schedules.iter().flatten().enumerate() {
             let at = key(&format!("schedules[{i}]"));
@@ -169,6 +185,14 @@ fn check_root(problems: &mut Vec<String>, key: &str, root: &str) {
 fn check_segment_minutes(problems: &mut Vec<String>, key: &str, minutes: u32) {
     if !(1..=1440).contains(&minutes) {
         problems.push(format!("{key} = {minutes} must be between 1 and 1440"));
+    }
+}
+
+fn check_max_queue_bytes(problems: &mut Vec<String>, key: &str, bytes: u64) {
+    if bytes < 1024 * 1024 {
+        problems.push(format!(
+            "{key} = {bytes} must be at least 1048576 (a second of a 4K stream)"
+        ));
     }
 }
 

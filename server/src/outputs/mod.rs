@@ -7,15 +7,39 @@
 mod output;
 
 pub mod hls;
+pub mod record;
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::task::TaskTracker;
 
 pub use output::{Output, OutputKind};
 
 use crate::config::Config;
 use crate::hooks::Hooks;
 
+/// What the outputs are made with.
+pub struct Parts<'a> {
+    pub config: &'a Config,
+    pub hooks: &'a Hooks,
+    pub hls: &'a hls::HlsStore,
+    /// The catalogue the recorder reports to; no recorder without one.
+    pub recordings: Option<Arc<dyn record::Ledger>>,
+    /// Tasks shutdown waits for (the recorder's writer threads).
+    pub tasks: &'a TaskTracker,
+}
+
 /// Every kind of output a path may start, in the order they start.
-pub fn builtin(config: &Config, hooks: &Hooks, hls: &hls::HlsStore) -> Vec<Arc<dyn OutputKind>> {
-    vec![Arc::new(hls::HlsOutputs::new(&config.hls, hooks.clone(), hls.clone()))]
+pub fn builtin(parts: Parts<'_>) -> Vec<Arc<dyn OutputKind>> {
+    let mut kinds: Vec<Arc<dyn OutputKind>> = vec![Arc::new(hls::HlsOutputs::new(
+        &parts.config.hls,
+        parts.hooks.clone(),
+        parts.hls.clone(),
+    ))];
+    if let Some(ledger) = parts.recordings {
+        let grace = Duration::from_millis(parts.config.record.reconnect_window_ms);
+        kinds.push(Arc::new(record::RecordOutputs::new(ledger, grace, parts.tasks.clone())));
+    }
+    kinds
 }

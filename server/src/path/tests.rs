@@ -605,7 +605,13 @@ async fn an_hls_packager_that_falls_behind_skips_to_a_keyframe_after_a_discontin
     config.hls.window_segments = 20;
     let config = Arc::new(config);
     let store = crate::outputs::hls::HlsStore::default();
-    let kinds = crate::outputs::builtin(&config, &hooks(), &store);
+    let kinds = crate::outputs::builtin(crate::outputs::Parts {
+        config: &config,
+        hooks: &hooks(),
+        hls: &store,
+        recordings: None,
+        tasks: &TaskTracker::new(),
+    });
     let hub = Hub::with_outputs(Arc::clone(&config), kinds);
     let key = key();
     let source = hub.claim(&key, 1, CancellationToken::new()).unwrap();

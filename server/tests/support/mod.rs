@@ -150,6 +150,9 @@ impl Server {
         for _ in 0..5 {
             let (rtmp, http) = (free_port(), free_port());
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_estuary"));
+            // Its own working directory: what it writes relative to it (recordings) is the
+            // test's.
+            cmd.current_dir(&dir);
             cmd.arg("-c").arg(&cfg);
             cmd.args([
                 "--rtmp-listen",

@@ -56,6 +56,17 @@ impl Catalogue {
             })
     }
 
+    /// Whether a recording has the file `path` (relative to the root).
+    pub fn path_in_use(&self, path: &str) -> Result<bool, CatalogueError> {
+        self.lock()
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM recordings WHERE path = ?1)",
+                [path],
+                |row| row.get(0),
+            )
+            .map_err(self.fail(format_args!("look up path {path}")))
+    }
+
     pub fn get(&self, id: i64) -> Result<Recording, CatalogueError> {
         let sql = format!("SELECT {COLUMNS} FROM recordings WHERE id = ?1");
         self.lock()

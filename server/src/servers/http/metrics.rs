@@ -13,8 +13,8 @@ use super::response::Body;
 use crate::clients::{per_stream, ClientKind};
 use crate::context::Context;
 use crate::metrics::{
-    CLIENTS, PROCESS_CPU_SECONDS_TOTAL, PROCESS_RESIDENT_MEMORY_BYTES, STREAMS, STREAMS_LIVE, STREAM_KBPS,
-    STREAM_VIEWERS, UPTIME_SECONDS,
+    CLIENTS, PROCESS_CPU_SECONDS_TOTAL, PROCESS_RESIDENT_MEMORY_BYTES, RECORDINGS_ACTIVE, STREAMS, STREAMS_LIVE,
+    STREAM_KBPS, STREAM_VIEWERS, UPTIME_SECONDS,
 };
 
 /// Answers `GET /metrics`.
@@ -98,6 +98,10 @@ fn render_state(ctx: &Context, out: &mut String) {
             usage.send_kbps
         );
     }
+
+    gauge_header(out, RECORDINGS_ACTIVE, "gauge", "Recordings being written now.");
+    let active = ctx.recordings.as_ref().map_or(0, |r| r.active_count());
+    let _ = writeln!(out, "{RECORDINGS_ACTIVE} {active}");
 
     let proc = crate::sysinfo::process();
     gauge_header(

@@ -75,7 +75,23 @@ async fn serve_connection(ctx: Arc<Context>, socket: tokio::net::TcpStream, peer
 
 async fn route(ctx: Arc<Context>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let path = req.uri().path().to_string();
-    let mut response = match (req.method(), path.as_str()) {
+    let api = path == "/api" || path.starts_with("/api/");
+    let mut response = if api && req.method() != Method::OPTIONS {
+        api::serve(&ctx, req).await
+    } else {
+        answer(&ctx, req, peer, &path).await
+    };
+    if !ctx.config.http.cors_allow_origin.is_empty() {
+        if let Ok(origin) = HeaderValue::from_str(&ctx.config.http.cors_allow_origin) {
+            response.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        }
+    }
+    response
+}
+
+/// Everything but the API.
+async fn answer(ctx: &Arc<Context>, req: Request<Incoming>, peer: SocketAddr, path: &str) -> Response<Body> {
+    match (req.method(), path) {
         (&Method::OPTIONS, _) => preflight(),
         (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET | &Method::HEAD, "/readyz") => {
@@ -85,17 +101,10 @@ async fn route(ctx: Arc<Context>, req: Request<Incoming>, peer: SocketAddr) -> R
                 text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
             }
         }
-        (_, p) if p == "/api" || p.starts_with("/api/") => api::serve(&ctx, &req),
-        (&Method::GET | &Method::HEAD, "/metrics") => metrics::serve(&ctx),
-        (&Method::GET | &Method::HEAD, p) if p.ends_with(".flv") => flv::serve(&ctx, &req, peer).await,
-        (&Method::GET | &Method::HEAD, p) if hls::matches(p) => hls::serve(&ctx, &req, peer).await,
+        (&Method::GET | &Method::HEAD, "/metrics") => metrics::serve(ctx),
+        (&Method::GET | &Method::HEAD, p) if p.ends_with(".flv") => flv::serve(ctx, &req, peer).await,
+        (&Method::GET | &Method::HEAD, p) if hls::matches(p) => hls::serve(ctx, &req, peer).await,
         (&Method::GET | &Method::HEAD, _) => text(StatusCode::NOT_FOUND, "not found\n"),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
-    };
-    if !ctx.config.http.cors_allow_origin.is_empty() {
-        if let Ok(origin) = HeaderValue::from_str(&ctx.config.http.cors_allow_origin) {
-            response.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        }
     }
-    response
 }

@@ -17,12 +17,19 @@ pub const CODE_CLIENT_NOT_FOUND: u32 = 2049;
 
 /// `{"code":0,"server":…,"service":…,"pid":…,"<field>":value}`
 pub fn ok(ctx: &Context, field: &str, value: Value) -> Response<Body> {
+    ok_with(ctx, vec![(field, value)])
+}
+
+/// The envelope with several fields (a list and its paging, say).
+pub fn ok_with(ctx: &Context, fields: Vec<(&str, Value)>) -> Response<Body> {
     let mut m = Map::new();
     m.insert("code".into(), json!(0));
     m.insert("server".into(), json!(ctx.identity.server_id));
     m.insert("service".into(), json!(ctx.identity.service_id));
     m.insert("pid".into(), json!(std::process::id().to_string()));
-    m.insert(field.into(), value);
+    for (field, value) in fields {
+        m.insert(field.into(), value);
+    }
     respond(StatusCode::OK, &Value::Object(m))
 }
 

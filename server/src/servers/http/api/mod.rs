@@ -12,16 +12,23 @@
 //! | `GET /api/v1/streams[/{id}]` | `streams[]` / `stream`; `{id}` may also be `app/stream` |
 //! | `GET /api/v1/clients[/{id}]` | `clients[]` / `client` |
 //! | `DELETE /api/v1/clients/{id}` | kicks the client |
+//! | `/api/v1/recordings[/{id}[/stop]]` | recordings: see `recordings.rs` |
+//! | `/api/v1/schedules[/{id}]` | recording schedules: see `schedules.rs` |
 //!
 //! With `api.token` set, every request needs `Authorization: Bearer TOKEN`.
 
 mod clients;
 mod envelope;
+mod recordings;
+mod schedules;
 mod streams;
 mod summaries;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
@@ -30,8 +37,31 @@ use super::response::Body;
 use crate::context::Context;
 use envelope::{error, not_allowed, ok, CODE_STREAM_NOT_FOUND};
 
+/// Largest request body the API reads.
+const MAX_BODY: usize = 64 * 1024;
+
 /// Answers a request whose path starts with `/api/`.
-pub fn serve<B>(ctx: &Arc<Context>, req: &Request<B>) -> Response<Body> {
+pub async fn serve(ctx: &Arc<Context>, req: Request<Incoming>) -> Response<Body> {
+    let (head, body) = req.into_parts();
+    let req = Request::from_parts(head, ());
+    let body = if matches!(*req.method(), Method::POST | Method::PUT) {
+        match Limited::new(body, MAX_BODY).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => {
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    413,
+                    &format!("request body over {MAX_BODY} bytes, or not read"),
+                )
+            }
+        }
+    } else {
+        Bytes::new()
+    };
+    route(ctx, &req, &body).await
+}
+
+async fn route(ctx: &Arc<Context>, req: &Request<()>, body: &[u8]) -> Response<Body> {
     if !ctx.config.api.enabled {
         return error(StatusCode::NOT_FOUND, 404, "the api is disabled (api.enabled = false)");
     }
@@ -57,6 +87,8 @@ pub fn serve<B>(ctx: &Arc<Context>, req: &Request<B>) -> Response<Body> {
                 "summaries": "the summary (uptime, cpu, memory, load, totals)",
                 "streams": "the streams, or /streams/{id}",
                 "clients": "the clients, or /clients/{id}; DELETE /clients/{id} kicks",
+                "recordings": "the recordings, or /recordings/{id}; POST starts, POST /recordings/{id}/stop stops",
+                "schedules": "the recording schedules, or /schedules/{id}",
             }),
         ),
         "/versions" if get => ok(ctx, "data", summaries::versions()),
@@ -80,6 +112,12 @@ pub fn serve<B>(ctx: &Arc<Context>, req: &Request<B>) -> Response<Body> {
             }
             if let Some(id) = rest.strip_prefix("/clients/") {
                 return clients::client_by_id(ctx, method, id);
+            }
+            if let Some(tail) = rest.strip_prefix("/recordings") {
+                return recordings::serve(ctx, method, tail, req.uri().query(), body).await;
+            }
+            if let Some(tail) = rest.strip_prefix("/schedules") {
+                return schedules::serve(ctx, method, tail, body).await;
             }
             error(StatusCode::NOT_FOUND, 404, "unknown api path; see /api/v1")
         }

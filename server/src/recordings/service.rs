@@ -1,0 +1,489 @@
+//! The recordings service: which streams are recorded now, what was asked for (by hand, by a
+//! schedule's open window, by `record.enabled`), and the catalogue kept in step with what the
+//! recorder writes. It is the recorder's [`Ledger`]; the API and the scheduler drive it.
+//!
+//! Every method is synchronous and may wait briefly on the SQLite catalogue: async callers
+//! use `spawn_blocking`; the recorder calls it from its writer threads.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nix::fcntl::{Flock, FlockArg};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::catalogue::{
+    Catalogue, CatalogueError, NewRecording, Recording, RecordingFormat, RecordingPlan, RecordingState,
+};
+use crate::config::{Config, RecordConfig, RecordPlan};
+use crate::hooks::{ClientInfo, Hooks, NotifyEvent, StreamInfo};
+use crate::outputs::record::{free_bytes, Assignment, FailReason, Finished, Format, Ledger, Settings};
+use crate::stream::StreamKey;
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A recording being written.
+struct Active {
+    /// The catalogue id of the file being written now.
+    id: i64,
+    /// The id the recording was started under (an API client stops it by this one).
+    first_id: i64,
+    plan: RecordingPlan,
+    schedule_id: Option<i64>,
+    stop: CancellationToken,
+}
+
+/// A recording asked for and waiting for its stream.
+#[derive(Debug, Clone)]
+struct Request {
+    id: i64,
+    plan: RecordingPlan,
+    schedule_id: Option<i64>,
+}
+
+/// Why the recordings could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("recording root {0}: {1}")]
+    Root(String, std::io::Error),
+    #[error("recording root {0} is in use by another estuary process")]
+    InUse(String),
+    #[error("{0}")]
+    Catalogue(#[from] CatalogueError),
+}
+
+/// Why a recording could not be started by hand.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("stream {key} is being recorded already (recording {id})")]
+    AlreadyRecording { key: String, id: i64 },
+    #[error("schedule {0}'s recording was stopped by hand; it records again in its next window")]
+    StoppedByHand(i64),
+    #[error("{0}")]
+    Catalogue(#[from] CatalogueError),
+}
+
+/// Why a recording could not be stopped or deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("recording {0} is not being recorded")]
+    NotActive(i64),
+    #[error("recording {0} is being recorded; stop it first")]
+    Busy(i64),
+    #[error("{0}")]
+    Catalogue(#[from] CatalogueError),
+}
+
+/// The service; cheap to clone.
+#[derive(Clone)]
+pub struct Recordings {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Held while the process runs: this root is ours.
+    _lock: Option<Flock<std::fs::File>>,
+    config: Arc<Config>,
+    catalogue: Catalogue,
+    hooks: Hooks,
+    active: Mutex<HashMap<StreamKey, Active>>,
+    requests: Mutex<HashMap<StreamKey, Request>>,
+    /// Schedules whose recording was stopped by hand in their open window.
+    stopped: Mutex<HashSet<i64>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Recordings {
+    /// Opens the catalogue (`{record.root}/catalogue.db`) and takes the config's schedules.
+    /// One process at a time owns a root (`catalogue.lock`): a second one would take the
+    /// first one's recordings for crashed ones.
+    pub fn open(config: Arc<Config>, hooks: Hooks) -> Result<Recordings, OpenError> {
+        let root = Path::new(&config.record.root);
+        std::fs::create_dir_all(root).map_err(|e| OpenError::Root(root.display().to_string(), e))?;
+        let lock_path = root.join("catalogue.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| OpenError::Root(lock_path.display().to_string(), e))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
+            .map_err(|_| OpenError::InUse(root.display().to_string()))?;
+        let catalogue = Catalogue::open(&root.join("catalogue.db"))?;
+        Recordings::with_catalogue(config, hooks, catalogue, Some(lock))
+    }
+
+    pub fn with_catalogue(
+        config: Arc<Config>,
+        hooks: Hooks,
+        catalogue: Catalogue,
+        lock: Option<Flock<std::fs::File>>,
+    ) -> Result<Recordings, OpenError> {
+        catalogue.replace_config_schedules(&RecordConfig::config_schedules(&config), now_ms())?;
+        Ok(Recordings {
+            inner: Arc::new(Inner {
+                _lock: lock,
+                config,
+                catalogue,
+                hooks,
+                active: Mutex::new(HashMap::new()),
+                requests: Mutex::new(HashMap::new()),
+                stopped: Mutex::new(HashSet::new()),
+            }),
+        })
+    }
+
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.inner.catalogue
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.inner.config
+    }
+
+    /// The root an app's recordings are under.
+    pub fn root(&self, app: &str) -> PathBuf {
+        PathBuf::from(RecordConfig::for_app(&self.inner.config, app).root)
+    }
+
+    /// Recordings being written now.
+    pub fn active_count(&self) -> usize {
+        lock(&self.inner.active).len()
+    }
+
+    /// Whether recording `id` (or the recording it continues) is being written.
+    pub fn is_active(&self, id: i64) -> bool {
+        lock(&self.inner.active)
+            .values()
+            .any(|a| a.id == id || a.first_id == id)
+    }
+
+    /// A recording of `key` asked for by hand: recorded from now if the stream is live (the
+    /// caller then starts the path's recorder), else as soon as it comes. The new recording
+    /// is `pending` until its file opens.
+    pub fn request(&self, key: &StreamKey) -> Result<Recording, StartError> {
+        self.request_for(key, RecordingPlan::Manual, None)
+    }
+
+    /// A schedule's window opened for `key`.
+    pub fn request_for(
+        &self,
+        key: &StreamKey,
+        plan: RecordingPlan,
+        schedule_id: Option<i64>,
+    ) -> Result<Recording, StartError> {
+        if let Some(schedule) = schedule_id.filter(|s| lock(&self.inner.stopped).contains(s)) {
+            return Err(StartError::StoppedByHand(schedule));
+        }
+        if let Some(active) = lock(&self.inner.active).get(key) {
+            return Err(StartError::AlreadyRecording {
+                key: key.to_string(),
+                id: active.first_id,
+            });
+        }
+        if let Some(request) = lock(&self.inner.requests).get(key).cloned() {
+            return Ok(self.inner.catalogue.get(request.id)?);
+        }
+        let recording = self.insert(key, RecordingState::Pending, plan, schedule_id)?;
+        lock(&self.inner.requests).insert(
+            key.clone(),
+            Request {
+                id: recording.id,
+                plan,
+                schedule_id,
+            },
+        );
+        info!(stream = %key, recording = recording.id, plan = plan.as_str(), "recording requested");
+        Ok(recording)
+    }
+
+    /// Stops recording `id`: a recording being written ends its file (which becomes
+    /// `completed`); one still waiting for its stream ends `failed`.
+    pub fn stop(&self, id: i64) -> Result<Recording, ControlError> {
+        let active = lock(&self.inner.active)
+            .values()
+            .find(|a| a.id == id || a.first_id == id)
+            .map(|a| (a.stop.clone(), a.schedule_id));
+        if let Some((stop, schedule)) = active {
+            if let Some(schedule) = schedule {
+                lock(&self.inner.stopped).insert(schedule);
+            }
+            stop.cancel();
+            info!(recording = id, "recording stopped by request");
+            return Ok(self.inner.catalogue.get(id)?);
+        }
+        let waiting = {
+            let mut requests = lock(&self.inner.requests);
+            let key = requests.iter().find(|(_, r)| r.id == id).map(|(k, _)| k.clone());
+            key.and_then(|k| requests.remove(&k))
+        };
+        if waiting.is_some() {
+            let error = "stopped before the stream was live";
+            return Ok(self
+                .inner
+                .catalogue
+                .update_state(id, RecordingState::Failed, Some(error), Some(now_ms()))?);
+        }
+        self.inner.catalogue.get(id)?;
+        Err(ControlError::NotActive(id))
+    }
+
+    /// A schedule's window closed: its recording ends (or, never started, fails).
+    pub fn close_window(&self, schedule_id: i64) {
+        lock(&self.inner.stopped).remove(&schedule_id);
+        let active = lock(&self.inner.active)
+            .values()
+            .find(|a| a.schedule_id == Some(schedule_id))
+            .map(|a| a.stop.clone());
+        if let Some(stop) = active {
+            stop.cancel();
+        }
+        let waiting = {
+            let mut requests = lock(&self.inner.requests);
+            let key = requests
+                .iter()
+                .find(|(_, r)| r.schedule_id == Some(schedule_id))
+                .map(|(k, _)| k.clone());
+            key.and_then(|k| requests.remove(&k))
+        };
+        if let Some(request) = waiting {
+            let error = "the stream was not live while the schedule's window was open";
+            if let Err(e) =
+                self.inner
+                    .catalogue
+                    .update_state(request.id, RecordingState::Failed, Some(error), Some(now_ms()))
+            {
+                warn!(cause = %e, "catalogue not updated");
+            }
+        }
+    }
+
+    /// Deletes recording `id` and its files (not while it is being written).
+    pub fn delete(&self, id: i64) -> Result<Recording, ControlError> {
+        if self.is_active(id) {
+            return Err(ControlError::Busy(id));
+        }
+        lock(&self.inner.requests).retain(|_, r| r.id != id);
+        let recording = self.inner.catalogue.delete(id)?;
+        self.remove_files(&recording);
+        Ok(recording)
+    }
+
+    /// Removes a recording's file and poster from disk.
+    pub fn remove_files(&self, recording: &Recording) {
+        let root = self.root(&recording.app);
+        for relative in [&recording.path, &recording.poster_path].into_iter().flatten() {
+            let path = root.join(relative);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => warn!(file = %path.display(), cause = %e, "recording file not removed"),
+            }
+        }
+    }
+
+    fn insert(
+        &self,
+        key: &StreamKey,
+        state: RecordingState,
+        plan: RecordingPlan,
+        schedule_id: Option<i64>,
+    ) -> Result<Recording, CatalogueError> {
+        let record = RecordConfig::for_app(&self.inner.config, &key.app);
+        self.inner.catalogue.insert_recording(NewRecording {
+            app: key.app.clone(),
+            stream: key.name.clone(),
+            state,
+            format: record.format,
+            plan,
+            path: None,
+            created_at: now_ms(),
+            started_at: None,
+            schedule_id,
+        })
+    }
+
+    /// How a recording of `key` is written.
+    fn settings(&self, key: &StreamKey, plan: RecordingPlan) -> Settings {
+        let record = RecordConfig::for_app(&self.inner.config, &key.app);
+        let segmented =
+            plan == RecordingPlan::Segment || (record.plan == RecordPlan::Segment && plan == RecordingPlan::Schedule);
+        Settings {
+            root: PathBuf::from(&record.root),
+            template: record.path_template.clone(),
+            zone: super::schedule::local_zone(),
+            format: match record.format {
+                RecordingFormat::Mp4 => Format::Mp4,
+                RecordingFormat::Flv => Format::Flv,
+            },
+            segment: segmented.then(|| Duration::from_secs(u64::from(record.segment_minutes) * 60)),
+            fragment: Duration::from_millis(record.fragment_ms),
+            min_free_bytes: record.min_free_bytes,
+            max_queue_bytes: record.max_queue_bytes,
+        }
+    }
+
+    /// Tells the hooks a recording file is done (or failed).
+    pub(super) fn notify_dvr(&self, recording: &Recording, error: Option<&str>) {
+        let root = self.root(&recording.app);
+        let cwd = std::fs::canonicalize(&root).unwrap_or(root);
+        let client = ClientInfo::new(format!("dvr-{}", recording.id), "127.0.0.1", recording.app.clone());
+        let stream = StreamInfo {
+            stream: recording.stream.clone(),
+            param: String::new(),
+            stream_id: format!("{}/{}", recording.app, recording.stream),
+        };
+        self.inner.hooks.notify(&NotifyEvent::Dvr {
+            client,
+            stream,
+            cwd: cwd.display().to_string(),
+            file: recording.path.clone().unwrap_or_default(),
+            recording_id: Some(recording.id),
+            error: error.map(str::to_string),
+        });
+    }
+
+    /// Fails recording `id` (refused before it started: no file).
+    fn refuse(&self, id: i64, reason: FailReason, error: &str) {
+        crate::metrics::recording_failed(reason.as_str());
+        warn!(recording = id, reason = reason.as_str(), error, "recording refused");
+        match self
+            .inner
+            .catalogue
+            .update_state(id, RecordingState::Failed, Some(error), Some(now_ms()))
+        {
+            Ok(recording) => self.notify_dvr(&recording, Some(error)),
+            Err(e) => warn!(cause = %e, "catalogue not updated"),
+        }
+    }
+
+    fn log_err<T>(&self, result: Result<T, CatalogueError>) -> Option<T> {
+        result.map_err(|e| warn!(cause = %e, "catalogue not updated")).ok()
+    }
+}
+
+impl Ledger for Recordings {
+    fn wanted(&self, key: &StreamKey) -> Option<Assignment> {
+        if lock(&self.inner.active).contains_key(key) {
+            return None;
+        }
+        let requested = lock(&self.inner.requests).remove(key);
+        let (id, plan, schedule_id) = match requested {
+            Some(r) => (r.id, r.plan, r.schedule_id),
+            None => {
+                let record = RecordConfig::for_app(&self.inner.config, &key.app);
+                if !record.enabled {
+                    return None;
+                }
+                let plan = match record.plan {
+                    RecordPlan::Session => RecordingPlan::Session,
+                    RecordPlan::Segment => RecordingPlan::Segment,
+                };
+                let recording = self.log_err(self.insert(key, RecordingState::Pending, plan, None))?;
+                (recording.id, plan, None)
+            }
+        };
+        let settings = self.settings(key, plan);
+        if let Some(free) = free_bytes(&settings.root).filter(|free| *free < settings.min_free_bytes) {
+            let error = format!(
+                "{free} bytes free under {}, less than record.min_free_bytes ({})",
+                settings.root.display(),
+                settings.min_free_bytes
+            );
+            self.refuse(id, FailReason::DiskFloor, &error);
+            return None;
+        }
+        let stop = CancellationToken::new();
+        lock(&self.inner.active).insert(
+            key.clone(),
+            Active {
+                id,
+                first_id: id,
+                plan,
+                schedule_id,
+                stop: stop.clone(),
+            },
+        );
+        Some(Assignment {
+            id,
+            key: key.clone(),
+            settings,
+            stop,
+        })
+    }
+
+    fn is_taken(&self, relative: &Path) -> bool {
+        // Unreadable: taken, so no two recordings ever share a file.
+        relative
+            .to_str()
+            .is_none_or(|r| self.inner.catalogue.path_in_use(r).unwrap_or(true))
+    }
+
+    fn opened(&self, id: i64, path: &Path) {
+        self.log_err(self.inner.catalogue.set_started(id, now_ms(), &path.to_string_lossy()));
+    }
+
+    fn next_segment(&self, previous: i64) -> Option<i64> {
+        let (key, plan, schedule_id) = {
+            let active = lock(&self.inner.active);
+            let (key, a) = active.iter().find(|(_, a)| a.id == previous)?;
+            if a.stop.is_cancelled() {
+                return None;
+            }
+            (key.clone(), a.plan, a.schedule_id)
+        };
+        let recording = self.log_err(self.insert(&key, RecordingState::Pending, plan, schedule_id))?;
+        if let Some(a) = lock(&self.inner.active).get_mut(&key) {
+            a.id = recording.id;
+        }
+        Some(recording.id)
+    }
+
+    fn progress(&self, id: i64, duration_ms: u64, size_bytes: u64) {
+        self.log_err(
+            self.inner
+                .catalogue
+                .set_progress(id, duration_ms as i64, size_bytes as i64),
+        );
+    }
+
+    fn completed(&self, id: i64, file: &Finished) {
+        let catalogue = &self.inner.catalogue;
+        self.log_err(catalogue.set_progress(id, file.duration_ms as i64, file.size_bytes as i64));
+        if let Some(recording) =
+            self.log_err(catalogue.update_state(id, RecordingState::Completed, None, Some(now_ms())))
+        {
+            self.notify_dvr(&recording, None);
+            if RecordConfig::for_app(&self.inner.config, &recording.app).poster {
+                super::poster::make(catalogue, &self.root(&recording.app), &recording);
+            }
+        }
+    }
+
+    fn failed(&self, id: i64, reason: FailReason, error: &str, file: Option<&Finished>) {
+        let catalogue = &self.inner.catalogue;
+        if let Some(file) = file {
+            self.log_err(catalogue.set_progress(id, file.duration_ms as i64, file.size_bytes as i64));
+        }
+        let error = format!("{}: {error}", reason.as_str());
+        if let Some(recording) =
+            self.log_err(catalogue.update_state(id, RecordingState::Failed, Some(&error), Some(now_ms())))
+        {
+            self.notify_dvr(&recording, Some(&error));
+        }
+    }
+
+    fn released(&self, key: &StreamKey) {
+        lock(&self.inner.active).remove(key);
+    }
+}
