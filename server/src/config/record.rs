@@ -18,7 +18,7 @@ pub enum RecordPlan {
     Segment,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecordConfig {
     /// Folder recordings are written under; the catalogue's paths are relative to it.
@@ -31,7 +31,7 @@ pub struct RecordConfig {
     /// How recordings made because of `enabled` are cut into files.
     pub plan: RecordPlan,
     /// File length of the `segment` plan.
-    pub segment_minutes: u32,
+    pub segment_minutes: f64,
     /// An MP4 recording is written as fragments of this much media, so a crash loses at
     /// most one fragment.
     pub fragment_ms: u64,
@@ -61,7 +61,7 @@ impl Default for RecordConfig {
             enabled: false,
             format: RecordingFormat::Mp4,
             plan: RecordPlan::Session,
-            segment_minutes: 60,
+            segment_minutes: 60.0,
             fragment_ms: 1000,
             path_template: "{app}/{stream}/{date}-{time}".into(),
             retention_days: 0,
@@ -77,14 +77,14 @@ impl Default for RecordConfig {
 /// `[apps.NAME.record]`: each key set here replaces the global `[record]` one for that app.
 /// `schedules`, when set, replaces the global schedules of that app; their `app` may be
 /// left out.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecordOverride {
     pub root: Option<String>,
     pub enabled: Option<bool>,
     pub format: Option<RecordingFormat>,
     pub plan: Option<RecordPlan>,
-    pub segment_minutes: Option<u32>,
+    pub segment_minutes: Option<f64>,
     pub fragment_ms: Option<u64>,
     pub path_template: Option<String>,
     pub retention_days: Option<u32>,
@@ -182,9 +182,10 @@ fn check_root(problems: &mut Vec<String>, key: &str, root: &str) {
     }
 }
 
-fn check_segment_minutes(problems: &mut Vec<String>, key: &str, minutes: u32) {
-    if !(1..=1440).contains(&minutes) {
-        problems.push(format!("{key} = {minutes} must be between 1 and 1440"));
+fn check_segment_minutes(problems: &mut Vec<String>, key: &str, minutes: f64) {
+    // Fractions are fine (0.5 is 30 s); under 3 s a segment is mostly its keyframe.
+    if !(0.05..=1440.0).contains(&minutes) {
+        problems.push(format!("{key} = {minutes} must be between 0.05 and 1440"));
     }
 }
 

@@ -45,7 +45,7 @@ fn defaults() {
         (c.root.as_str(), c.enabled, c.format, c.plan),
         ("recordings", false, RecordingFormat::Mp4, RecordPlan::Session)
     );
-    assert_eq!((c.segment_minutes, c.fragment_ms, c.retention_days), (60, 1000, 0));
+    assert_eq!((c.segment_minutes, c.fragment_ms, c.retention_days), (60.0, 1000, 0));
     assert_eq!(c.path_template, "{app}/{stream}/{date}-{time}");
     assert_eq!((c.min_free_bytes, c.poster, c.schedules.len()), (1 << 30, true, 0));
     assert_eq!(parse("").record, c);
@@ -59,7 +59,7 @@ fn an_app_override_replaces_only_the_keys_it_sets() {
     let tv = RecordConfig::for_app(&config, "tv");
     assert_eq!(
         (tv.enabled, tv.plan, tv.segment_minutes, tv.format),
-        (true, RecordPlan::Segment, 15, RecordingFormat::Mp4)
+        (true, RecordPlan::Segment, 15.0, RecordingFormat::Mp4)
     );
     assert_eq!(
         (tv.root.as_str(), tv.retention_days, tv.fragment_ms),
@@ -125,7 +125,7 @@ cron = "@daily"
     let problems = config.validate().unwrap_err();
     let expected = [
         "record.root must not be empty",
-        "record.segment_minutes = 0 must be between 1 and 1440",
+        "record.segment_minutes = 0 must be between 0.05 and 1440",
         "record.fragment_ms = 50 must be between 100 and 10000",
         "record.path_template = \"/abs/{app}/../x\" must contain {stream}",
         "record.path_template = \"/abs/{app}/../x\" must not contain \"..\"",

@@ -326,7 +326,7 @@ impl Recordings {
                 RecordingFormat::Mp4 => Format::Mp4,
                 RecordingFormat::Flv => Format::Flv,
             },
-            segment: segmented.then(|| Duration::from_secs(u64::from(record.segment_minutes) * 60)),
+            segment: segmented.then(|| Duration::from_secs_f64(record.segment_minutes * 60.0)),
             fragment: Duration::from_millis(record.fragment_ms),
             min_free_bytes: record.min_free_bytes,
             max_queue_bytes: record.max_queue_bytes,
