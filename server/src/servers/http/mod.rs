@@ -9,6 +9,7 @@ mod hls;
 mod metrics;
 mod response;
 mod urls;
+mod vod;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -102,6 +103,7 @@ async fn answer(ctx: &Arc<Context>, req: Request<Incoming>, peer: SocketAddr, pa
             }
         }
         (&Method::GET | &Method::HEAD, "/metrics") => metrics::serve(ctx),
+        (&Method::GET | &Method::HEAD, p) if vod::matches(p) => vod::serve(ctx, &req).await,
         (&Method::GET | &Method::HEAD, p) if p.ends_with(".flv") => flv::serve(ctx, &req, peer).await,
         (&Method::GET | &Method::HEAD, p) if hls::matches(p) => hls::serve(ctx, &req, peer).await,
         (&Method::GET | &Method::HEAD, _) => text(StatusCode::NOT_FOUND, "not found\n"),

@@ -46,8 +46,11 @@ pub fn is_live_flv_request(first: &[u8]) -> bool {
         return false;
     };
     let path = target.split_once('?').map_or(target, |(p, _)| p);
-    // The API's paths stay the API's, as in `route`.
-    version.starts_with("HTTP/1.") && !path.starts_with("/api/") && split_stream_path(path, ".flv").is_some()
+    // The API's and the recordings' paths stay theirs, as in `route`.
+    version.starts_with("HTTP/1.")
+        && !path.starts_with("/api/")
+        && !path.starts_with("/vod/")
+        && split_stream_path(path, ".flv").is_some()
 }
 
 /// Serves one HTTP-FLV viewer on `socket`, whose first request line was checked by
@@ -251,6 +254,7 @@ mod tests {
         assert!(!is_live_flv_request(b"GET /live/cam.m3u8 HTTP/1.1\r\n"));
         assert!(!is_live_flv_request(b"GET /cam.flv HTTP/1.1\r\n"));
         assert!(!is_live_flv_request(b"GET /api/x.flv HTTP/1.1\r\n"));
+        assert!(!is_live_flv_request(b"GET /vod/12.flv HTTP/1.1\r\n"));
         assert!(!is_live_flv_request(b"GET /live/cam.flv HTTP/2\r\n"));
     }
 }
