@@ -9,7 +9,8 @@
 #   fan-out  1 publisher (720p 2.5 Mbps H.264 + AAC) to 100/500/1000/2000 RTMP viewers
 #            (and, for Estuary, the same counts of HTTP-FLV viewers);
 #   hls      1 publisher, 500 HLS viewers;
-#   ingest   50 publishers at 2.5 Mbps each, HLS on, no viewers.
+#   ingest   50 publishers at 2.5 Mbps each, HLS on, no viewers;
+#   record   (Estuary) 20 publishers, 10 RTMP viewers each, recording off and on.
 # --quick: short runs and fewer viewer counts, to smoke-test the whole thing in minutes.
 # --only REGEX: run only the scenarios whose name (e.g. fan-out-rtmp-500-nginx) matches.
 # The JSON and text report of every run stay in bench/results/compare-<date>/.
@@ -40,12 +41,14 @@ if [ "$QUICK" = 1 ]; then
     FANOUT_COUNTS="100 500"
     HLS_VIEWERS=100
     INGEST_PUBLISHERS=10
+    RECORD_STREAMS=5
     DURATION=${DURATION:-8}
     WARMUP=6
 else
     FANOUT_COUNTS="100 500 1000 2000"
     HLS_VIEWERS=500
     INGEST_PUBLISHERS=50
+    RECORD_STREAMS=20
     DURATION=${DURATION:-30}
     WARMUP=8
 fi
@@ -282,6 +285,19 @@ done
 for s in $SERVERS; do
     run "$s" ingest "publishers-$INGEST_PUBLISHERS" --publishers "$INGEST_PUBLISHERS"
 done
+# Recording: 20 streams recorded at once (MP4, a writer thread each) against the same load
+# unrecorded, 10 RTMP viewers per stream: the viewers' latency must not rise (issue 10).
+if [[ " $SERVERS " == *" estuary "* ]]; then
+    for rec in off on; do
+        toml=""
+        if [ "$rec" = on ]; then
+            toml="[record]\nenabled = true\nposter = false\nroot = \"$WORK/recordings\""
+        fi
+        RUN_TOML="$toml" run estuary record "publishers-$RECORD_STREAMS-rtmp-$((RECORD_STREAMS * 10))-record-$rec" \
+            --publishers "$RECORD_STREAMS" --rtmp-viewers "$((RECORD_STREAMS * 10))"
+        rm -rf "$WORK/recordings"
+    done
+fi
 
 # --- the table -------------------------------------------------------------------------
 
