@@ -19,7 +19,7 @@ use super::catalogue::{
 };
 use crate::config::{Config, RecordConfig, RecordPlan};
 use crate::hooks::{ClientInfo, Hooks, NotifyEvent, StreamInfo};
-use crate::outputs::record::{free_bytes, Assignment, FailReason, Finished, Format, Ledger, Settings};
+use crate::outputs::record::{Assignment, FailReason, Finished, Format, Ledger, Settings};
 use crate::stream::StreamKey;
 
 /// Now, in Unix milliseconds.
@@ -38,6 +38,8 @@ struct Active {
     plan: RecordingPlan,
     schedule_id: Option<i64>,
     stop: CancellationToken,
+    /// A file is being written (not waiting for the publisher, not failed).
+    writing: bool,
 }
 
 /// A recording asked for and waiting for its stream.
@@ -156,9 +158,16 @@ impl Recordings {
         PathBuf::from(RecordConfig::for_app(&self.inner.config, app).root)
     }
 
-    /// Recordings being written now.
+    /// Recordings writing a file now.
     pub fn active_count(&self) -> usize {
-        lock(&self.inner.active).len()
+        lock(&self.inner.active).values().filter(|a| a.writing).count()
+    }
+
+    /// Notes whether the recording whose current file is `id` is writing.
+    fn set_writing(&self, id: i64, writing: bool) {
+        if let Some(a) = lock(&self.inner.active).values_mut().find(|a| a.id == id) {
+            a.writing = writing;
+        }
     }
 
     /// Whether recording `id` (or the recording it continues) is being written.
@@ -353,20 +362,6 @@ impl Recordings {
         });
     }
 
-    /// Fails recording `id` (refused before it started: no file).
-    fn refuse(&self, id: i64, reason: FailReason, error: &str) {
-        crate::metrics::recording_failed(reason.as_str());
-        warn!(recording = id, reason = reason.as_str(), error, "recording refused");
-        match self
-            .inner
-            .catalogue
-            .update_state(id, RecordingState::Failed, Some(error), Some(now_ms()))
-        {
-            Ok(recording) => self.notify_dvr(&recording, Some(error)),
-            Err(e) => warn!(cause = %e, "catalogue not updated"),
-        }
-    }
-
     fn log_err<T>(&self, result: Result<T, CatalogueError>) -> Option<T> {
         result.map_err(|e| warn!(cause = %e, "catalogue not updated")).ok()
     }
@@ -379,7 +374,7 @@ impl Ledger for Recordings {
         }
         let requested = lock(&self.inner.requests).remove(key);
         let (id, plan, schedule_id) = match requested {
-            Some(r) => (r.id, r.plan, r.schedule_id),
+            Some(r) => (Some(r.id), r.plan, r.schedule_id),
             None => {
                 let record = RecordConfig::for_app(&self.inner.config, &key.app);
                 if !record.enabled {
@@ -389,37 +384,41 @@ impl Ledger for Recordings {
                     RecordPlan::Session => RecordingPlan::Session,
                     RecordPlan::Segment => RecordingPlan::Segment,
                 };
-                let recording = self.log_err(self.insert(key, RecordingState::Pending, plan, None))?;
-                (recording.id, plan, None)
+                (None, plan, None)
             }
         };
-        let settings = self.settings(key, plan);
-        if let Some(free) = free_bytes(&settings.root).filter(|free| *free < settings.min_free_bytes) {
-            let error = format!(
-                "{free} bytes free under {}, less than record.min_free_bytes ({})",
-                settings.root.display(),
-                settings.min_free_bytes
-            );
-            self.refuse(id, FailReason::DiskFloor, &error);
-            return None;
-        }
         let stop = CancellationToken::new();
         lock(&self.inner.active).insert(
             key.clone(),
             Active {
-                id,
-                first_id: id,
+                id: id.unwrap_or(0),
+                first_id: id.unwrap_or(0),
                 plan,
                 schedule_id,
                 stop: stop.clone(),
+                writing: false,
             },
         );
         Some(Assignment {
             id,
             key: key.clone(),
-            settings,
+            settings: self.settings(key, plan),
             stop,
         })
+    }
+
+    fn first_file(&self, key: &StreamKey) -> Option<i64> {
+        let (plan, schedule_id) = {
+            let active = lock(&self.inner.active);
+            let a = active.get(key)?;
+            (a.plan, a.schedule_id)
+        };
+        let recording = self.log_err(self.insert(key, RecordingState::Pending, plan, schedule_id))?;
+        if let Some(a) = lock(&self.inner.active).get_mut(key) {
+            a.id = recording.id;
+            a.first_id = recording.id;
+        }
+        Some(recording.id)
     }
 
     fn is_taken(&self, relative: &Path) -> bool {
@@ -430,6 +429,7 @@ impl Ledger for Recordings {
     }
 
     fn opened(&self, id: i64, path: &Path) {
+        self.set_writing(id, true);
         self.log_err(self.inner.catalogue.set_started(id, now_ms(), &path.to_string_lossy()));
     }
 
@@ -458,6 +458,7 @@ impl Ledger for Recordings {
     }
 
     fn completed(&self, id: i64, file: &Finished) {
+        self.set_writing(id, false);
         let catalogue = &self.inner.catalogue;
         self.log_err(catalogue.set_progress(id, file.duration_ms as i64, file.size_bytes as i64));
         if let Some(recording) =
@@ -471,6 +472,7 @@ impl Ledger for Recordings {
     }
 
     fn failed(&self, id: i64, reason: FailReason, error: &str, file: Option<&Finished>) {
+        self.set_writing(id, false);
         let catalogue = &self.inner.catalogue;
         if let Some(file) = file {
             self.log_err(catalogue.set_progress(id, file.duration_ms as i64, file.size_bytes as i64));

@@ -49,8 +49,10 @@ pub struct Settings {
 /// A recording the catalogue wants written now.
 #[derive(Debug, Clone)]
 pub struct Assignment {
-    /// The catalogue's id of the recording's (first) file.
-    pub id: i64,
+    /// The catalogue's id of the recording's (first) file, when it has one already (asked
+    /// for by hand or by a schedule); else the writer thread asks for one
+    /// ([`Ledger::first_file`]), so no database write happens on the stream's task.
+    pub id: Option<i64>,
     pub key: StreamKey,
     pub settings: Settings,
     /// Cancelled to stop the recording (by hand, or its schedule's window closed).
@@ -99,9 +101,12 @@ impl FailReason {
 /// The catalogue, as the recorder sees it. Called from the recorder's writer thread (never
 /// from an async task): calls may block briefly on the database.
 pub trait Ledger: Send + Sync {
-    /// Whether `key`, whose source just started, is to be recorded, and as what. The
-    /// catalogue records the recording as started.
+    /// Whether `key`, whose source just started, is to be recorded, and as what. Called on
+    /// the stream's task: it must not wait on the database.
     fn wanted(&self, key: &StreamKey) -> Option<Assignment>;
+
+    /// The id of the first file of `key`'s recording, for an assignment that had none.
+    fn first_file(&self, key: &StreamKey) -> Option<i64>;
 
     /// Whether another recording has the file `relative` (to the recording's root).
     fn is_taken(&self, relative: &Path) -> bool;

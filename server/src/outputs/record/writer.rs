@@ -44,9 +44,9 @@ pub struct Writer {
     ledger: Arc<dyn Ledger>,
     assignment: Assignment,
     queue: Arc<Queue>,
-    /// The catalogue id the next file is written under; taken by the first file.
-    first_id: Option<i64>,
-    /// The id of the last file, which a next file continues.
+    /// No file has been opened yet.
+    first: bool,
+    /// The id of the last file, which a next file continues (0 before the first).
     last_id: i64,
     file: Option<OpenFile>,
     /// The latest metadata and sequence headers, which every new file starts with.
@@ -60,8 +60,8 @@ impl Writer {
     pub fn new(ledger: Arc<dyn Ledger>, assignment: Assignment, queue: Arc<Queue>) -> Writer {
         Writer {
             ledger,
-            first_id: Some(assignment.id),
-            last_id: assignment.id,
+            first: true,
+            last_id: assignment.id.unwrap_or(0),
             assignment,
             queue,
             file: None,
@@ -73,7 +73,7 @@ impl Writer {
     /// Writes what `rx` brings until it closes, then finishes the last file.
     pub fn run(mut self, rx: Receiver<Msg>) {
         let key = self.assignment.key.clone();
-        info!(stream = %key, recording = self.assignment.id, "recording started");
+        info!(stream = %key, recording = ?self.assignment.id, "recording started");
         for msg in rx.iter() {
             match msg {
                 Msg::Packet(packet) => {
@@ -185,13 +185,14 @@ impl Writer {
     /// Opens the next file. False when the catalogue has no recording to continue with (it
     /// was stopped meanwhile).
     fn open(&mut self) -> Result<bool, Failure> {
-        let id = match self.first_id.take() {
-            Some(id) => id,
-            None => match self.ledger.next_segment(self.last_id) {
-                Some(id) => id,
-                None => return Ok(false),
-            },
+        let next = if std::mem::take(&mut self.first) {
+            self.assignment
+                .id
+                .or_else(|| self.ledger.first_file(&self.assignment.key))
+        } else {
+            self.ledger.next_segment(self.last_id)
         };
+        let Some(id) = next else { return Ok(false) };
         self.last_id = id;
         let settings = &self.assignment.settings;
         if disk::free_bytes(&settings.root).is_some_and(|free| free < settings.min_free_bytes) {
