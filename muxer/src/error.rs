@@ -4,7 +4,8 @@ use estuary_protocol::codec::{AacError, AvcError, HevcError};
 use estuary_protocol::flv::tag::{AudioCodec, VideoCodec};
 use estuary_protocol::Codec;
 
-/// A packet the packager rejected, or an MP4 file that could not be read or rewritten.
+/// A packet the packager rejected, or an MP4 file that could not be read, rewritten or
+/// served as VOD.
 ///
 /// For a packet, the packet is dropped and nothing else changes: the caller logs it (once
 /// per kind, not per packet) and counts it under [`MuxError::reason`]. The `Mp4*` variants
@@ -83,9 +84,10 @@ pub enum MuxError {
     },
     #[error("vod segment {segment} does not exist: the plan has {segments} segments")]
     VodNoSegment { segment: usize, segments: usize },
-    /// A segment whose samples add up to more than a request may hold in memory (a file with
-    /// keyframes minutes apart, or a corrupt sample table).
-    #[error("vod segment {segment} holds {bytes} bytes of samples, more than the {limit} allowed")]
+    /// A segment larger than a request may hold in memory (a file with keyframes minutes
+    /// apart, or a corrupt sample table): `bytes` counts its samples and a transport packet
+    /// for each.
+    #[error("vod segment {segment} would be {bytes} bytes, more than the {limit} allowed")]
     VodSegmentTooLarge { segment: usize, bytes: u64, limit: u64 },
     /// The bytes handed in for a segment are not those of its byte ranges.
     #[error("vod segment {segment}: {reason}")]

@@ -25,8 +25,9 @@ use crate::mp4::{Mp4Index, Sample};
 use crate::ts::{AdtsFrame, AvcAccessUnit, CounterEnd, TrackLayout, TsWriter, TIMESTAMP_MASK, TS_PACKET_LEN};
 use crate::MuxError;
 
-/// The most sample bytes one segment may hold: what a request reads into memory (and about
-/// as much again for the segment it makes). 6 s at 100 Mbit/s is 75 MB.
+/// The largest segment made: its samples' bytes plus a transport packet per sample. It
+/// bounds what a request reads into memory and writes (6 s at 100 Mbit/s is 75 MB; a
+/// hostile file with millions of tiny samples in one segment is refused too).
 pub const MAX_SEGMENT_BYTES: u64 = 128 << 20;
 
 /// Consecutive AAC frames in one PES: about 90 ms at 44.1 kHz, as the live segmenter does.
@@ -104,7 +105,8 @@ impl VodTs {
         let segment = self.plan.require(number)?;
         let video = self.samples(self.plan.video_track(), &segment.video);
         let audio = self.samples(self.plan.audio_track(), &segment.audio);
-        let bytes: u64 = video.iter().chain(audio).map(|s| u64::from(s.size)).sum();
+        let media: u64 = video.iter().chain(audio).map(|s| u64::from(s.size)).sum();
+        let bytes = media + (video.len() + audio.len()) as u64 * TS_PACKET_LEN as u64;
         if bytes > MAX_SEGMENT_BYTES {
             return Err(MuxError::VodSegmentTooLarge {
                 segment: number,
@@ -117,7 +119,8 @@ impl VodTs {
 
     /// Segment `number` as MPEG-TS, reading its byte ranges with `read` (for example
     /// `File::read_exact_at` inside `spawn_blocking`). `timeline_offset_ms` moves the
-    /// segment on the playlist's timeline: 0 for a file played alone.
+    /// segment on the playlist's timeline: 0 for a file played alone. The same file, number
+    /// and offset always make the same bytes, so a segment can be cached by its URI.
     pub fn mux_segment(
         &self,
         number: usize,

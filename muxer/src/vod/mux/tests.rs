@@ -212,12 +212,35 @@ fn hevc_is_refused_with_its_name() {
 }
 
 #[test]
+fn one_vod_serves_every_thread() {
+    fn shared<T: Send + Sync>() {}
+    shared::<VodTs>();
+}
+
+#[test]
 fn oversized_segments_are_refused() {
     let (mut index, _) = file(2);
     for s in &mut index.tracks[0].samples {
         s.size = 16 << 20;
     }
     index.file_len = u64::MAX;
+    let vod = VodTs::new(index, 6000).unwrap();
+    assert!(matches!(
+        vod.segment_ranges(0),
+        Err(MuxError::VodSegmentTooLarge { segment: 0, .. })
+    ));
+    // A million tiny samples in one segment.
+    let mut index = Builder::new().video(90_000, 0, &[1], |_| true, |_| 0).build();
+    let first = index.tracks[0].samples[0];
+    index.tracks[0].samples = (0..1_000_000)
+        .map(|i| Sample {
+            offset: first.offset + i,
+            size: 1,
+            dts: i,
+            keyframe: i == 0,
+            ..first
+        })
+        .collect();
     let vod = VodTs::new(index, 6000).unwrap();
     assert!(matches!(
         vod.segment_ranges(0),
