@@ -18,7 +18,7 @@ use estuary_protocol::MediaKind;
 
 use super::playlist::VodEntry;
 use super::timeline::{ms_of_ticks, TrackClock, TICKS_PER_MS, VOD_TIMESTAMP_BASE_MS};
-use crate::mp4::{Mp4Index, Sample, TrackIndex};
+use crate::mp4::{Mp4Index, Sample};
 use crate::ts::PCR_LEAD_MS;
 use crate::MuxError;
 
@@ -90,109 +90,12 @@ impl VodPlan {
         let target_ms = target_ms.max(1);
         let video = plan_track(index, MediaKind::Video);
         let audio = plan_track(index, MediaKind::Audio);
-        let video_samples = video.as_ref().map_or(&[][..], |t| samples(index, t));
-        let audio_samples = audio.as_ref().map_or(&[][..], |t| samples(index, t));
-        let first_key = match &video {
-            Some(track) => Some(
-                video_samples
-                    .iter()
-                    .position(|s| s.keyframe)
-                    .ok_or(MuxError::VodNoKeyframe {
-                        track_id: track.track_id,
-                    })?,
-            ),
-            None => None,
-        };
-        // The first sample each track plays, in decode order.
-        let mut firsts = Vec::with_capacity(2);
-        if let (Some(track), Some(first)) = (&video, first_key) {
-            firsts.push((track, &video_samples[first]));
-        }
-        if let (Some(track), Some(first)) = (&audio, audio_samples.first()) {
-            firsts.push((track, first));
-        }
-        if firsts.is_empty() {
-            return Err(MuxError::VodNothingToPlay);
-        }
-        let origin = firsts
-            .iter()
-            .map(|(track, sample)| track.clock.pts(sample))
-            .min()
-            .unwrap_or(0)
-            .min(0);
-        let lowest_decode = -((VOD_TIMESTAMP_BASE_MS - PCR_LEAD_MS) as i64 * TICKS_PER_MS);
-        for (track, sample) in &firsts {
-            let dts = track.clock.dts(sample) - origin;
-            if dts < lowest_decode {
-                return Err(MuxError::VodTimestamp {
-                    track_id: track.track_id,
-                    ms: dts.unsigned_abs() / TICKS_PER_MS as u64,
-                });
-            }
-        }
-        let start = firsts
-            .iter()
-            .map(|(track, sample)| track.clock.pts(sample) - origin)
-            .min()
-            .unwrap_or(0);
-        let mut end = start;
-        if let (Some(track), Some(first)) = (&video, first_key) {
-            for s in &video_samples[first..] {
-                end = end.max(track.clock.pts(s) + track.clock.duration(s) - origin);
-            }
-        }
-        if let (Some(track), Some(last)) = (&audio, audio_samples.last()) {
-            end = end.max(track.clock.pts(last) + track.clock.duration(last) - origin);
-        }
-
-        let target = i64::try_from(target_ms).unwrap_or(i64::MAX / 2) * TICKS_PER_MS;
-        // (first video sample, first audio sample, start in ticks) of every segment.
-        let mut starts: Vec<(usize, usize, i64)> = Vec::new();
-        match (&video, first_key) {
-            (Some(track), Some(first)) => {
-                let mut audio_at = 0;
-                for (index, start_ticks) in cut_points(video_samples, first, track, origin, target, |s| s.keyframe) {
-                    let audio_from = if starts.is_empty() {
-                        0
-                    } else {
-                        audio_at = audio_at
-                            + audio_samples[audio_at..].partition_point(|s| audio_pts(&audio, s, origin) < start_ticks);
-                        audio_at
-                    };
-                    let start_ticks = if starts.is_empty() { start } else { start_ticks };
-                    starts.push((index, audio_from, start_ticks));
-                }
-            }
-            _ => {
-                if let Some(track) = &audio {
-                    for (index, start_ticks) in cut_points(audio_samples, 0, track, origin, target, |_| true) {
-                        let start_ticks = if starts.is_empty() { start } else { start_ticks };
-                        starts.push((0, index, start_ticks));
-                    }
-                }
-            }
-        }
-
-        let video_len = if video.is_some() { video_samples.len() } else { 0 };
-        let mut segments = Vec::with_capacity(starts.len());
-        for (number, &(video_from, audio_from, start_ticks)) in starts.iter().enumerate() {
-            let next = starts.get(number + 1);
-            let video_to = next.map_or(video_len, |n| n.0);
-            let audio_to = next.map_or(audio_samples.len(), |n| n.1);
-            let start_ms = ms_of_ticks(start_ticks);
-            let end_ms = match next {
-                Some(n) => ms_of_ticks(n.2),
-                None => ms_of_ticks(end).max(start_ms + 1),
-            };
-            segments.push(VodSegment {
-                number,
-                start_ms,
-                end_ms,
-                video: video_from..video_to,
-                audio: audio_from..audio_to,
-                keyframe_start: video.is_none() || video_samples.get(video_from).is_some_and(|s| s.keyframe),
-            });
-        }
+        let media = Media::new(index, video.as_ref(), audio.as_ref())?;
+        let origin = media.origin()?;
+        let target = i64::try_from(target_ms)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(TICKS_PER_MS);
+        let segments = media.segments(origin, target);
         Ok(VodPlan {
             video,
             audio,
@@ -286,7 +189,7 @@ impl VodPlan {
         self.audio.as_ref()
     }
 
-    /// See [`VodPlan::origin`]'s field.
+    /// 90 kHz ticks subtracted from every sample time to place it on the plan's timeline.
     pub(crate) fn origin(&self) -> i64 {
         self.origin
     }
@@ -308,15 +211,147 @@ fn plan_track(index: &Mp4Index, kind: MediaKind) -> Option<PlanTrack> {
     })
 }
 
-fn samples<'i>(index: &'i Mp4Index, track: &PlanTrack) -> &'i [Sample] {
-    index
-        .tracks
-        .get(track.track)
-        .map_or(&[][..], |t: &TrackIndex| &t.samples)
+/// The tracks being planned and their samples.
+struct Media<'a> {
+    /// With the index of its first keyframe.
+    video: Option<(&'a PlanTrack, &'a [Sample], usize)>,
+    audio: Option<(&'a PlanTrack, &'a [Sample])>,
 }
 
-fn audio_pts(audio: &Option<PlanTrack>, sample: &Sample, origin: i64) -> i64 {
-    audio.as_ref().map_or(0, |t| t.clock.pts(sample) - origin)
+/// Where a segment starts: its first video sample, its first audio sample, and when it
+/// plays (90 kHz ticks on the timeline).
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    video: usize,
+    audio: usize,
+    ticks: i64,
+}
+
+impl<'a> Media<'a> {
+    fn new(index: &'a Mp4Index, video: Option<&'a PlanTrack>, audio: Option<&'a PlanTrack>) -> Result<Self, MuxError> {
+        let samples = |track: &PlanTrack| index.tracks.get(track.track).map_or(&[][..], |t| &t.samples[..]);
+        let video = match video {
+            Some(track) => {
+                let samples = samples(track);
+                let first_key = samples.iter().position(|s| s.keyframe).ok_or(MuxError::VodNoKeyframe {
+                    track_id: track.track_id,
+                })?;
+                Some((track, samples, first_key))
+            }
+            None => None,
+        };
+        let audio = audio.map(|track| (track, samples(track)));
+        if video.is_none() && audio.is_none_or(|(_, samples)| samples.is_empty()) {
+            return Err(MuxError::VodNothingToPlay);
+        }
+        Ok(Media { video, audio })
+    }
+
+    /// The first sample each track plays, in decode order.
+    fn firsts(&self) -> impl Iterator<Item = (&'a PlanTrack, &'a Sample)> {
+        let video = self
+            .video
+            .and_then(|(track, samples, first)| Some((track, samples.get(first)?)));
+        let audio = self.audio.and_then(|(track, samples)| Some((track, samples.first()?)));
+        video.into_iter().chain(audio)
+    }
+
+    /// What is subtracted from every time so that the timeline starts at 0 or later: the
+    /// earliest presentation if it is before 0. Fails if a track would decode too long before
+    /// the timeline's start for MPEG-TS timestamps.
+    fn origin(&self) -> Result<i64, MuxError> {
+        let origin = self.firsts().map(|(t, s)| t.clock.pts(s)).min().unwrap_or(0).min(0);
+        let lowest_decode = -((VOD_TIMESTAMP_BASE_MS - PCR_LEAD_MS) as i64 * TICKS_PER_MS);
+        for (track, sample) in self.firsts() {
+            let dts = track.clock.dts(sample) - origin;
+            if dts < lowest_decode {
+                return Err(MuxError::VodTimestamp {
+                    track_id: track.track_id,
+                    ms: dts.unsigned_abs() / TICKS_PER_MS as u64,
+                });
+            }
+        }
+        Ok(origin)
+    }
+
+    /// When the first sample plays.
+    fn start(&self, origin: i64) -> i64 {
+        self.firsts().map(|(t, s)| t.clock.pts(s) - origin).min().unwrap_or(0)
+    }
+
+    /// When the last sample stops playing.
+    fn end(&self, origin: i64) -> i64 {
+        let mut end = self.start(origin);
+        if let Some((track, samples, first)) = self.video {
+            for s in samples.get(first..).unwrap_or_default() {
+                end = end.max(track.clock.pts(s) + track.clock.duration(s) - origin);
+            }
+        }
+        if let Some((track, Some(last))) = self.audio.map(|(t, samples)| (t, samples.last())) {
+            end = end.max(track.clock.pts(last) + track.clock.duration(last) - origin);
+        }
+        end
+    }
+
+    /// Where the segments start: at keyframes, or at audio frames without video. The first
+    /// starts with the earliest sample of any track.
+    fn starts(&self, origin: i64, target: i64) -> Vec<Start> {
+        let mut starts = Vec::new();
+        match (self.video, self.audio) {
+            (Some((track, samples, first)), audio) => {
+                let audio = audio.map_or(&[][..], |(_, samples)| samples);
+                let mut audio_at = 0;
+                for (video, ticks) in cut_points(samples, first, track, origin, target, |s| s.keyframe) {
+                    if !starts.is_empty() {
+                        // Audio goes to the segment during which it plays.
+                        audio_at += audio[audio_at..].partition_point(|s| self.audio_pts(s, origin) < ticks);
+                    }
+                    starts.push(Start {
+                        video,
+                        audio: audio_at,
+                        ticks,
+                    });
+                }
+            }
+            (None, Some((track, samples))) => {
+                for (audio, ticks) in cut_points(samples, 0, track, origin, target, |_| true) {
+                    starts.push(Start { video: 0, audio, ticks });
+                }
+            }
+            (None, None) => {}
+        }
+        if let Some(first) = starts.first_mut() {
+            first.ticks = self.start(origin);
+        }
+        starts
+    }
+
+    fn audio_pts(&self, sample: &Sample, origin: i64) -> i64 {
+        self.audio.map_or(0, |(track, _)| track.clock.pts(sample) - origin)
+    }
+
+    fn segments(&self, origin: i64, target: i64) -> Vec<VodSegment> {
+        let starts = self.starts(origin, target);
+        let video_len = self.video.map_or(0, |(_, samples, _)| samples.len());
+        let audio_len = self.audio.map_or(0, |(_, samples)| samples.len());
+        let end = self.end(origin);
+        let mut segments = Vec::with_capacity(starts.len());
+        for (number, start) in starts.iter().enumerate() {
+            let next = starts.get(number + 1);
+            let start_ms = ms_of_ticks(start.ticks);
+            segments.push(VodSegment {
+                number,
+                start_ms,
+                end_ms: next.map_or(ms_of_ticks(end).max(start_ms + 1), |n| ms_of_ticks(n.ticks)),
+                video: start.video..next.map_or(video_len, |n| n.video),
+                audio: start.audio..next.map_or(audio_len, |n| n.audio),
+                keyframe_start: self
+                    .video
+                    .is_none_or(|(_, samples, _)| samples.get(start.video).is_some_and(|s| s.keyframe)),
+            });
+        }
+        segments
+    }
 }
 
 /// The samples (from `first`, which is one) where segments start, and when they play: a

@@ -68,9 +68,11 @@ fn cuts_at_the_first_keyframe_at_or_after_the_target() {
     check_plan(&index, &plan);
     let starts: Vec<u64> = plan.segments().iter().map(|s| s.start_ms).collect();
     assert_eq!(starts, [0, 8000, 16_000]);
-    // A target below the GOP: one segment per GOP.
+    // A target below the GOP: one segment per GOP; above the file: one segment.
     let plan = VodPlan::new(&index, 1000).unwrap();
     assert_eq!(plan.len(), 5);
+    assert_eq!(VodPlan::new(&index, u64::MAX).unwrap().len(), 1);
+    assert_eq!(VodPlan::new(&index, 0).unwrap().len(), 5);
 }
 
 #[test]
