@@ -4,7 +4,8 @@ use estuary_protocol::codec::{AacError, AvcError, HevcError};
 use estuary_protocol::flv::tag::{AudioCodec, VideoCodec};
 use estuary_protocol::Codec;
 
-/// A packet the packager rejected, or an MP4 file that could not be read or rewritten.
+/// A packet the packager rejected, or an MP4 file that could not be read, rewritten or
+/// served as VOD.
 ///
 /// For a packet, the packet is dropped and nothing else changes: the caller logs it (once
 /// per kind, not per packet) and counts it under [`MuxError::reason`]. The `Mp4*` variants
@@ -61,6 +62,54 @@ pub enum MuxError {
         kind: std::io::ErrorKind,
         message: String,
     },
+    /// The file has no video or audio sample: there is nothing to play.
+    #[error("mp4 has no video or audio sample: nothing to play")]
+    VodNothingToPlay,
+    /// A video track without any sync sample: no segment could start with a keyframe.
+    #[error("mp4 video track {track_id} has no keyframe (sync sample): no segment can start")]
+    VodNoKeyframe { track_id: u32 },
+    /// A track whose samples lie too far before the timeline's start for MPEG-TS
+    /// timestamps (a composition offset or edit list of many seconds).
+    #[error("mp4 track {track_id} decodes {ms} ms before its presentation starts, more than vod allows")]
+    VodTimestamp { track_id: u32, ms: u64 },
+    /// A codec that HLS in MPEG-TS is not offered for (HEVC, Opus, MP3, ...): serve the MP4.
+    #[error("mp4 track {track_id} is {codec}: hls vod in mpeg-ts carries h264 (avc1, avc3) and aac (mp4a) only")]
+    VodUnsupportedCodec { track_id: u32, codec: String },
+    /// The codec configuration in a track's sample entry (`avcC`, `esds`) is missing or bad.
+    #[error("mp4 track {track_id} sample entry {codec}: {reason}")]
+    VodCodecConfig {
+        track_id: u32,
+        codec: String,
+        reason: String,
+    },
+    #[error("vod segment {segment} does not exist: the plan has {segments} segments")]
+    VodNoSegment { segment: usize, segments: usize },
+    /// A segment larger than a request may hold in memory (a file with keyframes minutes
+    /// apart, or a corrupt sample table): `bytes` counts its samples and a transport packet
+    /// for each.
+    #[error("vod segment {segment} would be {bytes} bytes, more than the {limit} allowed")]
+    VodSegmentTooLarge { segment: usize, bytes: u64, limit: u64 },
+    /// The bytes handed in for a segment are not those of its byte ranges.
+    #[error("vod segment {segment}: {reason}")]
+    VodSegmentData { segment: usize, reason: String },
+    /// Reading a segment's byte range failed.
+    #[error("vod segment {segment}: i/o error reading {len} bytes at byte {offset}: {kind}: {message}")]
+    VodRead {
+        segment: usize,
+        offset: u64,
+        len: u64,
+        kind: std::io::ErrorKind,
+        message: String,
+    },
+    /// A sample that cannot be put in MPEG-TS (a NAL unit length past its end, an AAC frame
+    /// too long for ADTS).
+    #[error("mp4 track {track_id} sample {sample} at byte {offset}: {reason}")]
+    VodSample {
+        track_id: u32,
+        sample: usize,
+        offset: u64,
+        reason: String,
+    },
 }
 
 impl MuxError {
@@ -82,6 +131,16 @@ impl MuxError {
             MuxError::Mp4Malformed { .. } => "mp4_malformed",
             MuxError::Mp4BoxTooLarge { .. } => "mp4_box_too_large",
             MuxError::Mp4Io { .. } => "mp4_io",
+            MuxError::VodNothingToPlay => "vod_nothing_to_play",
+            MuxError::VodNoKeyframe { .. } => "vod_no_keyframe",
+            MuxError::VodTimestamp { .. } => "vod_timestamp",
+            MuxError::VodUnsupportedCodec { .. } => "vod_unsupported_codec",
+            MuxError::VodCodecConfig { .. } => "vod_codec_config",
+            MuxError::VodNoSegment { .. } => "vod_no_segment",
+            MuxError::VodSegmentTooLarge { .. } => "vod_segment_too_large",
+            MuxError::VodSegmentData { .. } => "vod_segment_data",
+            MuxError::VodRead { .. } => "vod_read",
+            MuxError::VodSample { .. } => "vod_sample",
         }
     }
 }

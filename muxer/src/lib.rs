@@ -6,6 +6,9 @@
 //! - [`flv_file`]: FLV files, for the recorder.
 //! - [`mp4`]: the fragmented MP4 the recorder writes, the index of fragmented and
 //!   progressive MP4 files, and their finalisation into a fast-start MP4.
+//! - [`vod`]: HLS VOD packaged on request from finished MP4 recordings: segment plans,
+//!   MPEG-TS segments muxed from the file's byte ranges, VOD playlists, time ranges across
+//!   files.
 //! - [`check`]: verifiers for MPEG-TS segments and media playlists, used by tests to walk what
 //!   the server really serves.
 //!
@@ -18,6 +21,7 @@ pub mod flv_file;
 pub mod hls;
 pub mod mp4;
 pub mod ts;
+pub mod vod;
 
 pub use error::MuxError;
 pub use flv_file::FlvFileWriter;

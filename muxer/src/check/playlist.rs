@@ -63,7 +63,7 @@ impl PlaylistChecker {
     }
 }
 
-fn report_of(playlist: &MediaPlaylist) -> PlaylistReport {
+pub(super) fn report_of(playlist: &MediaPlaylist) -> PlaylistReport {
     PlaylistReport {
         target_duration_secs: playlist.target_duration,
         media_sequence: playlist.media_sequence,

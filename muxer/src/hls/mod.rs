@@ -1,7 +1,7 @@
 //! HLS (RFC 8216): the [`HlsSegmenter`] that turns packets into MPEG-TS segments, and the
 //! [`LivePlaylist`] that lists them.
 
-mod date;
+pub(crate) mod date;
 pub mod playlist;
 pub mod segmenter;
 

@@ -64,22 +64,44 @@ impl Gather<'_> {
     }
 }
 
+/// Transport packets a PES of `len` bytes takes when each carries as much as it can.
+pub(crate) fn pes_packet_count(len: usize, first: FirstPacketFlags) -> usize {
+    let first_capacity = MAX_PAYLOAD - first.min_len();
+    1 + len.saturating_sub(first_capacity).div_ceil(MAX_PAYLOAD)
+}
+
 /// Writes the concatenation of `chunks` (a PES packet) as transport packets on `pid`,
 /// starting with `payload_unit_start_indicator`, and advances `cc`. The last packet is
 /// padded with adaptation-field stuffing.
-pub(crate) fn write_pes_packets(out: &mut BytesMut, pid: u16, cc: &mut u8, chunks: &[&[u8]], first: FirstPacketFlags) {
+///
+/// With `extra`, the PES takes that many more packets than it needs: packets are filled in
+/// order, and the last `extra` carry one byte each after adaptation-field stuffing (ISO/IEC
+/// 13818-1 §2.4.3.5 allows stuffing in any packet). Every packet carries payload, so each
+/// advances the continuity counter. At most one packet per byte of the PES.
+pub(crate) fn write_pes_packets(
+    out: &mut BytesMut,
+    pid: u16,
+    cc: &mut u8,
+    chunks: &[&[u8]],
+    first: FirstPacketFlags,
+    extra: usize,
+) {
     let mut remaining: usize = chunks.iter().map(|c| c.len()).sum();
+    let natural = pes_packet_count(remaining, first);
+    let total = (natural + extra).min(natural.max(remaining));
     let mut gather = Gather {
         chunks,
         index: 0,
         offset: 0,
     };
-    let mut is_first = true;
-    out.reserve((remaining / MAX_PAYLOAD + 2) * TS_PACKET_LEN);
-    while remaining > 0 || is_first {
+    out.reserve(total * TS_PACKET_LEN);
+    for index in 0..total {
+        let is_first = index == 0;
         let flags = if is_first { first } else { FirstPacketFlags::default() };
-        let af_min = flags.min_len();
-        let payload_len = remaining.min(MAX_PAYLOAD - af_min);
+        let capacity = MAX_PAYLOAD - flags.min_len();
+        // Leave at least one byte for each packet still to come.
+        let packets_after = total - index - 1;
+        let payload_len = capacity.min(remaining.saturating_sub(packets_after));
         let af_len = MAX_PAYLOAD - payload_len;
         write_header(out, pid, is_first, af_len > 0, payload_len > 0, cc);
         if af_len > 0 {
@@ -87,7 +109,6 @@ pub(crate) fn write_pes_packets(out: &mut BytesMut, pid: u16, cc: &mut u8, chunk
         }
         gather.copy_to(out, payload_len);
         remaining -= payload_len;
-        is_first = false;
     }
 }
 
@@ -183,7 +204,7 @@ mod tests {
             random_access: true,
             discontinuity: false,
         };
-        write_pes_packets(&mut out, 0x100, &mut cc, &[&[1, 2, 3]], flags);
+        write_pes_packets(&mut out, 0x100, &mut cc, &[&[1, 2, 3]], flags, 0);
         let packet = packets(&out)[0];
         assert_eq!(pcr_from_adaptation_field(packet), Some(0x1_2345_6789));
         assert_eq!(packet[5] & 0x40, 0x40);
@@ -202,6 +223,7 @@ mod tests {
                 &mut cc,
                 &[&data[..len / 3], &data[len / 3..]],
                 Default::default(),
+                0,
             );
             let mut back = Vec::new();
             for (i, packet) in packets(&out).iter().enumerate() {
@@ -210,6 +232,36 @@ mod tests {
                 back.extend_from_slice(payload_of(packet));
             }
             assert_eq!(back, data, "payload of {len} bytes");
+        }
+    }
+
+    #[test]
+    fn spreading_adds_packets_and_keeps_the_payload() {
+        for len in [14usize, 20, 183, 184, 185, 400, 2000] {
+            for extra in 0..16 {
+                let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+                let mut out = BytesMut::new();
+                let mut cc = 3;
+                let flags = FirstPacketFlags {
+                    pcr: Some(90_000),
+                    random_access: true,
+                    discontinuity: false,
+                };
+                write_pes_packets(&mut out, 0x100, &mut cc, &[&data], flags, extra);
+                // A packet carries at least one byte: 14 bytes fill at most 14 packets.
+                let expected = (pes_packet_count(len, flags) + extra).min(len);
+                let packets = packets(&out);
+                assert_eq!(packets.len(), expected, "{len} bytes, {extra} extra");
+                assert_eq!(usize::from(cc), (3 + expected) % 16);
+                let mut back = Vec::new();
+                for (i, packet) in packets.iter().enumerate() {
+                    assert_eq!(packet[3] & 0x0f, ((3 + i) % 16) as u8);
+                    assert_ne!(packet[3] & 0x10, 0, "every packet carries payload");
+                    back.extend_from_slice(payload_of(packet));
+                }
+                assert_eq!(back, data);
+                assert_eq!(pcr_from_adaptation_field(packets[0]), Some(90_000));
+            }
         }
     }
 
@@ -226,7 +278,7 @@ mod tests {
             for size in &sizes {
                 let data = vec![0xabu8; *size];
                 let flags = FirstPacketFlags { pcr, random_access: pcr.is_some(), discontinuity: false };
-                write_pes_packets(&mut out, 0x100, &mut cc, &[&data], flags);
+                write_pes_packets(&mut out, 0x100, &mut cc, &[&data], flags, 0);
             }
             for packet in packets(&out) {
                 prop_assert_eq!(packet.len(), TS_PACKET_LEN);

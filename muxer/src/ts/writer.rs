@@ -4,11 +4,11 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::clock::ms_to_90khz;
+use super::clock::{ms_to_90khz, TICKS_PER_MS, TIMESTAMP_MASK};
 use super::ids::{
     AUDIO_PID, AUDIO_STREAM_ID, PAT_PID, PMT_PID, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264, VIDEO_PID, VIDEO_STREAM_ID,
 };
-use super::packet::{write_pes_packets, write_section_packet, FirstPacketFlags};
+use super::packet::{pes_packet_count, write_pes_packets, write_section_packet, FirstPacketFlags};
 use super::pes::pes_header;
 use super::psi::{pat_section, pmt_section, PmtStream};
 use super::video::AvcAccessUnit;
@@ -34,6 +34,19 @@ impl TrackLayout {
             AUDIO_PID
         }
     }
+}
+
+/// Where a PES leaves the continuity counter of its PID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CounterEnd {
+    /// The PES takes as many transport packets as it needs.
+    #[default]
+    Natural,
+    /// The PES is spread over up to 15 more packets (adaptation-field stuffing) so that the
+    /// counter is 0 after it. A segment whose writer starts at 0 and whose last PES on every
+    /// PID ends this way (and that writes the tables 16 times) can follow any other such
+    /// segment with continuous counters: VOD segments muxed one per request, in any order.
+    Zero,
 }
 
 /// One raw AAC frame and the ADTS header that goes before it.
@@ -88,31 +101,73 @@ impl TsWriter {
     /// Writes one video access unit as a PES on [`VIDEO_PID`], with the PCR when video
     /// carries it and the random-access indicator on IDRs.
     pub fn write_video(&mut self, out: &mut BytesMut, au: &AvcAccessUnit<'_>, dts_ms: u64, pts_ms: u64) {
-        let (header, header_len) = pes_header(
-            VIDEO_STREAM_ID,
-            ms_to_90khz(pts_ms),
-            Some(ms_to_90khz(dts_ms)),
-            au.len(),
-        );
-        let mut chunks = Vec::with_capacity(au.chunks().len() + 1);
-        chunks.push(&header[..header_len]);
-        chunks.extend_from_slice(au.chunks());
-        let flags = FirstPacketFlags {
-            pcr: self.carries_pcr(VIDEO_PID).then(|| pcr_for(dts_ms)),
-            random_access: au.is_random_access(),
-            discontinuity: false,
+        let times = PesTimes {
+            pts: ms_to_90khz(pts_ms),
+            dts: ms_to_90khz(dts_ms),
+            pcr: pcr_for(dts_ms),
         };
-        write_pes_packets(out, VIDEO_PID, &mut self.video_cc, &chunks, flags);
+        self.video(out, au, times, CounterEnd::Natural);
+    }
+
+    /// [`TsWriter::write_video`] with DTS and PTS on the 90 kHz clock (wrapped to 33 bits
+    /// here), and where the PES leaves the counter.
+    pub fn write_video_90khz(
+        &mut self,
+        out: &mut BytesMut,
+        au: &AvcAccessUnit<'_>,
+        dts: u64,
+        pts: u64,
+        end: CounterEnd,
+    ) {
+        let times = PesTimes {
+            pts,
+            dts,
+            pcr: pcr_for_90khz(dts),
+        };
+        self.video(out, au, times, end);
     }
 
     /// Writes consecutive AAC frames as one PES on [`AUDIO_PID`], stamped with the PTS of
     /// the first. Audio frames are all random access points.
     pub fn write_audio(&mut self, out: &mut BytesMut, frames: &[AdtsFrame], pts_ms: u64) {
+        let times = PesTimes {
+            pts: ms_to_90khz(pts_ms),
+            dts: ms_to_90khz(pts_ms),
+            pcr: pcr_for(pts_ms),
+        };
+        self.audio(out, frames, times, CounterEnd::Natural);
+    }
+
+    /// [`TsWriter::write_audio`] with the PTS on the 90 kHz clock, and where the PES leaves
+    /// the counter.
+    pub fn write_audio_90khz(&mut self, out: &mut BytesMut, frames: &[AdtsFrame], pts: u64, end: CounterEnd) {
+        let times = PesTimes {
+            pts,
+            dts: pts,
+            pcr: pcr_for_90khz(pts),
+        };
+        self.audio(out, frames, times, end);
+    }
+
+    fn video(&mut self, out: &mut BytesMut, au: &AvcAccessUnit<'_>, times: PesTimes, end: CounterEnd) {
+        let (header, header_len) = pes_header(VIDEO_STREAM_ID, times.pts, Some(times.dts), au.len());
+        let mut chunks = Vec::with_capacity(au.chunks().len() + 1);
+        chunks.push(&header[..header_len]);
+        chunks.extend_from_slice(au.chunks());
+        let flags = FirstPacketFlags {
+            pcr: self.carries_pcr(VIDEO_PID).then_some(times.pcr),
+            random_access: au.is_random_access(),
+            discontinuity: false,
+        };
+        write_pes(out, VIDEO_PID, &mut self.video_cc, &chunks, flags, end);
+    }
+
+    fn audio(&mut self, out: &mut BytesMut, frames: &[AdtsFrame], times: PesTimes, end: CounterEnd) {
         if frames.is_empty() {
             return;
         }
         let payload_len = frames.iter().map(|f| f.header.len() + f.data.len()).sum();
-        let (header, header_len) = pes_header(AUDIO_STREAM_ID, ms_to_90khz(pts_ms), None, payload_len);
+        let (header, header_len) = pes_header(AUDIO_STREAM_ID, times.pts, None, payload_len);
         let mut chunks: Vec<&[u8]> = Vec::with_capacity(1 + 2 * frames.len());
         chunks.push(&header[..header_len]);
         for frame in frames {
@@ -120,11 +175,11 @@ impl TsWriter {
             chunks.push(&frame.data);
         }
         let flags = FirstPacketFlags {
-            pcr: self.carries_pcr(AUDIO_PID).then(|| pcr_for(pts_ms)),
+            pcr: self.carries_pcr(AUDIO_PID).then_some(times.pcr),
             random_access: true,
             discontinuity: false,
         };
-        write_pes_packets(out, AUDIO_PID, &mut self.audio_cc, &chunks, flags);
+        write_pes(out, AUDIO_PID, &mut self.audio_cc, &chunks, flags, end);
     }
 
     fn carries_pcr(&self, pid: u16) -> bool {
@@ -132,6 +187,30 @@ impl TsWriter {
     }
 }
 
+/// A PES's timestamps and the PCR that goes with it, on the 90 kHz clock.
+#[derive(Debug, Clone, Copy)]
+struct PesTimes {
+    pts: u64,
+    dts: u64,
+    pcr: u64,
+}
+
+fn write_pes(out: &mut BytesMut, pid: u16, cc: &mut u8, chunks: &[&[u8]], flags: FirstPacketFlags, end: CounterEnd) {
+    let extra = match end {
+        CounterEnd::Natural => 0,
+        CounterEnd::Zero => {
+            let len = chunks.iter().map(|c| c.len()).sum();
+            let after = (usize::from(*cc) + pes_packet_count(len, flags)) % 16;
+            (16 - after) % 16
+        }
+    };
+    write_pes_packets(out, pid, cc, chunks, flags, extra);
+}
+
 fn pcr_for(ms: u64) -> u64 {
     ms_to_90khz(ms.saturating_sub(PCR_LEAD_MS))
+}
+
+fn pcr_for_90khz(ticks: u64) -> u64 {
+    ticks.saturating_sub(PCR_LEAD_MS * TICKS_PER_MS) & TIMESTAMP_MASK
 }
