@@ -6,6 +6,7 @@
 //! - `service.rs`: requests, what is being recorded, the recorder's ledger.
 //! - `scheduler.rs`: opens and closes schedule windows; `retention.rs`: deletes old ones.
 //! - `recovery.rs`: at start-up, what a crash left is made playable; `poster.rs`: stills.
+//! - `vod.rs`: the HLS plans of finished recordings, for playback.
 
 pub mod catalogue;
 pub mod poster;
@@ -14,6 +15,7 @@ pub mod retention;
 pub mod schedule;
 pub mod scheduler;
 pub mod service;
+pub mod vod;
 
 pub use catalogue::{
     Catalogue, CatalogueError, NewRecording, Page, Recording, RecordingFilter, RecordingFormat, RecordingPlan,

@@ -97,6 +97,8 @@ struct Inner {
     hooks: Hooks,
     active: Mutex<HashMap<StreamKey, Active>>,
     requests: Mutex<HashMap<StreamKey, Request>>,
+    /// The HLS plans of recordings being played.
+    vod: super::vod::VodIndexes,
     /// Schedules whose recording was stopped by hand in their open window.
     stopped: Mutex<HashSet<i64>>,
 }
@@ -140,6 +142,7 @@ impl Recordings {
                 hooks,
                 active: Mutex::new(HashMap::new()),
                 requests: Mutex::new(HashMap::new()),
+                vod: super::vod::VodIndexes::default(),
                 stopped: Mutex::new(HashSet::new()),
             }),
         })
@@ -147,6 +150,11 @@ impl Recordings {
 
     pub fn catalogue(&self) -> &Catalogue {
         &self.inner.catalogue
+    }
+
+    /// The HLS plans of finished recordings.
+    pub fn vod(&self) -> &super::vod::VodIndexes {
+        &self.inner.vod
     }
 
     pub fn config(&self) -> &Arc<Config> {

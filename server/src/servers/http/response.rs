@@ -3,8 +3,8 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt, Full};
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 
 pub type Body = BoxBody<Bytes, Infallible>;
@@ -16,6 +16,21 @@ pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
+}
+
+/// A `200` of `body` with its type and caching; for `HEAD`, the headers alone.
+pub fn bytes(body: Bytes, content_type: &'static str, cache: &'static str, head: bool) -> Response<Body> {
+    let len = body.len();
+    let mut response = if head {
+        Response::new(Empty::new().boxed())
+    } else {
+        Response::new(Full::new(body).boxed())
+    };
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    response
 }
 
 /// The answer to a CORS preflight (`OPTIONS`).

@@ -37,8 +37,16 @@ pub fn percent_decode(value: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Unix milliseconds, or an RFC 3339 time.
+pub fn time_ms(value: &str) -> Option<i64> {
+    value.parse::<i64>().ok().or_else(|| {
+        chrono::DateTime::parse_from_rfc3339(value)
+            .ok()
+            .map(|t| t.timestamp_millis())
+    })
+}
+
 /// The value of `name` in a query string, decoded.
-#[allow(dead_code)] // VOD's time ranges use it next
 pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     query?
         .split('&')

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::super::response::Body;
-use super::super::urls::percent_decode;
+use super::super::urls::{percent_decode, time_ms};
 use super::envelope::{error, not_allowed, ok, ok_with};
 use crate::context::Context;
 use crate::recordings::catalogue::{CatalogueError, Recording, RecordingFilter, RecordingState};
@@ -152,15 +152,6 @@ fn filter(query: Option<&str>) -> Result<RecordingFilter, String> {
         }
     }
     Ok(filter)
-}
-
-/// Unix milliseconds, or an RFC 3339 time.
-pub fn time_ms(value: &str) -> Option<i64> {
-    value.parse::<i64>().ok().or_else(|| {
-        chrono::DateTime::parse_from_rfc3339(value)
-            .ok()
-            .map(|t| t.timestamp_millis())
-    })
 }
 
 /// A recording as the API shows it.

@@ -22,12 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::response::{text, Body};
+use super::response::{bytes, text, Body};
 use super::urls::request_url;
 use crate::admission::Request as Admit;
 use crate::clients::Client;
@@ -70,7 +68,7 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
         let token = client.hls_token().unwrap_or(token);
         let body = Bytes::from(playlist_with_session(&String::from_utf8_lossy(&playlist), token));
         client.add_sent(body.len() as u64);
-        return respond(body, "application/vnd.apple.mpegurl", "max-age=1", head);
+        return bytes(body, "application/vnd.apple.mpegurl", "max-age=1", head);
     }
     let Some((stream, instance, sequence)) = parse_segment_name(file) else {
         return text(StatusCode::NOT_FOUND, "not found\n");
@@ -90,7 +88,7 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
             Err(refused) => return refused,
         }
     }
-    respond(body, "video/mp2t", "public, max-age=86400, immutable", head)
+    bytes(body, "video/mp2t", "public, max-age=86400, immutable", head)
 }
 
 /// The stream's playlist. A stream that is live but has no complete segment yet (its
@@ -171,18 +169,4 @@ fn url(req: &Request<Incoming>) -> String {
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
     request_url(host, req.uri().path())
-}
-
-fn respond(body: Bytes, content_type: &'static str, cache: &'static str, head: bool) -> Response<Body> {
-    let len = body.len();
-    let mut response = if head {
-        Response::new(Empty::new().boxed())
-    } else {
-        Response::new(Full::new(body).boxed())
-    };
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
-    response
 }
