@@ -119,12 +119,18 @@ fn wait_published(server: &Server, publisher: &mut Proc, clip_secs: u32) {
     );
 }
 
-/// Asserts a file opens and decodes without a word from ffmpeg, with H.264 video and AAC
-/// audio, and returns its probe.
+/// Asserts a file opens and decodes without a word from ffmpeg, starts with a keyframe, and
+/// has H.264 video and AAC audio; returns its probe.
 fn assert_plays(file: &Path) -> support::Probe {
     assert!(file.is_file(), "{} is not there", file.display());
     let errors = decode_errors(file);
     assert!(errors.is_empty(), "ffmpeg decoding {}: {errors}", file.display());
+    let first = video_packets(file).first().copied();
+    assert!(
+        first.is_some_and(|p| p.key),
+        "{} does not start with a keyframe: {first:?}",
+        file.display()
+    );
     let probe = ffprobe(file);
     assert_eq!(
         probe.video_codec.as_deref(),
@@ -253,64 +259,104 @@ fn recorded_mp4_and_flv_files_open_in_any_player() {
     }
 }
 
-/// `kill -9` while recording (fragments of 500 ms) leaves a `.part` that the next start
+/// `kill -9` while recording (MP4 in fragments of 500 ms) leaves a `.part` that the next start
 /// makes into a playable file holding what was published up to the kill, less at most the
-/// open fragment and a GOP; the recording is `interrupted`, and the backend hears `on_dvr`.
+/// open fragment and a GOP, and never less than was reported synced; the recording is
+/// `interrupted`, says so, lists the file's real duration, and the backend hears `on_dvr`.
+/// MP4 (`live`) and FLV (`flv`) alike.
 #[test]
 fn kill_9_while_recording_keeps_what_was_written() {
     let clip = gop1_clip(10);
     let receiver = ok_receiver();
-    let mut server = Server::start("rec-kill9", &config(&[("enabled", "true")], &dvr_hook(&receiver)));
+    // FLV is synced every 2 s: what the catalogue last heard of it then lags the file by up
+    // to that much, and the recovered recording must list the file's real duration.
+    let rest = dvr_hook(&receiver) + "[apps.flv.record]\nformat = \"flv\"\nfragment_ms = 2000\n";
+    let mut server = Server::start("rec-kill9", &config(&[("enabled", "true")], &rest));
     let spawned = Instant::now();
-    let _publisher = server.publish_looping("live/cam", &clip, "publisher.log");
-    let r = wait_until(&server, LIMIT, "a recording of live/cam", || {
-        recordings(&server, "app=live&stream=cam")
-            .into_iter()
-            .find(|r| r["state"] == "recording")
-    });
-    let recording_seen = Instant::now();
-    let id = id_of(&r);
-    let file = file_of(&server, &r);
-    let part = PathBuf::from(format!("{}.part", file.display()));
+    // (app, fragment in s)
+    let apps = [("live", 0.5), ("flv", 2.0)];
+    let _publishers: Vec<Proc> = apps
+        .iter()
+        .map(|(app, _)| server.publish_looping(&format!("{app}/cam"), &clip, &format!("{app}-publisher.log")))
+        .collect();
+    let ids: Vec<i64> = apps
+        .iter()
+        .map(|(app, _)| {
+            let r = wait_until(&server, LIMIT, &format!("a recording of {app}/cam"), || {
+                recordings(&server, &format!("app={app}&stream=cam"))
+                    .into_iter()
+                    .find(|r| r["state"] == "recording")
+            });
+            id_of(&r)
+        })
+        .collect();
     std::thread::sleep(Duration::from_secs(5));
-    // At most this much was published (nothing before ffmpeg started), at least this much
-    // (the recording's first packet had come when the API showed it).
-    let (published_at_most, published_at_least) = (spawned.elapsed(), recording_seen.elapsed());
+    // What each recording reported as synced to disk (it reports after each fragment's
+    // sync), which the kill must not lose, and the frames its stream had received, of which
+    // the kill may lose only the open fragment's.
+    let before: Vec<(Value, u64)> = apps
+        .iter()
+        .zip(&ids)
+        .map(|((app, _), id)| {
+            let (_, stream) = server.api(&format!("/api/v1/streams/{app}/cam"));
+            (
+                recording(&server, *id).1,
+                stream["stream"]["frames"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    // Nothing was published before ffmpeg started, and it publishes in real time.
+    let published_at_most = spawned.elapsed().as_secs_f64();
     server.kill9();
-    assert!(part.is_file(), "no {} after kill -9", part.display());
-    assert!(!file.exists(), "{} final before the recording ended", file.display());
+    for (r, _) in &before {
+        let file = file_of(&server, r);
+        let part = PathBuf::from(format!("{}.part", file.display()));
+        assert!(part.is_file(), "no {} after kill -9", part.display());
+        assert!(!file.exists(), "{} final before the recording ended", file.display());
+    }
 
     let server = server.restart();
-    let r = wait_state(&server, id, "interrupted", LIMIT);
-    let error = r["error"].as_str().unwrap_or("");
-    assert!(
-        error.contains("stopped while recording"),
-        "an interrupted recording says why: {r}"
-    );
-    assert!(!part.exists(), "{} left after recovery", part.display());
-    let probe = assert_plays(&file);
-    let (most, least) = (published_at_most.as_secs_f64(), published_at_least.as_secs_f64());
-    // One fragment (500 ms, cut at the next keyframe) and one GOP (1 s).
-    let may_lose = 0.5 + 1.0;
-    assert!(
-        probe.duration <= most && probe.duration >= least - may_lose,
-        "{:.3} s kept of {least:.3}..{most:.3} s published before the kill",
-        probe.duration
-    );
-    let api_secs = r["duration"].as_f64().unwrap_or(0.0);
-    assert!(
-        (api_secs - probe.duration).abs() <= 0.1,
-        "API {api_secs} s, file {} s",
-        probe.duration
-    );
-    let dvr = wait_dvr(&server, &receiver, id);
-    assert_eq!(dvr["file"], r["path"], "{dvr}");
-    assert!(
-        dvr["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("stopped while recording")),
-        "on_dvr of an interrupted recording says so: {dvr}"
-    );
+    for ((id, (before, frames)), (app, fragment)) in ids.iter().zip(&before).zip(apps) {
+        let r = wait_state(&server, *id, "interrupted", LIMIT);
+        let error = r["error"].as_str().unwrap_or("");
+        assert!(
+            error.contains("stopped while recording"),
+            "an interrupted recording says why: {r}"
+        );
+        let file = file_of(&server, &r);
+        let part = PathBuf::from(format!("{}.part", file.display()));
+        assert!(!part.exists(), "{} left after recovery", part.display());
+        let probe = assert_plays(&file);
+        let synced = before["duration"].as_f64().unwrap_or(0.0);
+        assert!(synced > 0.0, "{app}: no fragment synced in 5 s: {before}");
+        assert!(
+            probe.duration >= synced,
+            "{app}: {:.3} s kept, but {synced:.3} s were synced before the kill",
+            probe.duration
+        );
+        let published_at_least = *frames as f64 / CLIP_FPS as f64;
+        // One fragment (cut at the next keyframe) and one GOP (1 s).
+        let may_lose = fragment + 1.0;
+        assert!(
+            probe.duration <= published_at_most && probe.duration >= published_at_least - may_lose,
+            "{app}: {:.3} s kept of {published_at_least:.3}..{published_at_most:.3} s published before the kill",
+            probe.duration
+        );
+        let dvr = wait_dvr(&server, &receiver, *id);
+        assert_eq!(dvr["file"], r["path"], "{dvr}");
+        assert!(
+            dvr["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("stopped while recording")),
+            "on_dvr of an interrupted recording says so: {dvr}"
+        );
+        let api_secs = r["duration"].as_f64().unwrap_or(0.0);
+        assert!(
+            (api_secs - probe.duration).abs() <= 0.1,
+            "{app}: the API lists {api_secs} s, the recovered file lasts {:.3} s",
+            probe.duration
+        );
+    }
 }
 
 /// `plan = "segment"` with 6-s segments: a 20-s publish (500 frames) becomes at least three
@@ -448,6 +494,19 @@ fn api_starts_stops_lists_and_deletes_a_recording() {
     let (status, _) = recording(&server, id);
     assert_eq!(status, 404, "recording {id} after its delete");
     assert!(ids("app=live").is_empty(), "listed after its delete");
+
+    // Asked for while the stream is live: recorded from its last keyframe on.
+    let (status, v) = server.send_json("POST", "/api/v1/recordings", &body);
+    assert_eq!(status, 200, "{v}");
+    let again = id_of(&v["recording"]);
+    assert_ne!(again, id, "a deleted recording's id is reused");
+    wait_state(&server, again, "recording", LIMIT);
+    std::thread::sleep(Duration::from_secs(2));
+    let (status, v) = server.send_json("POST", &format!("/api/v1/recordings/{again}/stop"), &json!({}));
+    assert_eq!(status, 200, "stop: {v}");
+    let r = wait_state(&server, again, "completed", LIMIT);
+    let probe = assert_plays(&file_of(&server, &r));
+    assert!(probe.duration >= 1.0, "{} s recorded", probe.duration);
 }
 
 /// A schedule made through the API (`M H * * *` in UTC, the coming minute, for 6 s) opens
@@ -672,6 +731,39 @@ fn on_dvr_and_metrics_describe_a_finished_recording() {
     wait_until(&server, LIMIT, "estuary_recordings_active back to 0", || {
         (metric(&server, "estuary_recordings_active", &[]) == 0.0).then_some(())
     });
+}
+
+/// `on_dvr` is about the publish that was recorded, as SRS sends it (DESIGN.md: "SRS's
+/// bodies, ids"; `hooks/mod.rs`: `on_dvr` has `on_publish`'s fields, `param` being the query
+/// string the client sent): a backend that matches it to the `on_publish` it allowed, by
+/// client id, or reads the token in `param`, finds the same values.
+#[test]
+fn on_dvr_names_the_publisher_that_was_recorded() {
+    let clip = gop1_clip(2);
+    let receiver = ok_receiver();
+    let hooks = dvr_hook(&receiver) + &format!("on_publish = [\"{}\"]\n", receiver.url("/publish"));
+    let server = Server::start("rec-dvr-publisher", &config(&[("enabled", "true")], &hooks));
+    let mut publisher = server.publish_clip("live/cam?token=abc", &clip, "publisher.log");
+    wait_published(&server, &mut publisher, clip.secs);
+    let r = ended_recordings(&server, "live", "cam", 1).remove(0);
+    let dvr = wait_dvr(&server, &receiver, id_of(&r));
+    let publish = receiver
+        .hits()
+        .into_iter()
+        .map(|h| h.body)
+        .find(|b| b["action"] == "on_publish")
+        .expect("on_publish");
+    assert_eq!(publish["param"], "?token=abc", "{publish}");
+    let differ: Vec<String> = ["client_id", "ip", "tcUrl", "param", "stream_url", "stream_id"]
+        .iter()
+        .filter(|f| dvr[**f] != publish[**f])
+        .map(|f| format!("{f}: on_publish {} / on_dvr {}", publish[*f], dvr[*f]))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "on_dvr does not name the publish it recorded:\n{}",
+        differ.join("\n")
+    );
 }
 
 /// Every file under `dir`, recursively.
