@@ -359,8 +359,8 @@ fn kill_9_while_recording_keeps_what_was_written() {
     }
 }
 
-/// `plan = "segment"` with 6-s segments: a 20-s publish (500 frames) becomes at least three
-/// files, each starting with a keyframe, that together hold every video and audio frame
+/// `plan = "segment"` with 6-s segments: a 20-s publish (500 frames) becomes files of 6, 6, 6
+/// and 2 s, each starting with a keyframe, that together hold every video and audio frame
 /// exactly once, evenly spaced across the cuts, and whose durations add up to the whole.
 #[test]
 fn segments_join_with_no_gap_and_no_overlap() {
@@ -374,8 +374,9 @@ fn segments_join_with_no_gap_and_no_overlap() {
     );
     let mut publisher = server.publish_clip("live/cam", &clip, "publisher.log");
     wait_published(&server, &mut publisher, clip.secs);
-    let list = ended_recordings(&server, "live", "cam", 3);
-    assert!(list.len() >= 3, "20 s in 6-s segments: {list:#?}");
+    // Cut at the first keyframe 6 s into each file: 6 + 6 + 6 + 2 s.
+    let list = ended_recordings(&server, "live", "cam", 4);
+    assert_eq!(list.len(), 4, "20 s in 6-s segments: {list:#?}");
 
     let frame = 1.0 / CLIP_FPS as f64;
     let aac_frame = 1024.0 / 44100.0;
@@ -410,6 +411,9 @@ fn segments_join_with_no_gap_and_no_overlap() {
             video.len() as u64,
             "{name}: frames decoded and packets differ"
         );
+        if frames + (video.len() as u64) < clip.frames {
+            assert_eq!(video.len() as u64, 6 * CLIP_FPS, "{name} is not a 6-s segment");
+        }
         // Audio runs on across the cut one AAC frame after another (timestamps are ms).
         let audio = audio_packets(&file);
         for p in &audio {
@@ -451,9 +455,10 @@ fn segments_join_with_no_gap_and_no_overlap() {
 }
 
 /// Recording by hand: asked for before the stream is live it is `pending`, then `recording`
-/// once it comes; a second request while it records is refused (409); stopping it makes a
-/// `completed` file that plays; the list filters by app and state; a delete removes the
-/// file and the row.
+/// once it comes; a second request, or a delete, while it records is refused (409);
+/// stopping it makes a `completed` file that plays; the list filters by app and state; a
+/// delete removes the file and the row; asked for while the stream is live, it records from
+/// a keyframe; stopped while still pending, it fails without a file.
 #[test]
 fn api_starts_stops_lists_and_deletes_a_recording() {
     let clip = gop1_clip(10);
@@ -464,11 +469,21 @@ fn api_starts_stops_lists_and_deletes_a_recording() {
     let id = id_of(&v["recording"]);
     assert_eq!(v["recording"]["state"], "pending", "{v}");
     assert_eq!(v["recording"]["plan"], "manual", "{v}");
+    // One that never sees its stream: stopped while pending, it ends failed, without a file.
+    let (_, v) = server.send_json("POST", "/api/v1/recordings", &json!({"app": "other", "stream": "cam"}));
+    let never = id_of(&v["recording"]);
+    let (status, v) = server.send_json("POST", &format!("/api/v1/recordings/{never}/stop"), &json!({}));
+    assert_eq!(status, 200, "stop a pending recording: {v}");
+    let (_, r) = recording(&server, never);
+    assert_eq!(r["state"], "failed", "{r}");
+    assert!(r["path"].is_null(), "{r}");
 
     let _publisher = server.publish_looping("live/cam", &clip, "publisher.log");
     wait_state(&server, id, "recording", LIMIT);
     let (status, v) = server.send_json("POST", "/api/v1/recordings", &body);
     assert_eq!(status, 409, "a second recording of a stream being recorded: {v}");
+    let (status, v) = server.delete(&format!("/api/v1/recordings/{id}"));
+    assert_eq!(status, 409, "deleting a recording being written: {v}");
     assert_eq!(recordings(&server, "app=live").len(), 1);
 
     std::thread::sleep(Duration::from_secs(3));
@@ -487,6 +502,7 @@ fn api_starts_stops_lists_and_deletes_a_recording() {
     assert!(ids("app=live&state=recording").is_empty(), "stopped, yet recording");
     assert!(ids("app=other&state=completed").is_empty());
     assert!(ids("app=live&state=failed").is_empty());
+    assert_eq!(ids("state=failed"), vec![never]);
 
     let (status, v) = server.delete(&format!("/api/v1/recordings/{id}"));
     assert_eq!(status, 200, "delete: {v}");
