@@ -1,7 +1,8 @@
-//! Small helpers for the API/hooks/metrics end-to-end tests: the real `estuary` binary on
-//! 127.0.0.1 with free ports, ffmpeg publishers and players, a blocking HTTP client that
-//! decodes chunked bodies, and a hook receiver that records bodies. Every wait is bounded and
-//! every child process is killed on drop.
+//! Small helpers for the end-to-end tests: the real `estuary` binary on 127.0.0.1 with free
+//! ports (killed, stopped and restarted in its own working directory), ffmpeg publishers of
+//! generated clips and players, ffprobe of files and URLs, a blocking HTTP client that sends
+//! JSON and decodes chunked bodies, and a hook receiver that records bodies. Every wait is
+//! bounded and every child process is killed on drop.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
