@@ -88,7 +88,7 @@ fn recover_open(service: &Recordings, recording: &Recording, found: &mut Recover
     if part.exists() {
         match finalize(format, &part, &path) {
             Ok(finalized) => {
-                let duration_ms = finalized.duration_ms.map_or(recording.duration_ms, |d| d as i64);
+                let duration_ms = finalized.duration_ms as i64;
                 let _ = catalogue.set_progress(recording.id, duration_ms, finalized.size_bytes as i64);
                 let error = "the server stopped while recording; kept up to its last whole fragment";
                 match catalogue.update_state(

@@ -1,7 +1,8 @@
-//! Small helpers for the API/hooks/metrics end-to-end tests: the real `estuary` binary on
-//! 127.0.0.1 with free ports, ffmpeg publishers and players, a blocking HTTP client that
-//! decodes chunked bodies, and a hook receiver that records bodies. Every wait is bounded and
-//! every child process is killed on drop.
+//! Small helpers for the end-to-end tests: the real `estuary` binary on 127.0.0.1 with free
+//! ports (killed, stopped and restarted in its own working directory), ffmpeg publishers of
+//! generated clips and players, ffprobe of files and URLs, a blocking HTTP client that sends
+//! JSON and decodes chunked bodies, and a hook receiver that records bodies. Every wait is
+//! bounded and every child process is killed on drop.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -132,21 +133,53 @@ pub struct Server {
     pub http: u16,
     pub dir: PathBuf,
     pub token: String,
+    /// How many processes ran in `dir` before this one (each logs to its own file).
+    run: u32,
 }
 
 impl Server {
+    /// Starts the server in a fresh working directory of its own.
     pub fn start(name: &str, config: &str) -> Server {
         let dir = target_dir()
             .join("api-test")
             .join(format!("{name}-{}", std::process::id()));
+        // A directory left by an earlier run with the same pid would leak its files (a
+        // recording catalogue) into this one.
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("scratch dir");
-        let cfg = dir.join("estuary.toml");
-        std::fs::write(&cfg, config).expect("write config");
+        std::fs::write(dir.join("estuary.toml"), config).expect("write config");
         let token = config
             .lines()
             .find_map(|l| l.trim().strip_prefix("token = \"").and_then(|r| r.strip_suffix('"')))
             .unwrap_or("")
             .to_string();
+        Server::spawn_in(dir, token, 0)
+    }
+
+    /// Starts another server process in this one's working directory with its config (on
+    /// new ports), after this one was stopped or killed: what it left on disk is its.
+    pub fn restart(self) -> Server {
+        let (dir, token, run) = (self.dir.clone(), self.token.clone(), self.run + 1);
+        drop(self);
+        Server::spawn_in(dir, token, run)
+    }
+
+    /// Like `restart`, with `config` written over the config file first.
+    pub fn restart_with(self, config: &str) -> Server {
+        std::fs::write(self.dir.join("estuary.toml"), config).expect("write config");
+        self.restart()
+    }
+
+    fn log_path(dir: &Path, run: u32) -> PathBuf {
+        if run == 0 {
+            dir.join("estuary.log")
+        } else {
+            dir.join(format!("estuary.{run}.log"))
+        }
+    }
+
+    fn spawn_in(dir: PathBuf, token: String, run: u32) -> Server {
+        let cfg = dir.join("estuary.toml");
         for _ in 0..5 {
             let (rtmp, http) = (free_port(), free_port());
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_estuary"));
@@ -161,7 +194,7 @@ impl Server {
                 &format!("127.0.0.1:{http}"),
             ]);
             cmd.env("RUST_LOG", "info,estuary=debug");
-            let mut proc = Proc::spawn(&mut cmd, &dir.join("estuary.log"));
+            let mut proc = Proc::spawn(&mut cmd, &Server::log_path(&dir, run));
             let ready = wait_for(Duration::from_secs(20), || {
                 if !proc.running() {
                     return Some(false);
@@ -175,14 +208,48 @@ impl Server {
                     http,
                     dir,
                     token,
+                    run,
                 };
             }
         }
-        panic!("estuary did not start; log in {}", dir.display());
+        panic!(
+            "estuary did not start; log in {}",
+            Server::log_path(&dir, run).display()
+        );
     }
 
+    /// This process's log.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("estuary.log")).unwrap_or_default()
+        std::fs::read_to_string(Server::log_path(&self.dir, self.run)).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash or an OOM kill: nothing is finished or flushed.
+    pub fn kill9(&mut self) {
+        let _ = self.proc.0.kill();
+        let status = self.proc.wait(LIMIT).expect("the killed server is gone");
+        assert!(!status.success(), "the server exited normally on SIGKILL");
+    }
+
+    /// SIGTERM, and waits for the server to exit; panics unless it exits 0 in time.
+    pub fn stop(&mut self) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.proc.0.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success());
+        let status = self.proc.wait(LIMIT);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "the server did not exit 0 on SIGTERM ({status:?}); log:\n{}",
+            self.log()
+        );
+    }
+
+    /// `/metrics`, parsed.
+    pub fn metrics(&self) -> Vec<Sample> {
+        let r = get(self.http, "/metrics", "").expect("/metrics");
+        assert_eq!(r.status, 200, "/metrics");
+        parse_metrics(&String::from_utf8_lossy(&r.body))
     }
 
     pub fn rtmp_url(&self, path: &str) -> String {
@@ -195,6 +262,13 @@ impl Server {
         let v = serde_json::from_slice(&r.body)
             .unwrap_or_else(|e| panic!("{path}: not json ({e}): {}", String::from_utf8_lossy(&r.body)));
         (r.status, v)
+    }
+
+    /// POST (or PUT) an API path with a JSON body; the answer's status and JSON (`Null` if
+    /// it is not JSON).
+    pub fn send_json(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
+        let r = request_json(self.http, method, path, &self.token, &body.to_string()).expect("api request");
+        (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
     }
 
     pub fn delete(&self, path: &str) -> (u16, Value) {
@@ -283,6 +357,15 @@ pub fn get(port: u16, path: &str, token: &str) -> std::io::Result<HttpResponse> 
 
 /// One HTTP/1.1 request with `Connection: close`; chunked bodies are decoded.
 pub fn request(port: u16, method: &str, path: &str, token: &str) -> std::io::Result<HttpResponse> {
+    send(port, method, path, token, None)
+}
+
+/// One HTTP/1.1 request with a JSON body (`Content-Type: application/json`).
+pub fn request_json(port: u16, method: &str, path: &str, token: &str, body: &str) -> std::io::Result<HttpResponse> {
+    send(port, method, path, token, Some(body))
+}
+
+fn send(port: u16, method: &str, path: &str, token: &str, body: Option<&str>) -> std::io::Result<HttpResponse> {
     let mut s = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port)))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     let auth = if token.is_empty() {
@@ -290,9 +373,14 @@ pub fn request(port: u16, method: &str, path: &str, token: &str) -> std::io::Res
     } else {
         format!("Authorization: Bearer {token}\r\n")
     };
+    let content = match body {
+        Some(b) => format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()),
+        None => String::new(),
+    };
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}{content}Connection: close\r\n\r\n{}",
+        body.unwrap_or("")
     )?;
     let mut r = BufReader::new(s);
     let (status, headers) = read_head(&mut r)?;
@@ -636,4 +724,228 @@ pub fn sample(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> Option<f
                     .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
         })
         .map(|(_, _, v)| *v)
+}
+
+/// A generated H.264 320x240@25 + AAC clip with a keyframe every second exactly (`-g 25`, no
+/// scene-cut keyframes, no B-frames), and what it holds.
+#[derive(Debug, Clone)]
+pub struct Clip {
+    pub path: PathBuf,
+    pub secs: u32,
+    /// Video frames in the file, as ffprobe counts them.
+    pub frames: u64,
+    /// Audio frames from the first video frame on (a recording starts at a keyframe).
+    pub audio_frames: u64,
+}
+
+pub const CLIP_FPS: u64 = 25;
+
+/// The `secs`-second clip, generated once under target/.
+pub fn gop1_clip(secs: u32) -> Clip {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = target_dir().join("api-test-media");
+    std::fs::create_dir_all(&dir).expect("media dir");
+    let path = dir.join(format!("gop1-{secs}s.flv"));
+    if !path.exists() {
+        let tmp = dir.join(format!("gop1-{secs}s.{}.tmp.flv", std::process::id()));
+        let status = Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-v", "error", "-y"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+            .args(["-t", &secs.to_string(), "-r", "25"])
+            .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-bf", "0"])
+            .args(["-x264-params", "keyint=25:min-keyint=25:scenecut=0"])
+            .args(["-c:a", "aac", "-b:a", "64k"])
+            .arg(&tmp)
+            .status()
+            .expect("run ffmpeg");
+        assert!(status.success(), "generating the {secs}-s clip failed");
+        std::fs::rename(&tmp, &path).expect("rename clip");
+    }
+    let video = video_packets(&path);
+    let frames = video.len() as u64;
+    assert_eq!(frames, u64::from(secs) * CLIP_FPS, "frames of {}", path.display());
+    let first = video.first().map_or(0.0, |p| p.pts);
+    let audio_frames = audio_packets(&path).iter().filter(|p| p.pts >= first - 0.0005).count() as u64;
+    Clip {
+        path,
+        secs,
+        frames,
+        audio_frames,
+    }
+}
+
+impl Server {
+    /// ffmpeg publishing `clip` once, in real time: it exits when the clip ends.
+    pub fn publish_clip(&self, path: &str, clip: &Clip, log: &str) -> Proc {
+        self.publish_file(path, clip, false, log)
+    }
+
+    /// ffmpeg publishing `clip` in a loop, in real time, until it is killed.
+    pub fn publish_looping(&self, path: &str, clip: &Clip, log: &str) -> Proc {
+        self.publish_file(path, clip, true, log)
+    }
+
+    fn publish_file(&self, path: &str, clip: &Clip, looping: bool, log: &str) -> Proc {
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-re"]);
+        if looping {
+            cmd.args(["-stream_loop", "-1"]);
+        }
+        cmd.arg("-i")
+            .arg(&clip.path)
+            .args(["-c", "copy", "-f", "flv", &self.rtmp_url(path)]);
+        Proc::spawn(&mut cmd, &self.dir.join(log))
+    }
+}
+
+/// What ffprobe says of a file or URL.
+#[derive(Debug, Clone, Default)]
+pub struct Probe {
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+    /// The container's duration, in seconds.
+    pub duration: f64,
+    /// The container's start time, in seconds.
+    pub start: f64,
+    /// Video frames decoded (`-count_frames`); 0 when not counted.
+    pub video_frames: u64,
+    pub raw: Value,
+}
+
+/// ffprobe of a file, counting its video frames by decoding them.
+pub fn ffprobe(path: &Path) -> Probe {
+    probe(path.as_os_str(), true)
+}
+
+/// ffprobe of a live URL (no frame count: a live stream has no end), bounded in time.
+pub fn ffprobe_live(url: &str) -> Probe {
+    probe(std::ffi::OsStr::new(url), false)
+}
+
+fn probe(target: &std::ffi::OsStr, count: bool) -> Probe {
+    let mut cmd = Command::new("ffprobe");
+    cmd.args(["-v", "error", "-of", "json", "-rw_timeout", "15000000"]);
+    if count {
+        cmd.arg("-count_frames");
+    }
+    cmd.args([
+        "-show_entries",
+        "stream=codec_type,codec_name,nb_read_frames:format=duration,start_time",
+    ])
+    .arg(target);
+    let out = run_bounded(&mut cmd, LIMIT);
+    let raw: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "ffprobe {target:?}: not json ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let streams = raw["streams"].as_array().cloned().unwrap_or_default();
+    let codec = |kind: &str| {
+        streams
+            .iter()
+            .find(|s| s["codec_type"] == kind)
+            .and_then(|s| s["codec_name"].as_str())
+            .map(str::to_string)
+    };
+    let number = |v: &Value| v.as_str().and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    Probe {
+        video_codec: codec("video"),
+        audio_codec: codec("audio"),
+        duration: number(&raw["format"]["duration"]),
+        start: number(&raw["format"]["start_time"]),
+        video_frames: streams
+            .iter()
+            .find(|s| s["codec_type"] == "video")
+            .map_or(0, |s| number(&s["nb_read_frames"]) as u64),
+        raw,
+    }
+}
+
+/// One packet of a file: presentation time (s) and whether it is a keyframe.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MediaPacket {
+    pub pts: f64,
+    pub key: bool,
+}
+
+/// The video packets of a file, in file order.
+pub fn video_packets(path: &Path) -> Vec<MediaPacket> {
+    packets(path, "v:0")
+}
+
+/// The audio packets of a file, in file order.
+pub fn audio_packets(path: &Path) -> Vec<MediaPacket> {
+    packets(path, "a:0")
+}
+
+fn packets(path: &Path, stream: &str) -> Vec<MediaPacket> {
+    let mut cmd = Command::new("ffprobe");
+    cmd.args(["-v", "error", "-select_streams", stream])
+        .args(["-show_entries", "packet=pts_time,flags", "-of", "csv=p=0"])
+        .arg(path);
+    let out = run_bounded(&mut cmd, LIMIT);
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (pts, flags) = l.split_once(',').unwrap_or((l, ""));
+            MediaPacket {
+                pts: pts.trim().parse().unwrap_or(f64::NAN),
+                key: flags.contains('K'),
+            }
+        })
+        .collect()
+}
+
+/// What `ffmpeg -v error` says when it decodes the whole of `path`: nothing, for a file any
+/// player opens. Also fails (returning the reason) if ffmpeg exits non-zero.
+pub fn decode_errors(path: &Path) -> String {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"]);
+    let out = run_bounded(&mut cmd, LIMIT);
+    let mut said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if !out.status.success() {
+        said += &format!(" (ffmpeg exited with {})", out.status);
+    }
+    said
+}
+
+/// Runs `cmd` to its end, killing it after `limit`.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let id = child.id();
+    let done = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let end = Instant::now() + limit;
+            while !done.load(Ordering::SeqCst) {
+                if Instant::now() > end {
+                    let _ = Command::new("kill").args(["-KILL", &id.to_string()]).status();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let out = child.wait_with_output().expect("wait");
+    done.store(true, Ordering::SeqCst);
+    let _ = watchdog.join();
+    out
 }

@@ -285,7 +285,7 @@ impl Writer {
         let finalized = finalize(self.assignment.settings.format, &part, &path).map_err(|e| io_failure(&e, &path))?;
         let finished = Finished {
             path: relative,
-            duration_ms: finalized.duration_ms.unwrap_or(duration_ms),
+            duration_ms: finalized.duration_ms,
             size_bytes: finalized.size_bytes,
         };
         let size_bytes = finished.size_bytes;
@@ -320,7 +320,7 @@ impl Writer {
         match finalize(self.assignment.settings.format, &part, &path) {
             Ok(finalized) => Some(Finished {
                 path: relative,
-                duration_ms: finalized.duration_ms.unwrap_or(duration_ms),
+                duration_ms: finalized.duration_ms,
                 size_bytes: finalized.size_bytes,
             }),
             Err(_) => {
