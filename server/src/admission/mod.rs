@@ -15,8 +15,8 @@
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::hooks::HookSubject;
 use crate::hooks::{ClientInfo, Decision, DecisionEvent, HookKind, Hooks, UnreachablePolicy};
-use crate::path::events::HookSubject;
 use crate::path::registry::Paths;
 use crate::path::source::Source;
 use crate::path::viewer::Viewer;

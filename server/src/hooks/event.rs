@@ -89,6 +89,14 @@ pub struct StreamInfo {
     pub stream_id: String,
 }
 
+/// Who and what a hook event is about: the client as the hooks describe it, and the stream
+/// as it asked for it (name and query).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookSubject {
+    pub client: ClientInfo,
+    pub stream: StreamInfo,
+}
+
 /// A finished HLS segment (`on_hls`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HlsSegmentInfo {

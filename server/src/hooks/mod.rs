@@ -104,7 +104,8 @@ pub use config::{
 };
 pub use delivery::SHUTDOWN_FLUSH;
 pub use event::{
-    ClientInfo, DecisionEvent, HlsSegmentInfo, HookKind, NotifyEvent, ServerIdentity, StreamInfo, DEFAULT_VHOST,
+    ClientInfo, DecisionEvent, HlsSegmentInfo, HookKind, HookSubject, NotifyEvent, ServerIdentity, StreamInfo,
+    DEFAULT_VHOST,
 };
 pub use receipt::Receipt;
 pub use stats::{HooksStats, HOOK_CALLS_TOTAL, HOOK_DECISIONS_TOTAL, HOOK_DURATION_SECONDS, HOOK_UNDELIVERED_TOTAL};

@@ -6,6 +6,7 @@ use std::time::Duration;
 use estuary_protocol::Packet;
 use tokio_util::sync::CancellationToken;
 
+use crate::hooks::HookSubject;
 use crate::stream::StreamKey;
 
 /// One output of one path: fed every packet of the stream's timeline, in order, from the
@@ -43,7 +44,8 @@ pub trait OutputKind: Send + Sync {
     /// How long an output of this kind waits for a source that stopped to come back.
     fn grace(&self) -> Duration;
 
-    /// The output for a source of `key` that just started, or `None` if this kind is off for
-    /// it.
-    fn start(&self, key: &StreamKey) -> Option<Box<dyn Output>>;
+    /// The output for the source of `key` that just started (or is live when an output is
+    /// started by hand), or `None` if this kind is off for it. `source` is who publishes, as
+    /// the hooks describe it (`None` for a source with no client).
+    fn start(&self, key: &StreamKey, source: Option<&HookSubject>) -> Option<Box<dyn Output>>;
 }

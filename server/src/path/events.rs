@@ -10,15 +10,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::hooks::{ClientInfo, Hooks, NotifyEvent, Receipt, StreamInfo};
-
-/// Who and what a hook event is about: the client as the hooks describe it, and the stream
-/// as it asked for it (name and query).
-#[derive(Debug, Clone)]
-pub struct HookSubject {
-    pub client: ClientInfo,
-    pub stream: StreamInfo,
-}
+use crate::hooks::{HookSubject, Hooks, NotifyEvent, Receipt};
 
 /// The events of one path.
 pub struct PathEvents {

@@ -28,9 +28,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::hooks::HookSubject;
 use crate::hooks::Receipt;
 use crate::stream::{Stream, StreamKey};
-use events::{HookSubject, PathEvents};
+use events::PathEvents;
 use outputs::{Keepalive, PathOutputs};
 
 /// Everything about one stream key.
@@ -105,20 +106,23 @@ impl Path {
     /// Starts an output of kind `name` now, if the source is live and no such output runs
     /// (a recording started by hand).
     pub fn start_output(self: &Arc<Self>, name: &str) -> outputs::StartNow {
-        let _control = self.control();
+        let control = self.control();
         if !self.stream.is_live() {
             return outputs::StartNow::Declined;
         }
+        let source = control.source.as_ref().and_then(|(_, subject)| subject.as_ref());
         let keepalive: Keepalive = Arc::clone(self) as Keepalive;
-        self.outputs.start_now(name, &self.stream, &self.key, &keepalive)
+        self.outputs
+            .start_now(name, &self.stream, &self.key, source, &keepalive)
     }
 
     /// Makes `id` the source (the stream is claimed already) and starts the outputs.
     fn source_started(self: &Arc<Self>, id: u64, subject: Option<HookSubject>) {
         let mut control = self.control();
         control.source = Some((id, subject));
+        let source = control.source.as_ref().and_then(|(_, subject)| subject.as_ref());
         let keepalive: Keepalive = Arc::clone(self) as Keepalive;
-        self.outputs.source_started(&self.stream, &self.key, &keepalive);
+        self.outputs.source_started(&self.stream, &self.key, source, &keepalive);
     }
 
     /// Source `id` ended (if it is still the source): tells the hooks. Idempotent.

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, Instrument};
 
+use crate::hooks::HookSubject;
 use crate::outputs::{Output, OutputKind};
 use crate::stream::{Batch, Stream, StreamKey};
 
@@ -61,13 +62,19 @@ impl PathOutputs {
     /// The path's source just started (`stream` is live): every kind with no output running
     /// starts one, subscribed before this returns so it misses nothing the source sends; an
     /// output in its grace period carries on with the new source.
-    pub fn source_started(&self, stream: &Arc<Stream>, key: &StreamKey, keepalive: &Keepalive) {
+    pub fn source_started(
+        &self,
+        stream: &Arc<Stream>,
+        key: &StreamKey,
+        source: Option<&HookSubject>,
+        keepalive: &Keepalive,
+    ) {
         let mut running = lock(&self.running);
         for kind in self.kinds.iter() {
             if running.contains(&kind.name()) {
                 continue;
             }
-            if let Some(output) = kind.start(key) {
+            if let Some(output) = kind.start(key, source) {
                 self.spawn(&mut running, kind, output, stream, key, keepalive);
             }
         }
@@ -76,7 +83,14 @@ impl PathOutputs {
     /// Starts an output of kind `name` now, on a path whose source is live (a recording
     /// started by hand): it begins with the join snapshot (headers, then the GOP from its
     /// keyframe), as a viewer would.
-    pub fn start_now(&self, name: &str, stream: &Arc<Stream>, key: &StreamKey, keepalive: &Keepalive) -> StartNow {
+    pub fn start_now(
+        &self,
+        name: &str,
+        stream: &Arc<Stream>,
+        key: &StreamKey,
+        source: Option<&HookSubject>,
+        keepalive: &Keepalive,
+    ) -> StartNow {
         let mut running = lock(&self.running);
         let Some(kind) = self.kinds.iter().find(|k| k.name() == name) else {
             return StartNow::NoSuchKind;
@@ -84,7 +98,7 @@ impl PathOutputs {
         if running.contains(&kind.name()) {
             return StartNow::AlreadyRunning;
         }
-        match kind.start(key) {
+        match kind.start(key, source) {
             Some(output) => {
                 self.spawn(&mut running, kind, output, stream, key, keepalive);
                 StartNow::Started

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use estuary_protocol::Packet;
 use tokio_util::sync::CancellationToken;
 
-use super::events::HookSubject;
 use super::Path;
+use crate::hooks::HookSubject;
 use crate::hooks::Receipt;
 use crate::stream::{ClaimError, Stream};
 

@@ -11,14 +11,13 @@ use estuary_protocol::{MediaKind, Packet};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::events::HookSubject;
 use super::on_demand::SourceProvider;
 use super::registry::Paths;
 use super::source::Source;
 use super::viewer::Viewer;
 use super::Path;
 use crate::config::Config;
-use crate::hooks::{ClientInfo, Hooks, HooksConfig, ServerIdentity, StreamInfo};
+use crate::hooks::{ClientInfo, HookSubject, Hooks, HooksConfig, ServerIdentity, StreamInfo};
 use crate::outputs::{Output, OutputKind};
 use crate::stream::{ClaimError, StreamKey, Subscriber};
 
@@ -336,7 +335,7 @@ impl OutputKind for Counting {
     fn grace(&self) -> Duration {
         self.grace
     }
-    fn start(&self, _: &StreamKey) -> Option<Box<dyn Output>> {
+    fn start(&self, _: &StreamKey, _: Option<&HookSubject>) -> Option<Box<dyn Output>> {
         self.seen.lock().unwrap().started += 1;
         Some(Box::new(CountingOutput {
             seen: Arc::clone(&self.seen),
@@ -671,7 +670,7 @@ async fn every_packaging_run_names_its_segments_apart() {
     let mut instances = std::collections::HashSet::new();
     for _ in 0..100 {
         // Runs started within the same second (a restart, another node) once shared a name.
-        let _run = kind.start(&key).unwrap();
+        let _run = kind.start(&key, None).unwrap();
         assert!(instances.insert(store.get(&key).unwrap().instance.clone()));
     }
 }

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use super::events::HookSubject;
 use super::registry::Paths;
 use super::Path;
 use crate::config::PlayConfig;
+use crate::hooks::HookSubject;
 use crate::hooks::Receipt;
 use crate::stream::Subscriber;
 

@@ -99,7 +99,7 @@ fn recover_open(service: &Recordings, recording: &Recording, found: &mut Recover
                 ) {
                     Ok(updated) => {
                         warn!(recording = recording.id, file = %path.display(), duration_ms, "interrupted recording recovered");
-                        service.notify_dvr(&updated, Some(error));
+                        service.notify_dvr(&updated, Some(error), None);
                         found.interrupted += 1;
                     }
                     Err(e) => warn!(cause = %e, "catalogue not updated"),
@@ -121,7 +121,7 @@ fn recover_open(service: &Recordings, recording: &Recording, found: &mut Recover
             None,
             Some(started + recording.duration_ms),
         ) {
-            service.notify_dvr(&updated, None);
+            service.notify_dvr(&updated, None, None);
             found.completed += 1;
         }
     } else {

@@ -18,7 +18,7 @@ use super::catalogue::{
     Catalogue, CatalogueError, NewRecording, Recording, RecordingFormat, RecordingPlan, RecordingState,
 };
 use crate::config::{Config, RecordConfig, RecordPlan};
-use crate::hooks::{ClientInfo, Hooks, NotifyEvent, StreamInfo};
+use crate::hooks::{ClientInfo, HookSubject, Hooks, NotifyEvent, StreamInfo};
 use crate::outputs::record::{Assignment, FailReason, Finished, Format, Ledger, Settings};
 use crate::stream::StreamKey;
 
@@ -40,6 +40,8 @@ struct Active {
     stop: CancellationToken,
     /// A file is being written (not waiting for the publisher, not failed).
     writing: bool,
+    /// Who publishes what is recorded: `on_dvr` names them, as SRS does.
+    source: Option<HookSubject>,
 }
 
 /// A recording asked for and waiting for its stream.
@@ -296,7 +298,7 @@ impl Recordings {
         Ok(recording)
     }
 
-    /// Removes a recording's file and poster from disk.
+    /// Removes a recording's file and poster from disk, and the folders they leave empty.
     pub fn remove_files(&self, recording: &Recording) {
         let root = self.root(&recording.app);
         for relative in [&recording.path, &recording.poster_path].into_iter().flatten() {
@@ -305,6 +307,15 @@ impl Recordings {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => warn!(file = %path.display(), cause = %e, "recording file not removed"),
+            }
+        }
+        if let Some(relative) = &recording.path {
+            // `remove_dir` only removes an empty folder: the first one still in use stops it.
+            let mut dir = root.join(relative);
+            while dir.pop() && dir.starts_with(&root) && dir != root {
+                if std::fs::remove_dir(&dir).is_err() {
+                    break;
+                }
             }
         }
     }
@@ -350,15 +361,30 @@ impl Recordings {
         }
     }
 
-    /// Tells the hooks a recording file is done (or failed).
-    pub(super) fn notify_dvr(&self, recording: &Recording, error: Option<&str>) {
+    /// Who publishes what recording `id` (its current file) records.
+    fn source_of(&self, id: i64) -> Option<HookSubject> {
+        lock(&self.inner.active)
+            .values()
+            .find(|a| a.id == id || a.first_id == id)
+            .and_then(|a| a.source.clone())
+    }
+
+    /// Tells the hooks a recording file is done (or failed). `source` is the publisher that
+    /// was recorded, named as in its `on_publish` (client id, ip, tcUrl, param); without one
+    /// (a recording recovered after a crash) the client is `dvr-{id}`.
+    pub(super) fn notify_dvr(&self, recording: &Recording, error: Option<&str>, source: Option<&HookSubject>) {
         let root = self.root(&recording.app);
         let cwd = std::fs::canonicalize(&root).unwrap_or(root);
-        let client = ClientInfo::new(format!("dvr-{}", recording.id), "127.0.0.1", recording.app.clone());
-        let stream = StreamInfo {
-            stream: recording.stream.clone(),
-            param: String::new(),
-            stream_id: format!("{}/{}", recording.app, recording.stream),
+        let (client, stream) = match source {
+            Some(subject) => (subject.client.clone(), subject.stream.clone()),
+            None => (
+                ClientInfo::new(format!("dvr-{}", recording.id), "127.0.0.1", recording.app.clone()),
+                StreamInfo {
+                    stream: recording.stream.clone(),
+                    param: String::new(),
+                    stream_id: format!("{}/{}", recording.app, recording.stream),
+                },
+            ),
         };
         self.inner.hooks.notify(&NotifyEvent::Dvr {
             client,
@@ -376,7 +402,7 @@ impl Recordings {
 }
 
 impl Ledger for Recordings {
-    fn wanted(&self, key: &StreamKey) -> Option<Assignment> {
+    fn wanted(&self, key: &StreamKey, source: Option<&HookSubject>) -> Option<Assignment> {
         if lock(&self.inner.active).contains_key(key) {
             return None;
         }
@@ -405,6 +431,7 @@ impl Ledger for Recordings {
                 schedule_id,
                 stop: stop.clone(),
                 writing: false,
+                source: source.cloned(),
             },
         );
         Some(Assignment {
@@ -472,7 +499,7 @@ impl Ledger for Recordings {
         if let Some(recording) =
             self.log_err(catalogue.update_state(id, RecordingState::Completed, None, Some(now_ms())))
         {
-            self.notify_dvr(&recording, None);
+            self.notify_dvr(&recording, None, self.source_of(id).as_ref());
             if RecordConfig::for_app(&self.inner.config, &recording.app).poster {
                 super::poster::make(catalogue, &self.root(&recording.app), &recording);
             }
@@ -489,7 +516,7 @@ impl Ledger for Recordings {
         if let Some(recording) =
             self.log_err(catalogue.update_state(id, RecordingState::Failed, Some(&error), Some(now_ms())))
         {
-            self.notify_dvr(&recording, Some(&error));
+            self.notify_dvr(&recording, Some(&error), self.source_of(id).as_ref());
         }
     }
 

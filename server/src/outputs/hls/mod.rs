@@ -14,7 +14,7 @@ pub use store::{HlsStore, HlsStream};
 
 use super::output::{Output, OutputKind};
 use crate::config::HlsConfig;
-use crate::hooks::Hooks;
+use crate::hooks::{HookSubject, Hooks};
 use crate::stream::StreamKey;
 
 /// The HLS kind of output: one [`Packaging`] per source, while `hls.enabled`.
@@ -43,7 +43,7 @@ impl OutputKind for HlsOutputs {
         Duration::from_millis(self.config.reconnect_window_ms)
     }
 
-    fn start(&self, key: &StreamKey) -> Option<Box<dyn Output>> {
+    fn start(&self, key: &StreamKey, _source: Option<&HookSubject>) -> Option<Box<dyn Output>> {
         if !self.config.enabled {
             return None;
         }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::hooks::HookSubject;
 use crate::stream::StreamKey;
 
 /// A recording's file format.
@@ -101,9 +102,10 @@ impl FailReason {
 /// The catalogue, as the recorder sees it. Called from the recorder's writer thread (never
 /// from an async task): calls may block briefly on the database.
 pub trait Ledger: Send + Sync {
-    /// Whether `key`, whose source just started, is to be recorded, and as what. Called on
-    /// the stream's task: it must not wait on the database.
-    fn wanted(&self, key: &StreamKey) -> Option<Assignment>;
+    /// Whether `key`, whose source just started, is to be recorded, and as what; `source` is
+    /// who publishes it (the hooks name it in `on_dvr`). Called on the stream's task: it must
+    /// not wait on the database.
+    fn wanted(&self, key: &StreamKey, source: Option<&HookSubject>) -> Option<Assignment>;
 
     /// The id of the first file of `key`'s recording, for an assignment that had none.
     fn first_file(&self, key: &StreamKey) -> Option<i64>;

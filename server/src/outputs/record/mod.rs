@@ -30,6 +30,7 @@ pub use ledger::{Assignment, FailReason, Finished, Format, Ledger, Settings};
 pub use naming::safe_component;
 
 use super::output::{Output, OutputKind};
+use crate::hooks::HookSubject;
 use crate::stream::StreamKey;
 use output::{Queue, RecordOutput};
 use writer::Writer;
@@ -62,8 +63,8 @@ impl OutputKind for RecordOutputs {
         self.grace
     }
 
-    fn start(&self, key: &StreamKey) -> Option<Box<dyn Output>> {
-        let assignment = self.ledger.wanted(key)?;
+    fn start(&self, key: &StreamKey, source: Option<&HookSubject>) -> Option<Box<dyn Output>> {
+        let assignment = self.ledger.wanted(key, source)?;
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_MESSAGES);
         let queue = Arc::new(Queue::default());
         let output = RecordOutput::new(

@@ -11,8 +11,8 @@ use super::super::urls::{request_url, split_stream_path};
 use crate::admission::{Refusal, Request};
 use crate::clients::{ClientGuard, ClientKind, Role};
 use crate::context::Context;
+use crate::hooks::HookSubject;
 use crate::hooks::{ClientInfo, StreamInfo};
-use crate::path::events::HookSubject;
 use crate::path::viewer::Viewer;
 use crate::stream::{StreamKey, Subscriber};
 

@@ -30,9 +30,9 @@ use super::urls::request_url;
 use crate::admission::Request as Admit;
 use crate::clients::Client;
 use crate::context::Context;
+use crate::hooks::HookSubject;
 use crate::hooks::{ClientInfo, StreamInfo};
 use crate::outputs::hls::parse_segment_name;
-use crate::path::events::HookSubject;
 use crate::stream::StreamKey;
 use session_urls::{hls_session_param, playlist_with_session};
 
