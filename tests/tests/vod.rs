@@ -14,7 +14,9 @@ use estuary_tests::{Clip, Server, TestCtx, LIMIT};
 use serde_json::Value;
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The recordings the API lists, newest first.
@@ -38,7 +40,11 @@ fn record(ctx: &TestCtx, server: &Server, stream: &str, secs: u64) -> Value {
         if all.len() > before && all[0]["state"] == "completed" {
             return all[0].clone();
         }
-        assert!(Instant::now() < deadline, "no completed recording: {all:?}\n{}", server.logs());
+        assert!(
+            Instant::now() < deadline,
+            "no completed recording: {all:?}\n{}",
+            server.logs()
+        );
         thread::sleep(Duration::from_millis(200));
     }
 }
@@ -72,7 +78,10 @@ fn recordings_play_as_hls_vod_in_ffmpeg_and_hls_js_and_as_one_time_range() {
         let (head, body) = fetch(&playlist_url).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(head.status, 200);
         let playlist = String::from_utf8_lossy(&body).to_string();
-        assert!(playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD") && playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
+        assert!(
+            playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD") && playlist.contains("#EXT-X-ENDLIST"),
+            "{playlist}"
+        );
         decodes_silently(&playlist_url);
 
         // The MP4 itself: a stable URL with Range for seeking.

@@ -101,3 +101,49 @@ impl Output for RecordOutput {
         Some(self.stop.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use estuary_protocol::MediaKind;
+
+    fn frame(size: usize) -> Arc<Packet> {
+        let mut body = vec![0x27u8, 1, 0, 0, 0];
+        body.resize(size, 0);
+        Arc::new(Packet::from_flv_body(MediaKind::Video, 0, Bytes::from(body)).unwrap())
+    }
+
+    #[test]
+    fn a_disk_that_does_not_keep_up_fails_the_recording_and_nothing_grows() {
+        // The writer thread reads nothing: the disk is stuck.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+        let queue = Arc::new(Queue::default());
+        let mut output = RecordOutput::new(tx, Arc::clone(&queue), 100_000, CancellationToken::new());
+        for _ in 0..30 {
+            output.packet(&frame(10_000));
+        }
+        assert!(queue.failed.load(Ordering::Relaxed), "failed once 100 KB waited");
+        assert!(
+            queue.bytes.load(Ordering::Relaxed) <= 100_000,
+            "nothing past the budget"
+        );
+        let messages: Vec<Msg> = rx.try_iter().collect();
+        let packets = messages.iter().filter(|m| matches!(m, Msg::Packet(_))).count();
+        assert_eq!(packets, 10, "the packets within the budget");
+        assert!(
+            messages.iter().any(|m| matches!(m, Msg::Fail(FailReason::SlowDisk))),
+            "the writer is told why"
+        );
+    }
+
+    #[test]
+    fn ending_closes_the_channel_without_waiting_for_the_disk() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let mut output = RecordOutput::new(tx, Arc::new(Queue::default()), 1 << 30, CancellationToken::new());
+        output.packet(&frame(100));
+        output.packet(&frame(100)); // the channel is full: the recording fails, nothing blocks
+        output.end();
+        assert_eq!(rx.iter().count(), 1, "what was queued, then the end");
+    }
+}
