@@ -37,6 +37,10 @@ use writer::Writer;
 
 /// Messages waiting for the writer at most (the bytes they hold are bounded separately).
 const QUEUE_MESSAGES: usize = 16 * 1024;
+/// The writer threads' nice value: when a core is short, live viewers come first (a frame
+/// to fan out never waits behind twenty recordings' muxing), while a recording still gets a
+/// share that keeps up with its stream.
+const WRITER_NICE: i32 = 10;
 
 /// The recorder kind of output: one recording per path at a time, when the [`Ledger`]
 /// wants one.
@@ -74,7 +78,22 @@ impl OutputKind for RecordOutputs {
             assignment.stop.clone(),
         );
         let writer = Writer::new(Arc::clone(&self.ledger), assignment, queue);
-        self.tasks.spawn_blocking(move || writer.run(rx));
+        // A thread of its own (not the blocking pool, which would keep its nice value for
+        // other work), watched by a task so that shutdown waits for the file to be finished.
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        let spawned = std::thread::Builder::new().name("recorder".into()).spawn(move || {
+            let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), WRITER_NICE);
+            writer.run(rx);
+            let _ = done.send(());
+        });
+        if let Err(e) = spawned {
+            tracing::error!(stream = %key, cause = %e, "recorder thread not started");
+            self.ledger.released(key);
+            return None;
+        }
+        self.tasks.spawn(async move {
+            let _ = finished.await;
+        });
         Some(Box::new(output))
     }
 }
