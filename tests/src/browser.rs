@@ -23,6 +23,24 @@ pub struct HlsPlayback {
     pub raw: Value,
 }
 
+impl HlsPlayback {
+    /// Panics unless hls.js played at least `min_secs` with no fatal error; `what` names it.
+    pub fn assert_played(&self, what: &str, min_secs: f64) {
+        assert!(
+            self.fatal_errors.is_empty(),
+            "{what}: fatal errors: {:?}\n{}",
+            self.fatal_errors,
+            self.raw
+        );
+        assert!(
+            self.current_time >= min_secs,
+            "{what}: hls.js played only {} s: {}",
+            self.current_time,
+            self.raw
+        );
+    }
+}
+
 /// The folder of the browser harness.
 pub fn browser_dir() -> PathBuf {
     workspace_root().join("tests/browser")

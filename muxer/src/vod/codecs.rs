@@ -208,6 +208,7 @@ mod tests {
 
     use super::*;
     use crate::mp4::table::TrackInfo;
+    use crate::vod::test_support::esds;
     use crate::vod::timeline::TrackClock;
 
     fn track(codec: &[u8; 4], entry_fields: &[u8], children: &[u8]) -> PlanTrack {
@@ -248,23 +249,6 @@ mod tests {
         out.extend_from_slice(fourcc);
         out.extend_from_slice(payload);
         out
-    }
-
-    /// An esds payload as ffmpeg writes it (4-byte descriptor lengths).
-    fn esds(object_type: u8, asc: &[u8]) -> Vec<u8> {
-        let long = |tag: u8, len: usize| vec![tag, 0x80, 0x80, 0x80, len as u8];
-        let mut specific = long(0x05, asc.len());
-        specific.extend_from_slice(asc);
-        let mut config = long(0x04, 13 + specific.len());
-        config.extend_from_slice(&[object_type, 0x15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        config.extend_from_slice(&specific);
-        let mut es = long(0x03, 3 + config.len() + 3);
-        es.extend_from_slice(&[0, 1, 0]);
-        es.extend_from_slice(&config);
-        es.extend_from_slice(&[0x06, 0x01, 0x02]);
-        let mut payload = vec![0, 0, 0, 0];
-        payload.extend_from_slice(&es);
-        payload
     }
 
     #[test]

@@ -37,13 +37,14 @@ pub(crate) fn stsd(codec: &[u8; 4], fields: usize, children: &[u8]) -> Bytes {
     Bytes::from(boxed(b"stsd", &payload))
 }
 
-/// An `esds` payload carrying `asc`, as ffmpeg writes it.
-pub(crate) fn esds(asc: &[u8]) -> Vec<u8> {
+/// An `esds` payload carrying `asc` for `object_type` (0x40: AAC), as ffmpeg writes it
+/// (4-byte descriptor lengths).
+pub(crate) fn esds(object_type: u8, asc: &[u8]) -> Vec<u8> {
     let long = |tag: u8, len: usize| vec![tag, 0x80, 0x80, 0x80, len as u8];
     let mut specific = long(0x05, asc.len());
     specific.extend_from_slice(asc);
     let mut config = long(0x04, 13 + specific.len());
-    config.extend_from_slice(&[0x40, 0x15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    config.extend_from_slice(&[object_type, 0x15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     config.extend_from_slice(&specific);
     let mut es = long(0x03, 3 + config.len() + 3);
     es.extend_from_slice(&[0, 1, 0]);
@@ -66,7 +67,7 @@ impl Builder {
     fn info(&self, handler: &[u8; 4], codec: &[u8; 4], timescale: u32, presentation_offset: i64) -> TrackInfo {
         let stsd = match handler {
             b"vide" => stsd(codec, 78, &boxed(b"avcC", AVC_RECORD)),
-            _ => stsd(codec, 28, &boxed(b"esds", &esds(AAC_CONFIG))),
+            _ => stsd(codec, 28, &boxed(b"esds", &esds(0x40, AAC_CONFIG))),
         };
         TrackInfo {
             track_id: self.tracks.len() as u32 + 1,

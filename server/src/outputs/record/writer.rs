@@ -168,18 +168,26 @@ impl Writer {
             open.file.sync_data().map_err(|e| io_failure(&e, &open.part))?;
             crate::metrics::recording_fragment();
             self.ledger.progress(open.id, open.muxer.duration_ms(), open.bytes);
-            let settings = &self.assignment.settings;
-            if disk::free_bytes(&settings.root).is_some_and(|free| free < settings.min_free_bytes) {
-                return Err((
-                    FailReason::DiskFloor,
-                    format!(
-                        "free space under record.min_free_bytes ({} bytes)",
-                        settings.min_free_bytes
-                    ),
-                ));
-            }
+            self.above_floor("the recording stopped")?;
         }
         Ok(false)
+    }
+
+    /// Fails with `DiskFloor` when the disk holding the root has less free space than
+    /// `record.min_free_bytes`; `what` says what that does to the recording.
+    fn above_floor(&self, what: &str) -> Result<(), Failure> {
+        let settings = &self.assignment.settings;
+        match disk::free_bytes(&settings.root) {
+            Some(free) if free < settings.min_free_bytes => Err((
+                FailReason::DiskFloor,
+                format!(
+                    "{free} bytes free under {}, less than record.min_free_bytes ({}); {what}",
+                    settings.root.display(),
+                    settings.min_free_bytes
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Opens the next file. False when the catalogue has no recording to continue with (it
@@ -194,16 +202,8 @@ impl Writer {
         };
         let Some(id) = next else { return Ok(false) };
         self.last_id = id;
+        self.above_floor("recording refused")?;
         let settings = &self.assignment.settings;
-        if disk::free_bytes(&settings.root).is_some_and(|free| free < settings.min_free_bytes) {
-            return Err((
-                FailReason::DiskFloor,
-                format!(
-                    "free space under record.min_free_bytes ({} bytes); recording refused",
-                    settings.min_free_bytes
-                ),
-            ));
-        }
         let key = &self.assignment.key;
         let now = chrono::Utc::now().with_timezone(&settings.zone);
         let (date, time) = (now.format("%Y-%m-%d").to_string(), now.format("%H%M%S").to_string());
