@@ -122,6 +122,10 @@ pub struct StreamConfig {
     /// A source started on demand for a stream's viewers (an edge or pull) is stopped this
     /// long after its last viewer left, unless a viewer comes back.
     pub on_demand_close_after_ms: u64,
+    /// Characters a stream (or app) name may have besides ASCII letters and digits.
+    pub name_extra_chars: String,
+    /// Longest stream (or app) name, in bytes.
+    pub name_max_bytes: usize,
 }
 
 impl Default for StreamConfig {
@@ -134,6 +138,8 @@ impl Default for StreamConfig {
             audio_hold_ms: 50,
             merge_write_ms: 0,
             on_demand_close_after_ms: 10_000,
+            name_extra_chars: "-_.".into(),
+            name_max_bytes: 128,
         }
     }
 }
@@ -173,8 +179,18 @@ impl Default for PlayConfig {
 pub struct ApiConfig {
     /// Serve `/api/v1/...`; `/metrics`, `/healthz` and `/readyz` are always served.
     pub enabled: bool,
-    /// When not empty, API requests need `Authorization: Bearer TOKEN`.
+    /// When not empty, API (and `/metrics`) requests need `Authorization: Bearer TOKEN`,
+    /// from anywhere. When empty, the API and `/metrics` answer this host only.
     pub token: String,
+    /// A token that opens `/metrics` alone (for a Prometheus that should not kick clients).
+    pub metrics_token: String,
+    /// An address of its own for the API and `/metrics` (e.g. a private interface); when
+    /// set, the public HTTP port serves neither, and this one serves them to whoever reaches
+    /// it (with the token, if one is set).
+    pub listen: String,
+    /// Browser origins allowed to call the API (`Access-Control-Allow-Origin` echoes them);
+    /// no wildcard.
+    pub cors_origins: Vec<String>,
     /// An HLS playback session with no playlist or segment request for this long stops
     /// counting as a viewer.
     pub hls_session_idle_ms: u64,
@@ -185,6 +201,9 @@ impl Default for ApiConfig {
         ApiConfig {
             enabled: true,
             token: String::new(),
+            metrics_token: String::new(),
+            listen: String::new(),
+            cors_origins: Vec::new(),
             hls_session_idle_ms: 30_000,
         }
     }
@@ -326,6 +345,23 @@ impl Config {
         if self.hls.max_segment_ms < self.hls.fragment_ms {
             problems.push("hls.max_segment_ms must not be less than hls.fragment_ms".into());
         }
+        if self.stream.name_extra_chars.chars().any(|c| {
+            c.is_control()
+                || c.is_whitespace()
+                || !c.is_ascii()
+                || matches!(c, '/' | '\\' | '?' | '#' | '%' | '"' | '&' | '=')
+        }) {
+            problems.push(format!(
+                "stream.name_extra_chars = {:?} may hold only printable ASCII marks that are safe in paths, URLs and logs (not / \\ ? # % \" & =)",
+                self.stream.name_extra_chars
+            ));
+        }
+        if !(1..=1024).contains(&self.stream.name_max_bytes) {
+            problems.push(format!(
+                "stream.name_max_bytes = {} must be between 1 and 1024",
+                self.stream.name_max_bytes
+            ));
+        }
         if self.stream.merge_write_ms > 1000 {
             problems.push(format!(
                 "stream.merge_write_ms = {} must be at most 1000",
@@ -341,8 +377,26 @@ impl Config {
                 self.api.hls_session_idle_ms
             ));
         }
-        if self.api.token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            problems.push("api.token must not contain spaces or control characters".into());
+        for (key, token) in [
+            ("api.token", &self.api.token),
+            ("api.metrics_token", &self.api.metrics_token),
+        ] {
+            if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                problems.push(format!("{key} must not contain spaces or control characters"));
+            }
+        }
+        if !self.api.listen.is_empty() && self.api.listen.parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "api.listen = {:?} is not an address like 127.0.0.1:8081",
+                self.api.listen
+            ));
+        }
+        for origin in &self.api.cors_origins {
+            if origin == "*" || origin.contains(['\r', '\n']) || !origin.contains("://") {
+                problems.push(format!(
+                    "api.cors_origins: {origin:?} must be an origin like https://console.example.com (no wildcard)"
+                ));
+            }
         }
         if let Err(e) = self.hooks.validate() {
             problems.push(e.to_string());

@@ -58,6 +58,15 @@ pub async fn run(
             .collect(),
         identity.clone(),
     )?;
+    // The control plane's own listener, when the operator opens one (`api.listen`).
+    let control = match config.api.listen.as_str() {
+        "" => None,
+        addr => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for the API on {addr}: {e}"))?,
+        ),
+    };
     let hooks_shutdown = CancellationToken::new();
     let hooks_task = hooks.start(hooks_shutdown.clone());
     let ctx = Arc::new(Context::new(config, hooks, identity, shutdown.clone()));
@@ -75,11 +84,20 @@ pub async fn run(
     ctx.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let rtmp_task = tokio::spawn(servers::rtmp::serve(rtmp, Arc::clone(&ctx)));
     let http_task = tokio::spawn(servers::http::serve(http, Arc::clone(&ctx)));
+    let control_task = control.map(|listener| {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "api and /metrics on their own listener");
+        }
+        tokio::spawn(servers::http::serve_control(listener, Arc::clone(&ctx)))
+    });
     shutdown.cancelled().await;
     ctx.ready.store(false, std::sync::atomic::Ordering::Relaxed);
     tracing::info!("shutting down: closing every connection");
     let _ = rtmp_task.await;
     let _ = http_task.await;
+    if let Some(task) = control_task {
+        let _ = task.await;
+    }
     ctx.tasks.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, ctx.tasks.wait()).await.is_err() {
         tracing::warn!(

@@ -12,6 +12,8 @@
 //! ended before the newcomer's `on_publish`, so the backend hears the old `on_unpublish`
 //! first; only then may the hook refuse the newcomer.
 
+mod names;
+
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -83,14 +85,14 @@ impl Admission {
     pub async fn publish(&self, req: Request, id: u64, kick: CancellationToken) -> Result<Source, Refusal> {
         let result = self.publish_steps(&req, id, kick).await;
         if let Err(refusal) = &result {
-            info!(stream = %req.key, protocol = req.protocol, reason = %refusal, "publish refused");
+            info!(stream = %shown(&req.key, refusal), protocol = req.protocol, reason = %refusal, "publish refused");
             crate::metrics::rejected(req.protocol, refusal.reason());
         }
         result
     }
 
     async fn publish_steps(&self, req: &Request, id: u64, kick: CancellationToken) -> Result<Source, Refusal> {
-        check_key(&req.key)?;
+        check_key(&self.paths.config().stream, &req.key)?;
         let path = self.paths.path(&req.key);
         if path.has_active_source() {
             return Err(Refusal::Busy(req.key.to_string()));
@@ -132,14 +134,14 @@ impl Admission {
     pub async fn play(&self, req: Request) -> Result<Viewer, Refusal> {
         let result = self.play_steps(&req).await;
         if let Err(refusal) = &result {
-            info!(stream = %req.key, protocol = req.protocol, reason = %refusal, "play refused");
+            info!(stream = %shown(&req.key, refusal), protocol = req.protocol, reason = %refusal, "play refused");
             crate::metrics::rejected(req.protocol, refusal.reason());
         }
         result
     }
 
     async fn play_steps(&self, req: &Request) -> Result<Viewer, Refusal> {
-        check_key(&req.key)?;
+        check_key(&self.paths.config().stream, &req.key)?;
         let event = DecisionEvent::Play {
             client: req.subject.client.clone(),
             stream: req.subject.stream.clone(),
@@ -166,10 +168,15 @@ impl Admission {
     }
 }
 
-/// App and stream name must both be there.
-fn check_key(key: &StreamKey) -> Result<(), Refusal> {
-    if key.app.is_empty() || key.name.is_empty() {
-        return Err(Refusal::BadName("empty app or stream name".into()));
+/// The key's names are allowed (`names.rs`).
+fn check_key(rules: &crate::config::StreamConfig, key: &StreamKey) -> Result<(), Refusal> {
+    names::check(rules, key).map_err(|e| Refusal::BadName(e.to_string()))
+}
+
+/// The key as a log line may show it: not at all when its names were refused.
+fn shown(key: &StreamKey, refusal: &Refusal) -> String {
+    match refusal {
+        Refusal::BadName(_) => "(refused name)".into(),
+        _ => key.to_string(),
     }
-    Ok(())
 }

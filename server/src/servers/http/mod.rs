@@ -4,6 +4,7 @@
 //! (`flv/socket.rs`); every other connection goes through hyper and [`route`].
 
 mod api;
+mod control;
 mod flv;
 mod hls;
 mod metrics;
@@ -26,22 +27,31 @@ use tokio_io_timeout::TimeoutStream;
 use tracing::debug;
 
 use crate::context::Context;
+use control::{Plane, Surface};
 use response::{preflight, text, Body};
 
-/// Accepts HTTP connections until shutdown.
+/// Accepts HTTP connections on the public port until shutdown.
 pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
     super::listener::accept_loop(listener, ctx, "http", |ctx, socket, peer, _id| {
-        serve_connection(ctx, socket, peer)
+        serve_connection(ctx, socket, peer, Surface::Public)
     })
     .await;
 }
 
-async fn serve_connection(ctx: Arc<Context>, socket: tokio::net::TcpStream, peer: SocketAddr) {
+/// Accepts connections on `api.listen` (the API and `/metrics` alone) until shutdown.
+pub async fn serve_control(listener: TcpListener, ctx: Arc<Context>) {
+    super::listener::accept_loop(listener, ctx, "api", |ctx, socket, peer, _id| {
+        serve_connection(ctx, socket, peer, Surface::Control)
+    })
+    .await;
+}
+
+async fn serve_connection(ctx: Arc<Context>, socket: tokio::net::TcpStream, peer: SocketAddr, surface: Surface) {
     // A connection that opens with a live FLV request is served on the socket itself.
     let mut first = [0u8; 512];
     match tokio::time::timeout(Duration::from_secs(10), socket.peek(&mut first)).await {
         Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
-        Ok(Ok(n)) if flv::is_live_flv_request(&first[..n]) => {
+        Ok(Ok(n)) if surface == Surface::Public && flv::is_live_flv_request(&first[..n]) => {
             return flv::serve_socket(ctx, socket, peer).await;
         }
         Ok(Ok(_)) => {}
@@ -53,7 +63,7 @@ async fn serve_connection(ctx: Arc<Context>, socket: tokio::net::TcpStream, peer
     let service_ctx = Arc::clone(&ctx);
     let service = service_fn(move |req| {
         let ctx = Arc::clone(&service_ctx);
-        async move { Ok::<_, Infallible>(route(ctx, req, peer).await) }
+        async move { Ok::<_, Infallible>(route(ctx, req, peer, surface).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .max_buf_size(64 * 1024)
@@ -74,19 +84,60 @@ async fn serve_connection(ctx: Arc<Context>, socket: tokio::net::TcpStream, peer
     }
 }
 
-async fn route(ctx: Arc<Context>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+async fn route(ctx: Arc<Context>, req: Request<Incoming>, peer: SocketAddr, surface: Surface) -> Response<Body> {
     let path = req.uri().path().to_string();
-    let api = path == "/api" || path.starts_with("/api/");
-    let mut response = if api && req.method() != Method::OPTIONS {
-        api::serve(&ctx, req).await
+    let plane = if path == "/api" || path.starts_with("/api/") {
+        Some(Plane::Api)
+    } else if path == "/metrics" {
+        Some(Plane::Metrics)
     } else {
-        answer(&ctx, req, peer, &path).await
+        None
     };
+    if let Some(plane) = plane {
+        return control_plane(&ctx, req, peer, surface, plane).await;
+    }
+    if surface == Surface::Control && path != "/healthz" && path != "/readyz" {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    }
+    let mut response = answer(&ctx, req, peer, &path).await;
     if !ctx.config.http.cors_allow_origin.is_empty() {
         if let Ok(origin) = HeaderValue::from_str(&ctx.config.http.cors_allow_origin) {
             response.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         }
     }
+    response
+}
+
+/// The API and `/metrics`, behind the control plane's gate (`control.rs`).
+async fn control_plane(
+    ctx: &Arc<Context>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    surface: Surface,
+    plane: Plane,
+) -> Response<Body> {
+    let request_headers = req.headers().clone();
+    let mut response = if req.method() == Method::OPTIONS && plane == Plane::Api {
+        // A preflight carries no credentials; it gets CORS headers and nothing else.
+        preflight()
+    } else {
+        match control::admit(&ctx.config.api, plane, surface, peer.ip(), req.headers()) {
+            Err(refused) => {
+                let reason = if refused.status() == StatusCode::UNAUTHORIZED {
+                    "auth"
+                } else {
+                    "not_local"
+                };
+                crate::metrics::rejected("api", reason);
+                refused
+            }
+            Ok(()) => match plane {
+                Plane::Api => api::serve(ctx, req).await,
+                Plane::Metrics => metrics::serve(ctx),
+            },
+        }
+    };
+    control::cors(&ctx.config.api, &request_headers, &mut response);
     response
 }
 
@@ -102,7 +153,6 @@ async fn answer(ctx: &Arc<Context>, req: Request<Incoming>, peer: SocketAddr, pa
                 text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
             }
         }
-        (&Method::GET | &Method::HEAD, "/metrics") => metrics::serve(ctx),
         (&Method::GET | &Method::HEAD, p) if vod::matches(p) => vod::serve(ctx, &req).await,
         (&Method::GET | &Method::HEAD, p) if p.ends_with(".flv") => flv::serve(ctx, &req, peer).await,
         (&Method::GET | &Method::HEAD, p) if hls::matches(p) => hls::serve(ctx, &req, peer).await,

@@ -39,12 +39,12 @@ pub fn preflight() -> Response<Body> {
     let h = r.headers_mut();
     h.insert(
         "access-control-allow-methods",
-        HeaderValue::from_static("GET, HEAD, DELETE, OPTIONS"),
+        HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS"),
     );
     // `*` does not cover Authorization (Fetch standard), which the API's token needs.
     h.insert(
         "access-control-allow-headers",
-        HeaderValue::from_static("*, Authorization"),
+        HeaderValue::from_static("*, Authorization, Content-Type"),
     );
     h.insert("access-control-max-age", HeaderValue::from_static("86400"));
     r

@@ -360,7 +360,8 @@ impl Connection {
     }
 
     async fn on_connect(&mut self, info: ConnectInfo) -> Result<(), ConnectionError> {
-        debug!(app = %info.app, tc_url = %info.tc_url, "connect");
+        // The tcUrl's query may carry a token: it stays out of the log.
+        debug!(app = %info.app, tc_url = %without_query(&info.tc_url), "connect");
         self.connect = Some(info.clone());
         let client = self.client_info().expect("connect info was just set");
         let param = if info.app_query.is_empty() {
@@ -405,9 +406,10 @@ impl Connection {
         }
         let request = self.request(&stream);
         let key = request.key.clone();
-        tracing::Span::current().record("stream", tracing::field::display(&key));
         match Box::pin(self.ctx.admission.publish(request, self.id, self.kick.clone())).await {
             Ok(source) => {
+                // Only an admitted key reaches the log: its names were checked.
+                tracing::Span::current().record("stream", tracing::field::display(&key));
                 self.session.accept_publish(stream_id, &stream.name)?;
                 info!(stream = %key, "publish started");
                 self.client
@@ -437,7 +439,6 @@ impl Connection {
         }
         let request = self.request(&stream);
         let key = request.key.clone();
-        tracing::Span::current().record("stream", tracing::field::display(&key));
         let viewer = match Box::pin(self.ctx.admission.play(request)).await {
             Ok(viewer) => viewer,
             Err(refusal) => {
@@ -450,6 +451,7 @@ impl Connection {
                 return self.refuse(reason).await;
             }
         };
+        tracing::Span::current().record("stream", tracing::field::display(&key));
         // Accept at once; a viewer that came before the publisher waits (bounded) for media.
         self.session.accept_play(stream_id, &stream.name)?;
         info!(stream = %key, "play started");
@@ -534,7 +536,7 @@ impl Connection {
 
     /// `rtmp://host/app/stream` (the client's tcUrl and the stream name, without the query).
     fn stream_url(&self, stream: &StreamName) -> String {
-        let tc_url = self.connect.as_ref().map_or("", |c| c.tc_url.as_str());
+        let tc_url = self.connect.as_ref().map_or("", |c| without_query(&c.tc_url));
         format!("{}/{}", tc_url.trim_end_matches('/'), stream.name)
     }
 
@@ -558,4 +560,9 @@ impl Connection {
             Role::Idle => {}
         }
     }
+}
+
+/// `url` without its query, which may carry a token: listings and logs show no credentials.
+fn without_query(url: &str) -> &str {
+    url.split_once('?').map_or(url, |(before, _)| before)
 }

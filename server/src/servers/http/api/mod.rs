@@ -15,7 +15,7 @@
 //! | `/api/v1/recordings[/{id}[/stop]]` | recordings: see `recordings.rs` |
 //! | `/api/v1/schedules[/{id}]` | recording schedules: see `schedules.rs` |
 //!
-//! With `api.token` set, every request needs `Authorization: Bearer TOKEN`.
+//! Who may call it is decided before it is reached: see `control.rs`.
 
 mod clients;
 mod envelope;
@@ -29,7 +29,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
@@ -64,13 +63,6 @@ pub async fn serve(ctx: &Arc<Context>, req: Request<Incoming>) -> Response<Body>
 async fn route(ctx: &Arc<Context>, req: &Request<()>, body: &[u8]) -> Response<Body> {
     if !ctx.config.api.enabled {
         return error(StatusCode::NOT_FOUND, 404, "the api is disabled (api.enabled = false)");
-    }
-    if !authorized(&ctx.config.api.token, req) {
-        let mut r = error(StatusCode::UNAUTHORIZED, 401, "missing or wrong bearer token");
-        r.headers_mut()
-            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        crate::metrics::rejected("api", "auth");
-        return r;
     }
     let path = req.uri().path().trim_end_matches('/');
     let Some(rest) = path.strip_prefix("/api/v1") else {
@@ -121,43 +113,5 @@ async fn route(ctx: &Arc<Context>, req: &Request<()>, body: &[u8]) -> Response<B
             }
             error(StatusCode::NOT_FOUND, 404, "unknown api path; see /api/v1")
         }
-    }
-}
-
-fn authorized<B>(token: &str, req: &Request<B>) -> bool {
-    if token.is_empty() {
-        return true;
-    }
-    let given = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let Some(given) = given.strip_prefix("Bearer ").map(str::trim) else {
-        return false;
-    };
-    // Compare every byte so the time taken does not tell how much of the token matched.
-    given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req(auth: Option<&str>) -> Request<()> {
-        let mut b = Request::builder().uri("/api/v1/versions");
-        if let Some(a) = auth {
-            b = b.header(AUTHORIZATION, a);
-        }
-        b.body(()).unwrap()
-    }
-
-    #[test]
-    fn bearer_token() {
-        assert!(authorized("", &req(None)));
-        assert!(!authorized("s3cret", &req(None)));
-        assert!(!authorized("s3cret", &req(Some("Bearer s3cre"))));
-        assert!(!authorized("s3cret", &req(Some("Basic s3cret"))));
-        assert!(authorized("s3cret", &req(Some("Bearer s3cret"))));
     }
 }

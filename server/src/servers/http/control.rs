@@ -1,0 +1,205 @@
+//! Who may use the control plane — the API (which lists clients and kicks them), and
+//! `/metrics` (which names every stream) — and from where.
+//!
+//! Closed by default: with no token, the control plane answers only requests from this host
+//! (`127.0.0.1`, `::1`; other loopback addresses are how containers and namespaces look, so
+//! they count as remote). A token (`api.token`; for `/metrics` also `api.metrics_token`)
+//! opens it to whoever has it. A listener of its own (`api.listen`), bound on purpose, serves
+//! the control plane to whoever reaches it (with the token, if one is set), and the public
+//! HTTP port then serves none of it.
+//!
+//! Browsers: no wildcard CORS on the API; an origin in `api.cors_origins` gets
+//! `Access-Control-Allow-Origin` with its own name.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{
+    HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, AUTHORIZATION, CONTENT_TYPE, ORIGIN, VARY, WWW_AUTHENTICATE,
+};
+use hyper::{HeaderMap, Response, StatusCode};
+
+use super::response::{text, Body};
+use crate::config::ApiConfig;
+
+/// Which listener a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// The public HTTP port: media, and the control plane unless `api.listen` is set.
+    Public,
+    /// `api.listen`: the control plane alone.
+    Control,
+}
+
+/// What the control plane is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plane {
+    Api,
+    Metrics,
+}
+
+/// Whether the request may go on; the refusal otherwise.
+pub fn admit(
+    config: &ApiConfig,
+    plane: Plane,
+    surface: Surface,
+    peer: IpAddr,
+    headers: &HeaderMap,
+) -> Result<(), Response<Body>> {
+    if surface == Surface::Public && !config.listen.is_empty() {
+        return Err(text(StatusCode::NOT_FOUND, "not found\n"));
+    }
+    let tokens: Vec<&str> = match plane {
+        Plane::Api => vec![config.token.as_str()],
+        Plane::Metrics => vec![config.token.as_str(), config.metrics_token.as_str()],
+    };
+    let tokens: Vec<&str> = tokens.into_iter().filter(|t| !t.is_empty()).collect();
+    if !tokens.is_empty() {
+        let given = bearer(headers);
+        if given.is_some_and(|given| tokens.iter().any(|t| same(given, t))) {
+            return Ok(());
+        }
+        let mut r = refusal(plane, StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        r.headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return Err(r);
+    }
+    if surface == Surface::Control || is_this_host(peer) {
+        return Ok(());
+    }
+    Err(refusal(
+        plane,
+        StatusCode::FORBIDDEN,
+        "the control plane answers this host only; set api.token or api.listen to open it",
+    ))
+}
+
+/// The API refuses in SRS's shape (`{"code":N,"message":"…"}`), `/metrics` in plain text.
+fn refusal(plane: Plane, status: StatusCode, message: &'static str) -> Response<Body> {
+    match plane {
+        Plane::Api => {
+            let body = serde_json::json!({ "code": status.as_u16(), "message": message }).to_string();
+            let mut r = Response::new(Full::new(Bytes::from(body)).boxed());
+            *r.status_mut() = status;
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+        Plane::Metrics => text(status, message),
+    }
+}
+
+/// The peer is this host: `127.0.0.1` or `::1` (IPv4-mapped too).
+pub fn is_this_host(peer: IpAddr) -> bool {
+    match peer {
+        IpAddr::V4(v4) => v4 == std::net::Ipv4Addr::LOCALHOST,
+        IpAddr::V6(v6) => {
+            v6 == std::net::Ipv6Addr::LOCALHOST || v6.to_ipv4_mapped() == Some(std::net::Ipv4Addr::LOCALHOST)
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// Compares every byte, so the time taken does not tell how much of a token matched.
+fn same(given: &str, token: &str) -> bool {
+    given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+/// CORS for an API answer: the request's origin, if the operator allows it.
+pub fn cors(config: &ApiConfig, request: &HeaderMap, response: &mut Response<Body>) {
+    let headers = response.headers_mut();
+    headers.remove(ACCESS_CONTROL_ALLOW_ORIGIN);
+    headers.insert(VARY, HeaderValue::from_static("Origin"));
+    let Some(origin) = request.get(ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return;
+    };
+    if config.cors_origins.iter().any(|allowed| allowed == origin) {
+        if let Ok(value) = HeaderValue::from_str(origin) {
+            headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(auth: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(a) = auth {
+            h.insert(AUTHORIZATION, HeaderValue::from_str(a).unwrap());
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn closed_by_default_to_other_hosts() {
+        let c = ApiConfig::default();
+        assert!(admit(&c, Plane::Api, Surface::Public, ip("127.0.0.1"), &headers(None)).is_ok());
+        assert!(admit(&c, Plane::Api, Surface::Public, ip("::1"), &headers(None)).is_ok());
+        assert!(admit(&c, Plane::Api, Surface::Public, ip("::ffff:127.0.0.1"), &headers(None)).is_ok());
+        for other in ["127.0.0.2", "10.0.0.1", "::ffff:10.0.0.1", "2001:db8::1"] {
+            let refused = admit(&c, Plane::Metrics, Surface::Public, ip(other), &headers(None)).unwrap_err();
+            assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_token_opens_it_to_whoever_has_it() {
+        let c = ApiConfig {
+            token: "s3cret".into(),
+            metrics_token: "m3trics".into(),
+            ..ApiConfig::default()
+        };
+        let remote = ip("10.0.0.1");
+        assert!(admit(&c, Plane::Api, Surface::Public, remote, &headers(Some("Bearer s3cret"))).is_ok());
+        let wrong = admit(&c, Plane::Api, Surface::Public, remote, &headers(Some("Bearer s3cre"))).unwrap_err();
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        let local_without = admit(&c, Plane::Api, Surface::Public, ip("127.0.0.1"), &headers(None)).unwrap_err();
+        assert_eq!(
+            local_without.status(),
+            StatusCode::UNAUTHORIZED,
+            "a token is asked of everyone"
+        );
+        assert!(admit(
+            &c,
+            Plane::Metrics,
+            Surface::Public,
+            remote,
+            &headers(Some("Bearer m3trics"))
+        )
+        .is_ok());
+        assert!(admit(
+            &c,
+            Plane::Api,
+            Surface::Public,
+            remote,
+            &headers(Some("Bearer m3trics"))
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn a_listener_of_its_own_serves_the_control_plane_and_the_public_port_none() {
+        let c = ApiConfig {
+            listen: "127.0.0.1:0".into(),
+            ..ApiConfig::default()
+        };
+        assert!(admit(&c, Plane::Api, Surface::Control, ip("10.0.0.1"), &headers(None)).is_ok());
+        let public = admit(&c, Plane::Api, Surface::Public, ip("127.0.0.1"), &headers(None)).unwrap_err();
+        assert_eq!(public.status(), StatusCode::NOT_FOUND);
+    }
+}
