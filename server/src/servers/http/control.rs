@@ -39,16 +39,67 @@ pub enum Plane {
     Metrics,
 }
 
-/// Whether the request may go on; the refusal otherwise.
+/// Why the control plane refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The public port serves no control plane when it has a listener of its own.
+    NotHere,
+    /// A token is set and the request did not bring it.
+    Unauthorized,
+    /// No token is set and the request is not from this host.
+    NotLocal,
+}
+
+impl Refused {
+    /// The `reason` label of `estuary_connections_rejected_total{protocol="api"}`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refused::NotHere => "not_here",
+            Refused::Unauthorized => "auth",
+            Refused::NotLocal => "not_local",
+        }
+    }
+
+    /// The answer: the API's in SRS's shape (`{"code":N,"message":"…"}`), `/metrics`' in
+    /// plain text.
+    pub fn response(self, plane: Plane) -> Response<Body> {
+        let (status, message) = match self {
+            Refused::NotHere => return text(StatusCode::NOT_FOUND, "not found\n"),
+            Refused::Unauthorized => (StatusCode::UNAUTHORIZED, "missing or wrong bearer token"),
+            Refused::NotLocal => (
+                StatusCode::FORBIDDEN,
+                "the control plane answers this host only; set api.token or api.listen to open it",
+            ),
+        };
+        let mut r = match plane {
+            Plane::Api => {
+                let body = serde_json::json!({ "code": status.as_u16(), "message": message }).to_string();
+                let mut r = Response::new(Full::new(Bytes::from(body)).boxed());
+                *r.status_mut() = status;
+                r.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                r
+            }
+            Plane::Metrics => text(status, message),
+        };
+        if self == Refused::Unauthorized {
+            r.headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+/// Whether the request may go on.
 pub fn admit(
     config: &ApiConfig,
     plane: Plane,
     surface: Surface,
     peer: IpAddr,
     headers: &HeaderMap,
-) -> Result<(), Response<Body>> {
+) -> Result<(), Refused> {
     if surface == Surface::Public && !config.listen.is_empty() {
-        return Err(text(StatusCode::NOT_FOUND, "not found\n"));
+        return Err(Refused::NotHere);
     }
     let tokens: Vec<&str> = match plane {
         Plane::Api => vec![config.token.as_str()],
@@ -60,34 +111,12 @@ pub fn admit(
         if given.is_some_and(|given| tokens.iter().any(|t| same(given, t))) {
             return Ok(());
         }
-        let mut r = refusal(plane, StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-        r.headers_mut()
-            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return Err(r);
+        return Err(Refused::Unauthorized);
     }
     if surface == Surface::Control || is_this_host(peer) {
         return Ok(());
     }
-    Err(refusal(
-        plane,
-        StatusCode::FORBIDDEN,
-        "the control plane answers this host only; set api.token or api.listen to open it",
-    ))
-}
-
-/// The API refuses in SRS's shape (`{"code":N,"message":"…"}`), `/metrics` in plain text.
-fn refusal(plane: Plane, status: StatusCode, message: &'static str) -> Response<Body> {
-    match plane {
-        Plane::Api => {
-            let body = serde_json::json!({ "code": status.as_u16(), "message": message }).to_string();
-            let mut r = Response::new(Full::new(Bytes::from(body)).boxed());
-            *r.status_mut() = status;
-            r.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            r
-        }
-        Plane::Metrics => text(status, message),
-    }
+    Err(Refused::NotLocal)
 }
 
 /// The peer is this host: `127.0.0.1` or `::1` (IPv4-mapped too).
@@ -153,7 +182,8 @@ mod tests {
         assert!(admit(&c, Plane::Api, Surface::Public, ip("::ffff:127.0.0.1"), &headers(None)).is_ok());
         for other in ["127.0.0.2", "10.0.0.1", "::ffff:10.0.0.1", "2001:db8::1"] {
             let refused = admit(&c, Plane::Metrics, Surface::Public, ip(other), &headers(None)).unwrap_err();
-            assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{other}");
+            assert_eq!(refused, Refused::NotLocal, "{other}");
+            assert_eq!(refused.response(Plane::Metrics).status(), StatusCode::FORBIDDEN);
         }
     }
 
@@ -167,13 +197,9 @@ mod tests {
         let remote = ip("10.0.0.1");
         assert!(admit(&c, Plane::Api, Surface::Public, remote, &headers(Some("Bearer s3cret"))).is_ok());
         let wrong = admit(&c, Plane::Api, Surface::Public, remote, &headers(Some("Bearer s3cre"))).unwrap_err();
-        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(wrong.response(Plane::Api).status(), StatusCode::UNAUTHORIZED);
         let local_without = admit(&c, Plane::Api, Surface::Public, ip("127.0.0.1"), &headers(None)).unwrap_err();
-        assert_eq!(
-            local_without.status(),
-            StatusCode::UNAUTHORIZED,
-            "a token is asked of everyone"
-        );
+        assert_eq!(local_without, Refused::Unauthorized, "a token is asked of everyone");
         assert!(admit(
             &c,
             Plane::Metrics,
@@ -200,6 +226,6 @@ mod tests {
         };
         assert!(admit(&c, Plane::Api, Surface::Control, ip("10.0.0.1"), &headers(None)).is_ok());
         let public = admit(&c, Plane::Api, Surface::Public, ip("127.0.0.1"), &headers(None)).unwrap_err();
-        assert_eq!(public.status(), StatusCode::NOT_FOUND);
+        assert_eq!(public.response(Plane::Api).status(), StatusCode::NOT_FOUND);
     }
 }

@@ -123,13 +123,8 @@ async fn control_plane(
     } else {
         match control::admit(&ctx.config.api, plane, surface, peer.ip(), req.headers()) {
             Err(refused) => {
-                let reason = if refused.status() == StatusCode::UNAUTHORIZED {
-                    "auth"
-                } else {
-                    "not_local"
-                };
-                crate::metrics::rejected("api", reason);
-                refused
+                crate::metrics::rejected("api", refused.reason());
+                refused.response(plane)
             }
             Ok(()) => match plane {
                 Plane::Api => api::serve(ctx, req).await,
