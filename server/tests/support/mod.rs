@@ -366,7 +366,35 @@ pub fn request_json(port: u16, method: &str, path: &str, token: &str, body: &str
 }
 
 fn send(port: u16, method: &str, path: &str, token: &str, body: Option<&str>) -> std::io::Result<HttpResponse> {
-    let mut s = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port)))?;
+    let s = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port)))?;
+    exchange(s, port, method, path, token, body, &[])
+}
+
+/// [`request`] from another address of this machine (`127.0.0.2`, say: another host, as the
+/// server sees it), with extra headers.
+pub fn request_from(
+    source: [u8; 4],
+    port: u16,
+    method: &str,
+    path: &str,
+    token: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<HttpResponse> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&SocketAddr::from((source, 0)).into())?;
+    socket.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())?;
+    exchange(socket.into(), port, method, path, token, None, headers)
+}
+
+fn exchange(
+    mut s: TcpStream,
+    port: u16,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> std::io::Result<HttpResponse> {
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     let auth = if token.is_empty() {
         String::new()
@@ -377,9 +405,10 @@ fn send(port: u16, method: &str, path: &str, token: &str, body: Option<&str>) ->
         Some(b) => format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()),
         None => String::new(),
     };
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}{content}Connection: close\r\n\r\n{}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}{content}{extra}Connection: close\r\n\r\n{}",
         body.unwrap_or("")
     )?;
     let mut r = BufReader::new(s);
