@@ -141,6 +141,35 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_worked_examples() {
+        // README "Signed URLs": the URLs an operator builds by hand there verify here.
+        let key = |scheme, key: &str| SignRule {
+            scheme,
+            key: key.into(),
+            ..SignRule::default()
+        };
+        let config = |publish, play| ResolvedSign { publish, play };
+        let ali = config(key(Scheme::Alibaba, "pub-secret"), SignRule::default());
+        let query = "auth_key=1767225600-0-0-ed2d7bc3873fc3fc207722fed39afa38";
+        assert_eq!(
+            check(&ali, Action::Publish, "live", "cam", query, at(1_767_225_600 + 1800)),
+            Ok(())
+        );
+        let tx = config(SignRule::default(), key(Scheme::Tencent, "play-secret"));
+        let query = "txSecret=51c93f49cac8d2350d3c6689a2b49c53&txTime=6955C710";
+        assert_eq!(
+            check(&tx, Action::Play, "live", "cam", query, at(1_767_229_200)),
+            Ok(())
+        );
+        let mac = config(SignRule::default(), key(Scheme::Hmac, "hmac-secret"));
+        let query = "expires=1767229200&sign=3f08cdf17691f33c8a93aef7e3163bac669a7fd550e79e241aafb7fce1b97751";
+        assert_eq!(
+            check(&mac, Action::Play, "live", "cam", query, at(1_767_229_200)),
+            Ok(())
+        );
+    }
+
+    #[test]
     fn secret_params_put_the_configured_ones_first_once() {
         let names = secret_params(&resolved(Scheme::Hmac, Scheme::Tencent));
         assert_eq!(&names[..3], ["sign", "txSecret", "auth_key"]);
