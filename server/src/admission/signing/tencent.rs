@@ -9,9 +9,11 @@
 //!
 //! - `StreamName` is the stream name alone: no app, no `.flv`/`.m3u8`, so one token plays the
 //!   stream over RTMP, HTTP-FLV and HLS (playlist and segments alike).
-//! - `txTime` is the expiry in hex Unix seconds (Tencent writes it in upper case, `5C271099`;
-//!   either case is accepted). It is signed as written, so `5c271099` and `5C271099` are two
-//!   different tokens for the same second.
+//! - `txTime` is the expiry in Unix seconds, 8 hex digits (Tencent writes them in upper case,
+//!   `5C271099`; either case is accepted), or, as Tencent's current page also allows, 10
+//!   decimal digits (`1694669601`). The length tells which: read as hex, a 10-digit decimal
+//!   time would be an expiry thousands of years away. It is signed as written, so `5c271099`
+//!   and `5C271099` are two different tokens for the same second.
 //! - Push and play keys are separate in Tencent's console; each has a primary and a backup
 //!   key (<https://www.tencentcloud.com/document/product/267/31059>): `key`, `backup_key`.
 //! - Tencent adds the key's "validity period" to `txTime`; here the expiry is `txTime` plus
@@ -60,7 +62,7 @@ pub fn verify(rule: &SignRule, action: Action, stream: &str, query: &str, now_ms
         (Some(secret), Some(tx_time)) => (secret, tx_time),
         _ => return Err(refuse.malformed("txSecret and txTime must come together")),
     };
-    let expires = clock::hex_secs(&tx_time).ok_or(refuse.malformed("txTime is not hex Unix seconds"))?;
+    let expires = tx_time_secs(&tx_time).ok_or(refuse.malformed("txTime is not 8 hex or 10 decimal digits"))?;
     let secret = digest::from_hex::<16>(&secret).ok_or(refuse.malformed("txSecret is not 32 hex digits"))?;
     if !rule
         .keys()
@@ -69,6 +71,15 @@ pub fn verify(rule: &SignRule, action: Action, stream: &str, query: &str, now_ms
         return Err(refuse.forged());
     }
     clock::fresh(expires.saturating_mul(1000), rule.skew_ms, now_ms).map_err(|ago_s| refuse.expired(expires, ago_s))
+}
+
+/// Unix seconds from 8 hex digits (2^32 s reach 2106) or 10 decimal digits (2001 to 2286).
+fn tx_time_secs(text: &str) -> Option<u64> {
+    match text.len() {
+        8 => clock::hex_secs(text),
+        10 => clock::decimal_secs(text),
+        _ => None,
+    }
 }
 
 fn md5hash(key: &str, stream: &str, tx_time: &str) -> [u8; 16] {
@@ -87,6 +98,7 @@ mod tests {
     const CAM_BACKUP: &str = "c00becd94792cfe2ccf9a4321d3fa0a5"; // backup-key, cam, 6553F100
     const CAM_LOWER: &str = "04f0162c6988bd4ec76633ac9ad4349f"; // primary-key, cam, 6553f100
     const CAM_PLAY_KEY: &str = "b50b01258ac8e57edaa5b5cd5e75e9ee"; // play-key, cam, 6553F100
+    const CAM_DECIMAL: &str = "f79d5c3ba73981364dc086ffafd0da98"; // primary-key, cam, 1700000000
 
     fn rule() -> SignRule {
         SignRule {
@@ -137,6 +149,15 @@ mod tests {
         assert_eq!(
             check("cam", &format!("txSecret={}&txTime=6553F100", CAM.to_uppercase()), now),
             Ok(())
+        );
+        // Tencent's decimal form of the same second.
+        assert_eq!(
+            check("cam", &format!("txSecret={CAM_DECIMAL}&txTime=1700000000"), now),
+            Ok(())
+        );
+        assert_eq!(
+            check("cam", &format!("txSecret={CAM_DECIMAL}&txTime=1700000000"), now + 1),
+            Err("expired")
         );
         // txTime is signed as written: the other spelling of the same second is another token.
         assert_eq!(
@@ -192,6 +213,10 @@ mod tests {
             format!("txSecret={CAM}&txTime=0x6553F100"),
             format!("txSecret={CAM}&txTime=later"),
             format!("txSecret={CAM}&txTime=FFFFFFFFFFFFFFFF"),
+            format!("txSecret={CAM}&txTime=6553F10"),
+            format!("txSecret={CAM}&txTime=06553F100"),
+            format!("txSecret={CAM}&txTime=170000000A"),
+            format!("txSecret={CAM}&txTime=17000000000"),
             format!("txSecret={CAM}&txTime=6553F100&txTime=6553F100"),
             format!("txSecret={}&txTime=6553F100", &CAM[..31]),
             format!("txSecret={}z&txTime=6553F100", &CAM[..31]),
