@@ -8,6 +8,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::admission::acl::{AclConfig, AclOverride, ResolvedAcl};
+use crate::admission::signing::{ResolvedSign, SignConfig, SignOverride};
 use crate::hooks::{HooksConfig, HooksOverride};
 use crate::recordings::schedule::ScheduleSpec;
 
@@ -27,6 +29,10 @@ pub struct Config {
     pub hooks: HooksConfig,
     pub api: ApiConfig,
     pub record: RecordConfig,
+    /// Signed URLs for publishing and playing (`[sign.publish]`, `[sign.play]`).
+    pub sign: SignConfig,
+    /// Address and referer access lists.
+    pub acl: AclConfig,
     /// Per-application settings, `[apps.NAME]`.
     pub apps: BTreeMap<String, AppConfig>,
 }
@@ -252,6 +258,29 @@ pub struct AppConfig {
     pub hooks: HooksOverride,
     /// Overrides keys of the global `[record]` for this app.
     pub record: RecordOverride,
+    /// Replaces the global `[sign.publish]` or `[sign.play]` for this app.
+    pub sign: SignOverride,
+    /// Overrides keys of the global `[acl]` for this app.
+    pub acl: AclOverride,
+}
+
+impl SignConfig {
+    /// The signed-URL rules of app `app`: its `[apps.NAME.sign]` tables over the global ones.
+    pub fn for_app(config: &Config, app: &str) -> ResolvedSign {
+        config.sign.resolve(config.apps.get(app).map(|a| &a.sign))
+    }
+}
+
+impl AclConfig {
+    /// The access lists of app `app`, parsed: its `[apps.NAME.acl]` keys over the global
+    /// ones. Cannot fail on a config that passed [`Config::validate`]; resolve every app's at
+    /// start-up and refuse to start on an error.
+    pub fn for_app(config: &Config, app: &str) -> Result<ResolvedAcl, Vec<String>> {
+        match config.apps.get(app) {
+            Some(own) => config.acl.resolve(Some(&own.acl)).compile(&format!("apps.{app}.acl")),
+            None => config.acl.compile("acl"),
+        }
+    }
 }
 
 impl RecordConfig {
@@ -402,11 +431,19 @@ impl Config {
             problems.push(e.to_string());
         }
         problems.extend(self.record.validate());
+        problems.extend(self.sign.validate());
+        problems.extend(self.acl.validate());
         for (name, app) in &self.apps {
             if let Err(e) = app.hooks.validate(name) {
                 problems.push(e.to_string());
             }
             problems.extend(app.record.validate(name));
+            problems.extend(app.sign.validate(name));
+            if app.sign != SignOverride::default() {
+                let resolved = SignConfig::for_app(self, name);
+                problems.extend(resolved.shared_key_problem(&format!("apps.{name}.sign")));
+            }
+            problems.extend(app.acl.validate(name));
         }
         if problems.is_empty() {
             Ok(())
@@ -416,6 +453,8 @@ impl Config {
     }
 }
 
+#[cfg(test)]
+mod admission_tests;
 #[cfg(test)]
 mod record_tests;
 

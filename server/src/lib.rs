@@ -3,7 +3,8 @@
 //! - `stream/`: the live media of one key (timeline, GOP cache, ring, direct fan-out).
 //! - `path/`: the owner of one key (registry, source, viewers, outputs, ordered events).
 //! - `outputs/`: what a path feeds besides viewers (`hls/`: packager and store).
-//! - `admission/`: who may publish and play (hooks; ACLs and signed URLs plug in here).
+//! - `admission/`: who may publish and play: the pipeline, `acl` (address and referer
+//!   lists) and `signing` (signed URLs) before the hooks' decision.
 //! - `servers/`: `rtmp/` and `http/` (`flv/`, `hls/`, `api/`, `/metrics`), the live player.
 //! - `recordings/`: the catalogue (SQLite), schedules, retention, crash recovery.
 //! - `clients/`: who is connected, for the API, metrics and kicking.

@@ -8,9 +8,15 @@
 //!              → predecessor's on_unpublish settled → on_publish hook → the path's source
 //! play:    key → [ACL → signed URL] → on_play hook → a viewer of the path
 //! ```
-//! The bracketed checks are where access lists and signed URLs plug in. A silent source is
-//! ended before the newcomer's `on_publish`, so the backend hears the old `on_unpublish`
-//! first; only then may the hook refuse the newcomer.
+//! The bracketed checks are where access lists ([`acl`]) and signed URLs ([`signing`]) plug
+//! in. A silent source is ended before the newcomer's `on_publish`, so the backend hears the
+//! old `on_unpublish` first; only then may the hook refuse the newcomer.
+
+pub mod acl;
+mod action;
+pub mod signing;
+
+pub use action::Action;
 
 mod names;
 
