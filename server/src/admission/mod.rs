@@ -37,6 +37,20 @@ pub struct Request {
     pub subject: HookSubject,
     /// `rtmp`, `http_flv` or `hls`: the metrics' `protocol` label.
     pub protocol: &'static str,
+    /// Where the client connects from (access lists).
+    pub peer: std::net::IpAddr,
+    /// The query that carries a signed URL's token: the stream's, or for an RTMP client
+    /// that put it in its server URL, the connect's.
+    pub credentials: String,
+    /// An HTTP client's `Origin` and `Referer` (the referer allow-list); `None` for RTMP.
+    pub http: Option<HttpOrigin>,
+}
+
+/// An HTTP player's `Origin` and `Referer` headers.
+#[derive(Debug, Clone, Default)]
+pub struct HttpOrigin {
+    pub origin: Option<String>,
+    pub referer: Option<String>,
 }
 
 /// Why a client was refused; the protocol handler answers it in its own terms.
@@ -50,6 +64,10 @@ pub enum Refusal {
     Hook(String),
     #[error("the previous publisher's on_unpublish is not delivered yet ({0})")]
     PreviousNotSettled(String),
+    #[error("{0}")]
+    Acl(#[from] acl::AclError),
+    #[error("{0}")]
+    Sign(#[from] signing::SignError),
 }
 
 impl Refusal {
@@ -59,6 +77,8 @@ impl Refusal {
             Refusal::BadName(_) => "bad_name",
             Refusal::Busy(_) => "busy",
             Refusal::Hook(_) | Refusal::PreviousNotSettled(_) => "hook",
+            Refusal::Acl(e) => e.label(),
+            Refusal::Sign(e) => e.label(),
         }
     }
 }
@@ -99,6 +119,9 @@ impl Admission {
 
     async fn publish_steps(&self, req: &Request, id: u64, kick: CancellationToken) -> Result<Source, Refusal> {
         check_key(&self.paths.config().stream, &req.key)?;
+        // Who may publish, before anything about the key changes: a client that fails here
+        // never ends a silent publisher (takeover is not hijack).
+        self.credentials(req, Action::Publish)?;
         let path = self.paths.path(&req.key);
         if path.has_active_source() {
             return Err(Refusal::Busy(req.key.to_string()));
@@ -148,6 +171,7 @@ impl Admission {
 
     async fn play_steps(&self, req: &Request) -> Result<Viewer, Refusal> {
         check_key(&self.paths.config().stream, &req.key)?;
+        self.credentials(req, Action::Play)?;
         let event = DecisionEvent::Play {
             client: req.subject.client.clone(),
             stream: req.subject.stream.clone(),
@@ -155,6 +179,30 @@ impl Admission {
         self.decide_quietly(&event).await?;
         let path = self.paths.path(&req.key);
         Ok(Viewer::join(&self.paths, path, req.subject.clone()))
+    }
+
+    /// The access list, then the signed URL, for `action` (`acl.rs`, `signing/`): what a
+    /// client needs before anything else is asked (a `HEAD`, say, asks nothing else).
+    pub fn credentials(&self, req: &Request, action: Action) -> Result<(), Refusal> {
+        let config = self.paths.config();
+        let app = req.key.app.as_str();
+        // The config was validated at start: its access lists parse.
+        if let Ok(acl) = acl::AclConfig::for_app(config, app) {
+            acl::check_ip(&acl, action, req.peer)?;
+            if let (Action::Play, Some(http)) = (action, &req.http) {
+                acl::check_referer(&acl, http.origin.as_deref(), http.referer.as_deref())?;
+            }
+        }
+        let sign = signing::SignConfig::for_app(config, app);
+        signing::check(
+            &sign,
+            action,
+            app,
+            &req.key.name,
+            &req.credentials,
+            std::time::SystemTime::now(),
+        )?;
+        Ok(())
     }
 
     async fn decide(&self, event: &DecisionEvent, protocol: &'static str, app: &str) -> Result<(), Refusal> {

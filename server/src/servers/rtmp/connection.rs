@@ -383,6 +383,12 @@ impl Connection {
     /// What the admission needs to know of a publish or play of `stream`.
     fn request(&self, stream: &StreamName) -> Request {
         let app = self.connect.as_ref().map_or("", |c| c.app.as_str());
+        // A token travels in the stream name's query, or (some encoders) in the server URL's.
+        let credentials = if stream.query.is_empty() {
+            self.connect.as_ref().map_or(String::new(), |c| c.app_query.clone())
+        } else {
+            stream.query.clone()
+        };
         Request {
             key: StreamKey::new(app, stream.name.clone()),
             subject: HookSubject {
@@ -392,6 +398,9 @@ impl Connection {
                 stream: self.stream_info(stream),
             },
             protocol: "rtmp",
+            peer: self.peer.ip(),
+            credentials,
+            http: None,
         }
     }
 
@@ -423,6 +432,7 @@ impl Connection {
                 let code = match refusal {
                     Refusal::BadName(_) | Refusal::Busy(_) => "NetStream.Publish.BadName",
                     Refusal::Hook(_) | Refusal::PreviousNotSettled(_) => "NetStream.Publish.Rejected",
+                    Refusal::Acl(_) | Refusal::Sign(_) => "NetStream.Publish.BadAuth",
                 };
                 let reason = refusal.to_string();
                 self.session.reject_publish(stream_id, code, &reason)?;

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::super::response::{text, Body};
-use super::request::{admit, is_live, FlvRequest};
+use super::request::{admit, is_live, may_look, FlvRequest};
 use crate::clients::ClientGuard;
 use crate::context::Context;
 use crate::path::viewer::Viewer;
@@ -35,14 +35,20 @@ use crate::stream::{StreamKey, Subscriber, SubscriberEnd};
 /// first (the common case takes the socket itself, see `flv_socket.rs`).
 pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("");
+    let header = |name: hyper::header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
     let flv_req = FlvRequest {
         path: req.uri().path(),
         query: req.uri().query(),
         host,
+        origin: header(hyper::header::ORIGIN),
+        referer: header(hyper::header::REFERER),
     };
     let mut response = if req.method() == Method::HEAD {
         // A HEAD tells whether the stream is live now: it is not a viewer, so no on_play, and
-        // it does not wait for a publisher.
+        // it does not wait for a publisher; it needs a viewer's credentials all the same.
+        if !may_look(ctx, &flv_req, peer) {
+            return text(StatusCode::FORBIDDEN, "forbidden\n");
+        }
         if !is_live(ctx, flv_req.path) {
             return text(StatusCode::NOT_FOUND, "stream not found\n");
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use hyper::StatusCode;
 
 use super::super::urls::{request_url, split_stream_path};
-use crate::admission::{Refusal, Request};
+use crate::admission::{HttpOrigin, Refusal, Request};
 use crate::clients::{ClientGuard, ClientKind, Role};
 use crate::context::Context;
 use crate::hooks::HookSubject;
@@ -21,6 +21,9 @@ pub struct FlvRequest<'a> {
     pub path: &'a str,
     pub query: Option<&'a str>,
     pub host: &'a str,
+    /// `Origin` and `Referer` (the referer allow-list).
+    pub origin: Option<&'a str>,
+    pub referer: Option<&'a str>,
 }
 
 /// A viewer let in: admitted, subscribed, the publisher live.
@@ -43,18 +46,7 @@ pub async fn admit(
     };
     let key = StreamKey::new(app, name);
     let client_id = ctx.next_conn_id();
-    let mut client = ClientInfo::new(client_id.to_string(), peer.ip().to_string(), app);
-    client.tc_url = format!("http://{}/{app}", req.host);
-    let stream = StreamInfo {
-        stream: name.to_string(),
-        param: req.query.map_or(String::new(), |q| format!("?{q}")),
-        stream_id: key.to_string(),
-    };
-    let request = Request {
-        key: key.clone(),
-        subject: HookSubject { client, stream },
-        protocol: "http_flv",
-    };
+    let request = request(req, &key, client_id, peer);
     // Boxed: the hook call's future lives only during admission; a viewer's future stays small.
     let viewer = match Box::pin(ctx.admission.play(request)).await {
         Ok(viewer) => viewer,
@@ -74,6 +66,40 @@ pub async fn admit(
         subscriber,
         client_id,
     })
+}
+
+/// What the admission needs to know of this viewer.
+fn request(req: &FlvRequest<'_>, key: &StreamKey, client_id: u64, peer: SocketAddr) -> Request {
+    let mut client = ClientInfo::new(client_id.to_string(), peer.ip().to_string(), key.app.clone());
+    client.tc_url = format!("http://{}/{}", req.host, key.app);
+    let stream = StreamInfo {
+        stream: key.name.clone(),
+        param: req.query.map_or(String::new(), |q| format!("?{q}")),
+        stream_id: key.to_string(),
+    };
+    Request {
+        key: key.clone(),
+        subject: HookSubject { client, stream },
+        protocol: "http_flv",
+        peer: peer.ip(),
+        credentials: req.query.unwrap_or_default().to_string(),
+        http: Some(HttpOrigin {
+            origin: req.origin.map(str::to_string),
+            referer: req.referer.map(str::to_string),
+        }),
+    }
+}
+
+/// Whether a `HEAD` may learn if the stream is live: the credentials of a play (access
+/// list, signed URL), and nothing else asked.
+pub fn may_look(ctx: &Context, req: &FlvRequest<'_>, peer: SocketAddr) -> bool {
+    let Some((app, name)) = split_stream_path(req.path, ".flv") else {
+        return false;
+    };
+    let key = StreamKey::new(app, name);
+    ctx.admission
+        .credentials(&request(req, &key, 0, peer), crate::admission::Action::Play)
+        .is_ok()
 }
 
 impl Admitted {

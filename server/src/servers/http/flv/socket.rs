@@ -77,6 +77,8 @@ pub async fn serve(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr) {
         path: &head.path,
         query: head.query.as_deref(),
         host: &head.host,
+        origin: head.origin.as_deref(),
+        referer: head.referer.as_deref(),
     };
     let admitted = match admit(&ctx, &req, peer).await {
         Ok(a) => a,
@@ -167,6 +169,8 @@ struct RequestHead {
     path: String,
     query: Option<String>,
     host: String,
+    origin: Option<String>,
+    referer: Option<String>,
     http11: bool,
 }
 
@@ -182,16 +186,20 @@ impl RequestHead {
             Some((p, q)) => (p, Some(q.to_string())),
             None => (target, None),
         };
-        let host = parsed
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case("host"))
-            .and_then(|h| std::str::from_utf8(h.value).ok())
-            .unwrap_or("");
+        let header = |name: &str| {
+            parsed
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .and_then(|h| std::str::from_utf8(h.value).ok())
+                .map(str::to_string)
+        };
         Some(RequestHead {
             path: path.to_string(),
             query,
-            host: host.to_string(),
+            host: header("host").unwrap_or_default(),
+            origin: header("origin"),
+            referer: header("referer"),
             http11: parsed.version == Some(1),
         })
     }

@@ -27,7 +27,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use super::response::{bytes, text, Body};
 use super::urls::request_url;
-use crate::admission::Request as Admit;
+use crate::admission::{HttpOrigin, Request as Admit};
 use crate::clients::Client;
 use crate::context::Context;
 use crate::hooks::HookSubject;
@@ -130,10 +130,17 @@ async fn session(
             param,
             stream_id: key.to_string(),
         };
+        let header = |name: hyper::header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
         let admit = Admit {
             key: key.clone(),
             subject: HookSubject { client, stream },
             protocol: "hls",
+            peer: peer.ip(),
+            credentials: req.uri().query().unwrap_or_default().to_string(),
+            http: Some(HttpOrigin {
+                origin: header(hyper::header::ORIGIN).map(str::to_string),
+                referer: header(hyper::header::REFERER).map(str::to_string),
+            }),
         };
         match ctx.admission.play(admit).await {
             Ok(v) => viewer = Some(v),
