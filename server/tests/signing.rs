@@ -98,22 +98,7 @@ fn hmac_signed_publish_and_play_are_let_in_and_bad_tokens_are_refused_everywhere
 
     // A signed publisher is let in.
     let signed = sign(&rtmp("live/cam"), "pub-key", Action::Publish, later);
-    let mut publisher = support::Proc::spawn(
-        Command::new("ffmpeg")
-            .args([
-                "-hide_banner",
-                "-nostdin",
-                "-loglevel",
-                "warning",
-                "-re",
-                "-stream_loop",
-                "-1",
-                "-i",
-            ])
-            .arg(clip())
-            .args(["-c", "copy", "-f", "flv", &signed]),
-        &server.dir.join("signed.log"),
-    );
+    let mut publisher = server.publish_url(&signed, "signed.log");
     server.wait_live("live", "cam");
 
     // Play over RTMP and HTTP-FLV: signed in, the rest out.
@@ -200,4 +185,53 @@ fn access_lists_deny_and_allow_by_address() {
     assert_eq!(other.status, 200);
     let metrics = String::from_utf8(request(server.http, "GET", "/metrics", "").expect("metrics").body).unwrap();
     assert!(metrics.contains("reason=\"acl_deny\""), "{metrics}");
+}
+
+/// A signed publisher gone silent (an OBS whose network stalled) is not taken over by a
+/// newcomer without a valid token: the token is checked before the idle one is evicted. A
+/// newcomer with one does take it over, as the reconnecting OBS would.
+#[test]
+fn a_silent_signed_publisher_is_taken_over_only_by_a_signed_newcomer() {
+    // Any pause counts as silence here, so the test needs no waiting: SIGSTOP is enough.
+    let server = Server::start(
+        "sign-takeover",
+        "[rtmp]\npublisher_idle_timeout_ms = 1\n[sign.publish]\nscheme = \"hmac\"\nkey = \"pub-key\"\n",
+    );
+    let signed = || {
+        hmac::sign_url(
+            &server.rtmp_url("live/cam"),
+            "pub-key",
+            Action::Publish,
+            now_secs() + 600,
+        )
+        .expect("sign")
+    };
+    let mut first = server.publish_url(&signed(), "first.log");
+    server.wait_live("live", "cam");
+    let owner = || server.api("/api/v1/streams/live/cam").1["stream"]["publish"]["cid"].clone();
+    let first_id = owner();
+    assert!(first_id.is_string(), "no publisher id: {first_id}");
+    let pid = first.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .expect("kill")
+        .success());
+
+    assert!(
+        !publish_once(&server, &server.rtmp_url("live/cam"), "hijacker.log"),
+        "an unsigned newcomer published"
+    );
+    assert_eq!(owner(), first_id, "an unsigned newcomer evicted the silent publisher");
+    assert!(first.running(), "the silent publisher was disconnected");
+
+    let mut second = server.publish_url(&signed(), "second.log");
+    let taken = support::wait_for(support::LIMIT, || {
+        let id = owner();
+        (id.is_string() && id != first_id).then_some(())
+    });
+    Command::new("kill").args(["-CONT", &pid]).status().ok();
+    assert!(taken.is_some(), "a signed newcomer did not take the silent key over");
+    first.0.kill().ok();
+    second.0.kill().ok();
 }

@@ -278,6 +278,11 @@ impl Server {
 
     /// ffmpeg publishing the clip in a loop, in real time.
     pub fn publish(&self, path: &str, log: &str) -> Proc {
+        self.publish_url(&self.rtmp_url(path), log)
+    }
+
+    /// ffmpeg publishing the clip in a loop, in real time, to a full URL (a signed one, say).
+    pub fn publish_url(&self, url: &str, log: &str) -> Proc {
         let mut cmd = Command::new("ffmpeg");
         cmd.args([
             "-hide_banner",
@@ -290,7 +295,7 @@ impl Server {
             "-i",
         ])
         .arg(clip())
-        .args(["-c", "copy", "-f", "flv", &self.rtmp_url(path)]);
+        .args(["-c", "copy", "-f", "flv", url]);
         Proc::spawn(&mut cmd, &self.dir.join(log))
     }
 
