@@ -8,12 +8,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admission::Admission;
-use crate::clients::Clients;
+use crate::clients::{Clients, HlsLimits};
 use crate::config::Config;
 use crate::hooks::{Hooks, ServerIdentity};
 use crate::outputs::hls::HlsStore;
 use crate::path::registry::Paths;
 use crate::recordings::Recordings;
+use crate::servers::log_gate::LogGate;
 
 /// Shared server state, passed to every connection as `Arc<Context>`.
 pub struct Context {
@@ -39,6 +40,8 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// Every connection and output task, so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// Gates refusal warnings: one per address and kind every few seconds.
+    pub refusal_log: LogGate,
 }
 
 impl Context {
@@ -74,13 +77,17 @@ impl Context {
             hooks,
             hls,
             recordings,
-            clients: Clients::new(std::time::Duration::from_millis(config.api.hls_session_idle_ms)),
+            clients: Clients::new(
+                std::time::Duration::from_millis(config.api.hls_session_idle_ms),
+                HlsLimits::from(&config.limits),
+            ),
             identity,
             ready: AtomicBool::new(false),
             started: std::time::Instant::now(),
             config,
             shutdown,
             tasks,
+            refusal_log: LogGate::default(),
         }
     }
 

@@ -72,6 +72,7 @@ pub async fn run(
         tokio::spawn(recordings::scheduler::run(service, ctx.paths.clone(), shutdown.clone()));
     }
     tokio::spawn(upkeep(Arc::clone(&ctx), metrics));
+    let expiry = tokio::spawn(ctx.clients.clone().run_expiry(shutdown.clone()));
     ctx.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let rtmp_task = tokio::spawn(servers::rtmp::serve(rtmp, Arc::clone(&ctx)));
     let http_task = tokio::spawn(servers::http::serve(http, Arc::clone(&ctx)));
@@ -80,6 +81,7 @@ pub async fn run(
     tracing::info!("shutting down: closing every connection");
     let _ = rtmp_task.await;
     let _ = http_task.await;
+    let _ = expiry.await;
     ctx.tasks.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, ctx.tasks.wait()).await.is_err() {
         tracing::warn!(
@@ -98,9 +100,9 @@ pub async fn run(
 /// How often recordings past their retention are deleted.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
-/// Until shutdown: takes the clients' bitrate samples (which also ends idle HLS sessions),
-/// forgets ended HLS playlists whose time is up, deletes recordings past their retention,
-/// and runs the Prometheus recorder's upkeep.
+/// Until shutdown: takes the clients' bitrate samples, forgets ended HLS playlists whose
+/// time is up, deletes recordings past their retention, and runs the Prometheus recorder's
+/// upkeep.
 async fn upkeep(ctx: Arc<Context>, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) {
     let mut last_retention = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(clients::SAMPLE_EVERY);

@@ -5,9 +5,13 @@
 //!
 //! ```text
 //! publish: key → [ACL → signed URL] → current source (active: busy; silent: ended now)
-//!              → predecessor's on_unpublish settled → on_publish hook → the path's source
-//! play:    key → [ACL → signed URL] → on_play hook → a viewer of the path
+//!              → max_streams → predecessor's on_unpublish settled → on_publish hook
+//!              → max_streams again → the path's source
+//! play:    key → [ACL → signed URL] → max_viewers(_per_stream) → on_play hook
+//!              → max_viewers again → a viewer of the path
 //! ```
+//! The limits (`limits.rs`) are checked before the hook, so a client refused by them costs
+//! no hook call, and again just before the client is let in.
 //! The bracketed checks are where access lists and signed URLs plug in. A silent source is
 //! ended before the newcomer's `on_publish`, so the backend hears the old `on_unpublish`
 //! first; only then may the hook refuse the newcomer.
@@ -21,6 +25,8 @@ use crate::path::registry::Paths;
 use crate::path::source::Source;
 use crate::path::viewer::Viewer;
 use crate::stream::StreamKey;
+
+mod limits;
 
 /// What a client asks for.
 pub struct Request {
@@ -42,6 +48,19 @@ pub enum Refusal {
     Hook(String),
     #[error("the previous publisher's on_unpublish is not delivered yet ({0})")]
     PreviousNotSettled(String),
+    #[error("{0} streams have a source (limits.max_streams)")]
+    MaxStreams(usize),
+    #[error("{0}")]
+    MaxViewers(String),
+}
+
+impl From<limits::Exceeded> for Refusal {
+    fn from(e: limits::Exceeded) -> Self {
+        match e {
+            limits::Exceeded::Streams(max) => Refusal::MaxStreams(max),
+            limits::Exceeded::Viewers(why) => Refusal::MaxViewers(why),
+        }
+    }
 }
 
 impl Refusal {
@@ -51,7 +70,15 @@ impl Refusal {
             Refusal::BadName(_) => "bad_name",
             Refusal::Busy(_) => "busy",
             Refusal::Hook(_) | Refusal::PreviousNotSettled(_) => "hook",
+            Refusal::MaxStreams(_) => "max_streams",
+            Refusal::MaxViewers(_) => "max_viewers",
         }
+    }
+
+    /// Whether a limit refused the client (rather than a rule about the client): HTTP
+    /// answers 429, not 403.
+    pub fn is_limit(&self) -> bool {
+        matches!(self, Refusal::MaxStreams(_) | Refusal::MaxViewers(_))
     }
 }
 
@@ -97,6 +124,8 @@ impl Admission {
         }
         // A silent source is ended now, so its on_unpublish goes before our on_publish.
         path.evict_idle_source();
+        let limits = &self.paths.config().limits;
+        limits::check_streams(&self.paths, limits, &path)?;
         let app = req.key.app.as_str();
         let mut asked = false;
         if self.hooks.is_configured(HookKind::Publish, app) {
@@ -114,15 +143,20 @@ impl Admission {
                 warn!(stream = %req.key, "previous on_unpublish not delivered; on_publish skipped (unreachable_policy = allow)");
             }
         }
-        match Source::start(&path, id, kick, Some(req.subject.clone())) {
+        let started = limits::check_streams(&self.paths, limits, &path)
+            .map_err(Refusal::from)
+            .and_then(|()| {
+                Source::start(&path, id, kick, Some(req.subject.clone())).map_err(|e| Refusal::Busy(e.to_string()))
+            });
+        match started {
             Ok(source) => Ok(source),
             Err(e) => {
-                // Another publisher took the key while the hook answered: the backend heard
-                // this one's on_publish, so it hears its end too.
+                // Another publisher took the key (or the last stream) while the hook
+                // answered: the backend heard this one's on_publish, so it hears its end too.
                 if asked {
                     path.events().unpublished(&req.subject);
                 }
-                Err(Refusal::Busy(e.to_string()))
+                Err(e)
             }
         }
     }
@@ -140,12 +174,23 @@ impl Admission {
 
     async fn play_steps(&self, req: &Request) -> Result<Viewer, Refusal> {
         check_key(&req.key)?;
+        let limits = &self.paths.config().limits;
+        // The path is not created for a check: a refused key leaves nothing behind.
+        limits::check_viewers(&self.paths, limits, self.paths.get(&req.key).as_deref())?;
         let event = DecisionEvent::Play {
             client: req.subject.client.clone(),
             stream: req.subject.stream.clone(),
         };
         self.decide_quietly(&event).await?;
         let path = self.paths.path(&req.key);
+        if let Err(refusal) = limits::check_viewers(&self.paths, limits, Some(&path)) {
+            // Filled up while the hook answered: the backend heard this one's on_play, so it
+            // hears its end too.
+            if self.hooks.is_configured(HookKind::Play, &req.key.app) {
+                path.events().stopped(&req.subject);
+            }
+            return Err(refusal.into());
+        }
         Ok(Viewer::join(&self.paths, path, req.subject.clone()))
     }
 

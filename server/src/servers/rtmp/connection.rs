@@ -420,7 +420,10 @@ impl Connection {
                 // with Rejected.
                 let code = match refusal {
                     Refusal::BadName(_) | Refusal::Busy(_) => "NetStream.Publish.BadName",
-                    Refusal::Hook(_) | Refusal::PreviousNotSettled(_) => "NetStream.Publish.Rejected",
+                    Refusal::Hook(_)
+                    | Refusal::PreviousNotSettled(_)
+                    | Refusal::MaxStreams(_)
+                    | Refusal::MaxViewers(_) => "NetStream.Publish.Rejected",
                 };
                 let reason = refusal.to_string();
                 self.session.reject_publish(stream_id, code, &reason)?;
