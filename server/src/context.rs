@@ -11,10 +11,10 @@ use crate::admission::Admission;
 use crate::clients::{Clients, HlsLimits};
 use crate::config::Config;
 use crate::hooks::{Hooks, ServerIdentity};
+use crate::log_gate::LogGate;
 use crate::outputs::hls::HlsStore;
 use crate::path::registry::Paths;
 use crate::recordings::Recordings;
-use crate::servers::log_gate::LogGate;
 
 /// Shared server state, passed to every connection as `Arc<Context>`.
 pub struct Context {
@@ -40,8 +40,9 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// Every connection and output task, so shutdown can wait for them.
     pub tasks: TaskTracker,
-    /// Gates refusal warnings: one per address and kind every few seconds.
-    pub refusal_log: LogGate,
+    /// Gates refusal warnings: one per address and kind every few seconds (shared with the
+    /// admission).
+    pub refusal_log: Arc<LogGate>,
 }
 
 impl Context {
@@ -71,8 +72,9 @@ impl Context {
             shutdown.clone(),
             tasks.clone(),
         );
+        let refusal_log = Arc::new(LogGate::default());
         Context {
-            admission: Admission::new(paths.clone(), hooks.clone()),
+            admission: Admission::new(paths.clone(), hooks.clone(), Arc::clone(&refusal_log)),
             paths,
             hooks,
             hls,
@@ -87,7 +89,7 @@ impl Context {
             config,
             shutdown,
             tasks,
-            refusal_log: LogGate::default(),
+            refusal_log,
         }
     }
 

@@ -8,7 +8,8 @@
 //! - `recordings/`: the catalogue (SQLite), schedules, retention, crash recovery.
 //! - `clients/`: who is connected, for the API, metrics and kicking.
 //! - `recordings/`: the catalogue of recordings and their schedules (SQLite), cron.
-//! - `hooks/`: HTTP callbacks; `config`, `metrics`, `sysinfo`; `context`: what tasks share.
+//! - `hooks/`: HTTP callbacks; `config`, `metrics`, `sysinfo`; `context`: what tasks share;
+//!   `log_gate`: refusal warnings once per address every few seconds.
 //!
 //! [`run`] is the testable entry point: the caller binds the listeners (so tests can use
 //! port 0) and passes a shutdown token.
@@ -19,6 +20,7 @@ pub mod clients;
 pub mod config;
 mod context;
 pub mod hooks;
+mod log_gate;
 pub mod metrics;
 pub mod outputs;
 pub mod path;

@@ -16,11 +16,16 @@
 //! ended before the newcomer's `on_publish`, so the backend hears the old `on_unpublish`
 //! first; only then may the hook refuse the newcomer.
 
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Instant;
+
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::hooks::HookSubject;
 use crate::hooks::{ClientInfo, Decision, DecisionEvent, HookKind, Hooks, UnreachablePolicy};
+use crate::log_gate::LogGate;
 use crate::path::registry::Paths;
 use crate::path::source::Source;
 use crate::path::viewer::Viewer;
@@ -87,11 +92,28 @@ impl Refusal {
 pub struct Admission {
     paths: Paths,
     hooks: Hooks,
+    /// Refusals are logged once per address and reason every few seconds (an HLS player
+    /// asks again with every playlist reload); every one is counted.
+    refusal_log: Arc<LogGate>,
 }
 
 impl Admission {
-    pub fn new(paths: Paths, hooks: Hooks) -> Admission {
-        Admission { paths, hooks }
+    pub fn new(paths: Paths, hooks: Hooks, refusal_log: Arc<LogGate>) -> Admission {
+        Admission {
+            paths,
+            hooks,
+            refusal_log,
+        }
+    }
+
+    /// Counts a refusal and logs it, unless one like it from the same address was logged
+    /// moments ago.
+    fn refused(&self, what: &str, protocol: &'static str, ip: &str, stream: &dyn std::fmt::Display, refusal: &Refusal) {
+        crate::metrics::rejected(protocol, refusal.reason());
+        let ip = ip.parse::<IpAddr>().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        if let Some(held) = self.refusal_log.pass(refusal.reason(), ip, Instant::now()) {
+            info!(%stream, protocol, %ip, reason = %refusal, quietly_refused_since = held, "{what} refused");
+        }
     }
 
     /// An RTMP `connect`: the `on_connect` hook.
@@ -110,8 +132,7 @@ impl Admission {
     pub async fn publish(&self, req: Request, id: u64, kick: CancellationToken) -> Result<Source, Refusal> {
         let result = self.publish_steps(&req, id, kick).await;
         if let Err(refusal) = &result {
-            info!(stream = %req.key, protocol = req.protocol, reason = %refusal, "publish refused");
-            crate::metrics::rejected(req.protocol, refusal.reason());
+            self.refused("publish", req.protocol, &req.subject.client.ip, &req.key, refusal);
         }
         result
     }
@@ -166,8 +187,7 @@ impl Admission {
     pub async fn play(&self, req: Request) -> Result<Viewer, Refusal> {
         let result = self.play_steps(&req).await;
         if let Err(refusal) = &result {
-            info!(stream = %req.key, protocol = req.protocol, reason = %refusal, "play refused");
-            crate::metrics::rejected(req.protocol, refusal.reason());
+            self.refused("play", req.protocol, &req.subject.client.ip, &req.key, refusal);
         }
         result
     }
@@ -197,8 +217,11 @@ impl Admission {
     async fn decide(&self, event: &DecisionEvent, protocol: &'static str, app: &str) -> Result<(), Refusal> {
         let result = self.decide_quietly(event).await;
         if let Err(refusal) = &result {
-            info!(app, protocol, reason = %refusal, "connect refused");
-            crate::metrics::rejected(protocol, refusal.reason());
+            let ip = match event {
+                DecisionEvent::Connect { client, .. } => client.ip.as_str(),
+                _ => "",
+            };
+            self.refused("connect", protocol, ip, &app, refusal);
         }
         result
     }
