@@ -32,6 +32,8 @@ use crate::path::viewer::Viewer;
 use crate::stream::StreamKey;
 
 mod limits;
+#[cfg(test)]
+mod tests;
 
 /// What a client asks for.
 pub struct Request {
