@@ -173,6 +173,8 @@ start_estuary() {
         printf '[rtmp]\nlisten = "127.0.0.1:%s"\n[http]\nlisten = "127.0.0.1:%s"\n' "$RTMP_PORT" "$HTTP_PORT"
         # The same HLS settings as nginx's: 2 s fragments, a 12 s (6-segment) playlist.
         printf '[hls]\nfragment_ms = 2000\nwindow_segments = 6\n'
+        # Every viewer comes from loopback: the per-IP limits would refuse the load itself.
+        printf '[limits]\nper_ip_exempt = ["127.0.0.0/8"]\n'
         printf '%b\n' "${ESTUARY_EXTRA_TOML:-}"
         printf '%b\n' "${RUN_TOML:-}"
     } >"$dir/estuary.toml"

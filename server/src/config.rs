@@ -13,8 +13,10 @@ use crate::admission::signing::{ResolvedSign, SignConfig, SignOverride};
 use crate::hooks::{HooksConfig, HooksOverride};
 use crate::recordings::schedule::ScheduleSpec;
 
+mod limits;
 mod record;
 
+pub use limits::{IpRange, LimitsConfig};
 pub use record::{RecordConfig, RecordOverride, RecordPlan};
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -79,27 +81,6 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: "0.0.0.0:8080".into(),
             cors_allow_origin: "*".into(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
-    /// Largest chunk size a peer may set (RTMP Set Chunk Size).
-    pub max_chunk_size: u32,
-    /// Largest RTMP message a peer may send, in bytes.
-    pub max_message_bytes: u32,
-    /// Most simultaneous connections (RTMP and HTTP counted separately).
-    pub max_connections: usize,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        LimitsConfig {
-            max_chunk_size: 16_777_215,
-            max_message_bytes: 8 * 1024 * 1024,
-            max_connections: 10_000,
         }
     }
 }
@@ -347,12 +328,7 @@ impl Config {
         if !(128..=65536).contains(&chunk) {
             problems.push(format!("rtmp.out_chunk_size = {chunk} must be between 128 and 65536"));
         }
-        if self.limits.max_chunk_size == 0 || self.limits.max_chunk_size > 0x7fff_ffff {
-            problems.push("limits.max_chunk_size must be between 1 and 2147483647".into());
-        }
-        if self.limits.max_message_bytes < 1024 || self.limits.max_message_bytes > 16_777_215 {
-            problems.push("limits.max_message_bytes must be between 1024 and 16777215".into());
-        }
+        problems.extend(self.limits.validate());
         if self.stream.queue_packets < 16 {
             problems.push(format!(
                 "stream.queue_packets = {} must be at least 16",
@@ -396,9 +372,6 @@ impl Config {
                 "stream.merge_write_ms = {} must be at most 1000",
                 self.stream.merge_write_ms
             ));
-        }
-        if self.limits.max_connections == 0 {
-            problems.push("limits.max_connections must be at least 1".into());
         }
         if self.api.hls_session_idle_ms < 1000 {
             problems.push(format!(

@@ -8,9 +8,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admission::Admission;
-use crate::clients::Clients;
+use crate::clients::{Clients, HlsLimits};
 use crate::config::Config;
 use crate::hooks::{Hooks, ServerIdentity};
+use crate::log_gate::LogGate;
 use crate::outputs::hls::HlsStore;
 use crate::path::registry::Paths;
 use crate::recordings::Recordings;
@@ -39,6 +40,9 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// Every connection and output task, so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// Gates refusal warnings: one per address and kind every few seconds (shared with the
+    /// admission).
+    pub refusal_log: Arc<LogGate>,
 }
 
 impl Context {
@@ -68,19 +72,24 @@ impl Context {
             shutdown.clone(),
             tasks.clone(),
         );
+        let refusal_log = Arc::new(LogGate::default());
         Context {
-            admission: Admission::new(paths.clone(), hooks.clone()),
+            admission: Admission::new(paths.clone(), hooks.clone(), Arc::clone(&refusal_log)),
             paths,
             hooks,
             hls,
             recordings,
-            clients: Clients::new(std::time::Duration::from_millis(config.api.hls_session_idle_ms)),
+            clients: Clients::new(
+                std::time::Duration::from_millis(config.api.hls_session_idle_ms),
+                HlsLimits::from(&config.limits),
+            ),
             identity,
             ready: AtomicBool::new(false),
             started: std::time::Instant::now(),
             config,
             shutdown,
             tasks,
+            refusal_log,
         }
     }
 

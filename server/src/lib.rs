@@ -9,7 +9,8 @@
 //! - `recordings/`: the catalogue (SQLite), schedules, retention, crash recovery.
 //! - `clients/`: who is connected, for the API, metrics and kicking.
 //! - `recordings/`: the catalogue of recordings and their schedules (SQLite), cron.
-//! - `hooks/`: HTTP callbacks; `config`, `metrics`, `sysinfo`; `context`: what tasks share.
+//! - `hooks/`: HTTP callbacks; `config`, `metrics`, `sysinfo`; `context`: what tasks share;
+//!   `log_gate`: refusal warnings once per address every few seconds.
 //!
 //! [`run`] is the testable entry point: the caller binds the listeners (so tests can use
 //! port 0) and passes a shutdown token.
@@ -20,6 +21,7 @@ pub mod clients;
 pub mod config;
 mod context;
 pub mod hooks;
+mod log_gate;
 pub mod metrics;
 pub mod outputs;
 pub mod path;
@@ -82,6 +84,7 @@ pub async fn run(
         tokio::spawn(recordings::scheduler::run(service, ctx.paths.clone(), shutdown.clone()));
     }
     tokio::spawn(upkeep(Arc::clone(&ctx), metrics));
+    let expiry = tokio::spawn(ctx.clients.clone().run_expiry(shutdown.clone()));
     ctx.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let rtmp_task = tokio::spawn(servers::rtmp::serve(rtmp, Arc::clone(&ctx)));
     let http_task = tokio::spawn(servers::http::serve(http, Arc::clone(&ctx)));
@@ -99,6 +102,7 @@ pub async fn run(
     if let Some(task) = control_task {
         let _ = task.await;
     }
+    let _ = expiry.await;
     ctx.tasks.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, ctx.tasks.wait()).await.is_err() {
         tracing::warn!(
@@ -117,9 +121,9 @@ pub async fn run(
 /// How often recordings past their retention are deleted.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
-/// Until shutdown: takes the clients' bitrate samples (which also ends idle HLS sessions),
-/// forgets ended HLS playlists whose time is up, deletes recordings past their retention,
-/// and runs the Prometheus recorder's upkeep.
+/// Until shutdown: takes the clients' bitrate samples, forgets ended HLS playlists whose
+/// time is up, deletes recordings past their retention, and runs the Prometheus recorder's
+/// upkeep.
 async fn upkeep(ctx: Arc<Context>, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) {
     let mut last_retention = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(clients::SAMPLE_EVERY);

@@ -13,7 +13,8 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-/// Gauge: streams in use (live, or with viewers or outputs waiting).
+/// Gauge: streams a source has started on (live, or with viewers or outputs waiting for it
+/// to come back); a key only viewers asked for is not counted.
 pub const STREAMS: &str = "estuary_streams";
 /// Gauge: streams with a publisher.
 pub const STREAMS_LIVE: &str = "estuary_streams_live";
@@ -22,8 +23,12 @@ pub const STREAMS_LIVE: &str = "estuary_streams_live";
 pub const CLIENTS: &str = "estuary_clients";
 /// Counter `{protocol}`: connections accepted; protocol is `rtmp` or `http`.
 pub const CONNECTIONS_ACCEPTED_TOTAL: &str = "estuary_connections_accepted_total";
-/// Counter `{protocol, reason}`: clients refused; reason is `max_connections`, `hook`,
-/// `busy` (the stream has an active publisher), `bad_name`, `not_found` or `auth`.
+/// Counter `{protocol, reason}`: clients refused; protocol is `rtmp`, `http`, `http_flv` or
+/// `hls`; reason is `max_connections`, `per_ip` (`limits.max_connections_per_ip`), `rate`
+/// (`limits.max_new_connections_per_ip_per_sec`), `table_full` (`limits.max_tracked_ips`),
+/// `max_streams`, `max_viewers`, `hls_sessions`, `bad_token` (an HLS session token that does
+/// not verify), `kicked`, `hook`, `busy` (the stream has an active publisher), `bad_name`,
+/// `not_found` or `auth`.
 pub const CONNECTIONS_REJECTED_TOTAL: &str = "estuary_connections_rejected_total";
 /// Counter `{protocol}`: bytes received from clients; protocol is `rtmp`.
 pub const BYTES_RECEIVED_TOTAL: &str = "estuary_bytes_received_total";

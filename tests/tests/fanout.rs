@@ -23,7 +23,9 @@ fn from_keyframe(st: &ViewerState, ts: u32) -> Option<Vec<&Tag>> {
 #[test]
 fn fifty_viewers_receive_the_same_frames() {
     let ctx = TestCtx::new("fifty_viewers_receive_the_same_frames");
-    let server = Server::start(&ctx);
+    // 25 viewers of each protocol connect at once from one address: past the default
+    // per-address rate (a burst of 20 new connections).
+    let server = Server::start_with_config(&ctx, "[limits]\nmax_new_connections_per_ip_per_sec = 100\n");
     let (_publisher, _first) = publish_and_wait_live(&ctx, &server, Clip::Main, "live", "fan");
 
     let mut viewers = Vec::new();

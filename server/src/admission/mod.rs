@@ -5,12 +5,16 @@
 //!
 //! ```text
 //! publish: key → [ACL → signed URL] → current source (active: busy; silent: ended now)
-//!              → predecessor's on_unpublish settled → on_publish hook → the path's source
-//! play:    key → [ACL → signed URL] → on_play hook → a viewer of the path
+//!              → max_streams → predecessor's on_unpublish settled → on_publish hook
+//!              → max_streams again → the path's source
+//! play:    key → [ACL → signed URL] → max_viewers(_per_stream) → on_play hook
+//!              → max_viewers again → a viewer of the path
 //! ```
-//! The bracketed checks are where access lists ([`acl`]) and signed URLs ([`signing`]) plug
-//! in. A silent source is ended before the newcomer's `on_publish`, so the backend hears the
-//! old `on_unpublish` first; only then may the hook refuse the newcomer.
+//! The bracketed checks are access lists ([`acl`]) and signed URLs ([`signing`]). The limits
+//! (`limits.rs`) are checked before the hook, so a client refused by them costs no hook call,
+//! and again just before the client is let in. A silent source is ended before the
+//! newcomer's `on_publish`, so the backend hears the old `on_unpublish` first; only then may
+//! the hook refuse the newcomer.
 
 pub mod acl;
 mod action;
@@ -20,15 +24,27 @@ pub use action::Action;
 
 mod names;
 
+use std::net::{IpAddr, Ipv4Addr};
+
+/// The address a refusal is logged under when the client gave none we can parse.
+const UNKNOWN_PEER: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+use std::sync::Arc;
+use std::time::Instant;
+
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::hooks::HookSubject;
 use crate::hooks::{ClientInfo, Decision, DecisionEvent, HookKind, Hooks, UnreachablePolicy};
+use crate::log_gate::LogGate;
 use crate::path::registry::Paths;
 use crate::path::source::Source;
 use crate::path::viewer::Viewer;
 use crate::stream::StreamKey;
+
+mod limits;
+#[cfg(test)]
+mod tests;
 
 /// What a client asks for.
 pub struct Request {
@@ -68,6 +84,19 @@ pub enum Refusal {
     Acl(#[from] acl::AclError),
     #[error("{0}")]
     Sign(#[from] signing::SignError),
+    #[error("{0} streams have a source (limits.max_streams)")]
+    MaxStreams(usize),
+    #[error("{0}")]
+    MaxViewers(String),
+}
+
+impl From<limits::Exceeded> for Refusal {
+    fn from(e: limits::Exceeded) -> Self {
+        match e {
+            limits::Exceeded::Streams(max) => Refusal::MaxStreams(max),
+            limits::Exceeded::Viewers(why) => Refusal::MaxViewers(why),
+        }
+    }
 }
 
 impl Refusal {
@@ -79,7 +108,15 @@ impl Refusal {
             Refusal::Hook(_) | Refusal::PreviousNotSettled(_) => "hook",
             Refusal::Acl(e) => e.label(),
             Refusal::Sign(e) => e.label(),
+            Refusal::MaxStreams(_) => "max_streams",
+            Refusal::MaxViewers(_) => "max_viewers",
         }
+    }
+
+    /// Whether a limit refused the client (rather than a rule about the client): HTTP
+    /// answers 429, not 403.
+    pub fn is_limit(&self) -> bool {
+        matches!(self, Refusal::MaxStreams(_) | Refusal::MaxViewers(_))
     }
 }
 
@@ -88,11 +125,34 @@ impl Refusal {
 pub struct Admission {
     paths: Paths,
     hooks: Hooks,
+    /// Refusals are logged once per address and reason every few seconds (an HLS player
+    /// asks again with every playlist reload); every one is counted.
+    refusal_log: Arc<LogGate>,
 }
 
 impl Admission {
-    pub fn new(paths: Paths, hooks: Hooks) -> Admission {
-        Admission { paths, hooks }
+    pub fn new(paths: Paths, hooks: Hooks, refusal_log: Arc<LogGate>) -> Admission {
+        Admission {
+            paths,
+            hooks,
+            refusal_log,
+        }
+    }
+
+    /// Counts a refusal and logs it, unless one like it from the same address was logged
+    /// moments ago.
+    fn refused(
+        &self,
+        what: &str,
+        protocol: &'static str,
+        ip: IpAddr,
+        stream: &dyn std::fmt::Display,
+        refusal: &Refusal,
+    ) {
+        crate::metrics::rejected(protocol, refusal.reason());
+        if let Some(held) = self.refusal_log.pass(refusal.reason(), ip, Instant::now()) {
+            info!(%stream, protocol, %ip, reason = %refusal, quietly_refused_since = held, "{what} refused");
+        }
     }
 
     /// An RTMP `connect`: the `on_connect` hook.
@@ -111,8 +171,7 @@ impl Admission {
     pub async fn publish(&self, req: Request, id: u64, kick: CancellationToken) -> Result<Source, Refusal> {
         let result = self.publish_steps(&req, id, kick).await;
         if let Err(refusal) = &result {
-            info!(stream = %shown(&req.key, refusal), protocol = req.protocol, reason = %refusal, "publish refused");
-            crate::metrics::rejected(req.protocol, refusal.reason());
+            self.refused("publish", req.protocol, req.peer, &shown(&req.key, refusal), refusal);
         }
         result
     }
@@ -128,6 +187,8 @@ impl Admission {
         }
         // A silent source is ended now, so its on_unpublish goes before our on_publish.
         path.evict_idle_source();
+        let limits = &self.paths.config().limits;
+        limits::check_streams(&self.paths, limits, &path)?;
         let app = req.key.app.as_str();
         let mut asked = false;
         if self.hooks.is_configured(HookKind::Publish, app) {
@@ -145,15 +206,20 @@ impl Admission {
                 warn!(stream = %req.key, "previous on_unpublish not delivered; on_publish skipped (unreachable_policy = allow)");
             }
         }
-        match Source::start(&path, id, kick, Some(req.subject.clone())) {
+        let started = limits::check_streams(&self.paths, limits, &path)
+            .map_err(Refusal::from)
+            .and_then(|()| {
+                Source::start(&path, id, kick, Some(req.subject.clone())).map_err(|e| Refusal::Busy(e.to_string()))
+            });
+        match started {
             Ok(source) => Ok(source),
             Err(e) => {
-                // Another publisher took the key while the hook answered: the backend heard
-                // this one's on_publish, so it hears its end too.
+                // Another publisher took the key (or the last stream) while the hook
+                // answered: the backend heard this one's on_publish, so it hears its end too.
                 if asked {
                     path.events().unpublished(&req.subject);
                 }
-                Err(Refusal::Busy(e.to_string()))
+                Err(e)
             }
         }
     }
@@ -163,8 +229,7 @@ impl Admission {
     pub async fn play(&self, req: Request) -> Result<Viewer, Refusal> {
         let result = self.play_steps(&req).await;
         if let Err(refusal) = &result {
-            info!(stream = %shown(&req.key, refusal), protocol = req.protocol, reason = %refusal, "play refused");
-            crate::metrics::rejected(req.protocol, refusal.reason());
+            self.refused("play", req.protocol, req.peer, &shown(&req.key, refusal), refusal);
         }
         result
     }
@@ -172,12 +237,23 @@ impl Admission {
     async fn play_steps(&self, req: &Request) -> Result<Viewer, Refusal> {
         check_key(&self.paths.config().stream, &req.key)?;
         self.credentials(req, Action::Play)?;
+        let limits = &self.paths.config().limits;
+        // The path is not created for a check: a refused key leaves nothing behind.
+        limits::check_viewers(&self.paths, limits, self.paths.get(&req.key).as_deref())?;
         let event = DecisionEvent::Play {
             client: req.subject.client.clone(),
             stream: req.subject.stream.clone(),
         };
         self.decide_quietly(&event).await?;
         let path = self.paths.path(&req.key);
+        if let Err(refusal) = limits::check_viewers(&self.paths, limits, Some(&path)) {
+            // Filled up while the hook answered: the backend heard this one's on_play, so it
+            // hears its end too.
+            if self.hooks.is_configured(HookKind::Play, &req.key.app) {
+                path.events().stopped(&req.subject);
+            }
+            return Err(refusal.into());
+        }
         Ok(Viewer::join(&self.paths, path, req.subject.clone()))
     }
 
@@ -208,8 +284,15 @@ impl Admission {
     async fn decide(&self, event: &DecisionEvent, protocol: &'static str, app: &str) -> Result<(), Refusal> {
         let result = self.decide_quietly(event).await;
         if let Err(refusal) = &result {
-            info!(app, protocol, reason = %refusal, "connect refused");
-            crate::metrics::rejected(protocol, refusal.reason());
+            let peer = match event {
+                DecisionEvent::Connect { client, .. } => client.ip.parse().ok(),
+                _ => None,
+            };
+            let app = match names::check_app(&self.paths.config().stream, app) {
+                Ok(()) => app,
+                Err(_) => "(refused name)",
+            };
+            self.refused("connect", protocol, peer.unwrap_or(UNKNOWN_PEER), &app, refusal);
         }
         result
     }

@@ -26,6 +26,11 @@ pub fn check(rules: &StreamConfig, key: &StreamKey) -> Result<(), NameError> {
     check_name(rules, "stream", &key.name, false)
 }
 
+/// Checks an app name alone (an RTMP `connect`, before any stream is named).
+pub fn check_app(rules: &StreamConfig, app: &str) -> Result<(), NameError> {
+    check_name(rules, "app", app, true)
+}
+
 fn check_name(rules: &StreamConfig, what: &'static str, name: &str, parts: bool) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty(what));

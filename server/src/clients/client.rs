@@ -73,9 +73,11 @@ impl Role {
 
 /// What an HLS playback session keeps in its client entry.
 pub(super) struct HlsSession {
-    pub token: String,
-    /// Milliseconds since the registry's epoch of the last request.
-    pub last_seen_ms: AtomicU64,
+    /// The session id its tokens carry.
+    pub session: u64,
+    /// The token its playlist's URLs carry now, and when it was issued (re-issued, same
+    /// session, when it ages).
+    pub token: Mutex<(String, u32)>,
     /// What the session holds while it lives (its viewer's hold on the stream's path),
     /// dropped when it expires or is kicked.
     pub attachment: Mutex<Option<Box<dyn Any + Send + Sync>>>,
@@ -83,7 +85,7 @@ pub(super) struct HlsSession {
 
 impl std::fmt::Debug for HlsSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HlsSession").field("token", &self.token).finish()
+        f.debug_struct("HlsSession").field("session", &self.session).finish()
     }
 }
 
@@ -162,20 +164,25 @@ impl Client {
     }
 
     /// The HLS session token to put in the playlist's URLs; `None` for other clients.
-    pub fn hls_token(&self) -> Option<&str> {
-        self.hls.as_ref().map(|h| h.token.as_str())
+    pub fn hls_token(&self) -> Option<String> {
+        self.hls.as_ref().map(|h| lock(&h.token).0.clone())
     }
 
-    /// Gives an HLS session something to hold while it lives (dropped when it ends). A
-    /// session that holds something already keeps it, and `value` is dropped.
-    pub fn attach(&self, value: Box<dyn Any + Send + Sync>) {
-        let Some(hls) = &self.hls else { return };
-        let mut slot = lock(&hls.attachment);
-        if slot.is_none() {
-            *slot = Some(value);
-            return;
+    /// The HLS session's token and when it was issued.
+    pub fn hls_token_issued(&self) -> Option<(String, u32)> {
+        self.hls.as_ref().map(|h| lock(&h.token).clone())
+    }
+
+    /// Replaces the HLS session's token (a new one for the same session).
+    pub fn set_hls_token(&self, token: String, issued: u32) {
+        if let Some(h) = &self.hls {
+            *lock(&h.token) = (token, issued);
         }
-        drop(slot); // `value` is dropped after the lock
+    }
+
+    /// The HLS session id, for HLS clients.
+    pub fn hls_session(&self) -> Option<u64> {
+        self.hls.as_ref().map(|h| h.session)
     }
 
     /// Takes what the session held (when it ends).

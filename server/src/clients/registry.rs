@@ -2,22 +2,26 @@
 //! the HTTP API, the metrics and kicking.
 //!
 //! RTMP connections and HTTP-FLV viewers register when they start and hold a [`ClientGuard`]
-//! that unregisters them when dropped. HLS sessions are registered by
-//! [`Clients::touch_hls_session`] on every playlist and segment request, and end when no
-//! request came for `api.hls_session_idle_ms` or when kicked; what the session held (its
-//! viewer's hold on the stream) is dropped then, which tells the hooks.
+//! that unregisters them when dropped. HLS sessions are opened by
+//! [`Clients::open_hls_session`] (after the play admission) and refreshed by
+//! [`Clients::hls_session`] on every playlist and segment request; they end when no request
+//! came for `api.hls_session_idle_ms` (the expiry task, [`Clients::run_expiry`], wakes at
+//! the first deadline) or when kicked. What the session held (its viewer's hold on the
+//! stream) is dropped then, which tells the hooks.
 
 use std::any::Any;
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{Client, ClientKind, HlsSession, Role};
-use super::hls_sessions::{fresh_token, usable_token, HlsSessions, SessionKicked};
+use super::hls_sessions::{HlsLimits, HlsRefusal, HlsSessions, KICKED_KEEP};
 use super::ids::Ids;
+use super::session_token::SessionTokens;
 use crate::stream::StreamKey;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -56,7 +60,9 @@ struct Inner {
     /// Locked after `map` when both are needed.
     hls: Mutex<HlsSessions>,
     hls_idle: Duration,
-    epoch: Instant,
+    tokens: SessionTokens,
+    /// Wakes the expiry task when a deadline earlier than all others is added.
+    expiry: Notify,
 }
 
 /// The registry; cheap to clone.
@@ -66,16 +72,22 @@ pub struct Clients {
 }
 
 impl Clients {
-    pub fn new(hls_idle: Duration) -> Clients {
+    pub fn new(hls_idle: Duration, hls_limits: HlsLimits) -> Clients {
         Clients {
             inner: Arc::new(Inner {
                 ids: Ids::default(),
                 map: Mutex::new(BTreeMap::new()),
-                hls: Mutex::new(HlsSessions::default()),
+                hls: Mutex::new(HlsSessions::new(hls_limits)),
                 hls_idle,
-                epoch: Instant::now(),
+                tokens: SessionTokens::new(),
+                expiry: Notify::new(),
             }),
         }
+    }
+
+    /// Issues and verifies HLS session tokens.
+    pub fn tokens(&self) -> &SessionTokens {
+        &self.inner.tokens
     }
 
     /// Ids of connections, clients and streams.
@@ -100,33 +112,33 @@ impl Clients {
 
     /// Every client, by id.
     pub fn list(&self) -> Vec<Arc<Client>> {
-        self.expire_hls();
         lock(&self.inner.map).values().cloned().collect()
     }
 
     pub fn get(&self, id: u64) -> Option<Arc<Client>> {
-        self.expire_hls();
         lock(&self.inner.map).get(&id).cloned()
     }
 
-    /// Whether `token` names a live HLS session.
-    pub fn has_hls_session(&self, token: &str) -> bool {
-        self.expire_hls();
-        lock(&self.inner.hls).tokens.contains_key(token)
+    /// HLS sessions open now.
+    pub fn hls_sessions(&self) -> usize {
+        lock(&self.inner.hls).len()
     }
 
     /// Disconnects client `id`: cancels its kick token (its connection ends and unregisters)
-    /// or, for an HLS session, ends the session and refuses its token from now on.
+    /// or, for an HLS session, ends the session and refuses it from now on.
     pub fn kick(&self, id: u64) -> bool {
         let Some(client) = self.get(id) else {
             return false;
         };
         client.kick.cancel();
-        if let Some(token) = client.hls_token() {
-            {
+        if let Some(session) = client.hls_session() {
+            let wake = {
                 let mut map = lock(&self.inner.map);
                 map.remove(&id);
-                lock(&self.inner.hls).kick(token);
+                lock(&self.inner.hls).kick(session, tokio::time::Instant::now() + KICKED_KEEP)
+            };
+            if wake {
+                self.inner.expiry.notify_one();
             }
             drop(client.detach());
         }
@@ -134,81 +146,117 @@ impl Clients {
         true
     }
 
-    /// Records an HLS request (playlist or segment) of session `token` for `key`. Without a
-    /// token, or with one that expired, a session is created (with the given token if it is
-    /// usable, so the URLs the player holds stay valid). The returned client's
-    /// [`Client::hls_token`] goes into the playlist's URLs, and the bytes served should be
-    /// added with [`Client::add_sent`]. A kicked session's token is refused.
-    pub fn touch_hls_session(
-        &self,
-        token: Option<&str>,
-        key: &StreamKey,
-        ip: &str,
-        url: &str,
-    ) -> Result<Arc<Client>, SessionKicked> {
-        self.expire_hls();
-        let now_ms = self.inner.epoch.elapsed().as_millis() as u64;
-        let token = usable_token(token);
-        let mut map = lock(&self.inner.map);
+    /// The client of live HLS session `session`, refreshed (its idle deadline moved), or
+    /// `None` if no such session lives. A kicked session is refused.
+    pub fn hls_session(&self, session: u64) -> Result<Option<Arc<Client>>, HlsRefusal> {
+        let deadline = tokio::time::Instant::now() + self.inner.hls_idle;
+        let map = lock(&self.inner.map);
         let mut sessions = lock(&self.inner.hls);
-        if let Some(t) = token {
-            if sessions.is_kicked(t) {
-                return Err(SessionKicked(t.to_string()));
-            }
-            if let Some(client) = sessions.tokens.get(t).and_then(|id| map.get(id)) {
-                if let Some(h) = &client.hls {
-                    h.last_seen_ms.store(now_ms, Ordering::Relaxed);
-                }
-                return Ok(Arc::clone(client));
-            }
+        if sessions.is_kicked(session) {
+            return Err(HlsRefusal::Kicked);
         }
-        let id = self.next_id();
-        let token = token.map_or_else(|| fresh_token(id), str::to_string);
-        let role = Role::new(ClientKind::HlsPlay, Some(key.clone()), url.to_string());
-        let hls = HlsSession {
-            token: token.clone(),
-            last_seen_ms: now_ms.into(),
-            attachment: Mutex::new(None),
-        };
-        let client = Arc::new(Client::new(
-            id,
-            ip.to_string(),
-            role,
-            CancellationToken::new(),
-            Some(hls),
-        ));
-        map.insert(id, Arc::clone(&client));
-        sessions.tokens.insert(token, id);
-        Ok(client)
+        Ok(sessions
+            .refresh(session, deadline)
+            .and_then(|client| map.get(&client).cloned()))
     }
 
-    /// Ends HLS sessions idle for longer than the configured time.
-    fn expire_hls(&self) {
-        let now_ms = self.inner.epoch.elapsed().as_millis() as u64;
-        let idle_ms = self.inner.hls_idle.as_millis() as u64;
-        let mut ended: Vec<Arc<Client>> = Vec::new();
-        {
+    /// Whether a new HLS session from `ip` would be let in now (the session ceilings; a
+    /// kicked session is refused too). Checked before the play admission, so a refused
+    /// client costs no hook call; [`open_hls_session`](Self::open_hls_session) checks again.
+    pub fn hls_room(&self, session: u64, ip: IpAddr) -> Result<(), HlsRefusal> {
+        let sessions = lock(&self.inner.hls);
+        if sessions.is_kicked(session) {
+            return Err(HlsRefusal::Kicked);
+        }
+        sessions.room(ip).map(|_| ())
+    }
+
+    /// Opens HLS session `session` of `key` for a client at `ip`, with the `token` its
+    /// playlist's URLs carry (issued at `issued`), holding `attachment` (its viewer) until it
+    /// ends. If the session was opened meanwhile (two first requests at once), that one is
+    /// returned and `attachment` dropped.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_hls_session(
+        &self,
+        session: u64,
+        (token, issued): (String, u32),
+        key: &StreamKey,
+        ip: IpAddr,
+        url: &str,
+        attachment: Box<dyn Any + Send + Sync>,
+    ) -> Result<Arc<Client>, HlsRefusal> {
+        let deadline = tokio::time::Instant::now() + self.inner.hls_idle;
+        let mut attachment = Some(attachment);
+        let mut wake = false;
+        let result = {
             let mut map = lock(&self.inner.map);
             let mut sessions = lock(&self.inner.hls);
-            if sessions.is_empty() {
-                return;
+            if sessions.is_kicked(session) {
+                Err(HlsRefusal::Kicked)
+            } else if let Some(client) = sessions.refresh(session, deadline).and_then(|c| map.get(&c)) {
+                Ok(Arc::clone(client))
+            } else {
+                sessions.room(ip).map(|counted| {
+                    let id = self.next_id();
+                    let role = Role::new(ClientKind::HlsPlay, Some(key.clone()), url.to_string());
+                    let hls = HlsSession {
+                        session,
+                        token: Mutex::new((token, issued)),
+                        attachment: Mutex::new(attachment.take()),
+                    };
+                    let client = Arc::new(Client::new(
+                        id,
+                        ip.to_canonical().to_string(),
+                        role,
+                        CancellationToken::new(),
+                        Some(hls),
+                    ));
+                    map.insert(id, Arc::clone(&client));
+                    wake = sessions.open(session, id, counted, deadline);
+                    client
+                })
             }
-            sessions.tokens.retain(|_, id| {
-                let Some(h) = map.get(id).and_then(|c| c.hls.as_ref()) else {
-                    return false;
-                };
-                let alive = now_ms.saturating_sub(h.last_seen_ms.load(Ordering::Relaxed)) <= idle_ms;
-                if !alive {
-                    tracing::debug!(client = *id, "hls session expired");
-                    ended.extend(map.remove(id));
-                }
-                alive
-            });
-            sessions.expire_kicks();
+        };
+        if wake {
+            self.inner.expiry.notify_one();
         }
+        // Outside the locks: a viewer nobody holds tells the hooks it left.
+        drop(attachment);
+        result
+    }
+
+    /// Ends what is due now (idle HLS sessions, old kicks); returns the next deadline.
+    fn expire_due(&self) -> Option<tokio::time::Instant> {
+        let (ended, next) = {
+            let mut map = lock(&self.inner.map);
+            let (ended, next) = lock(&self.inner.hls).expire(tokio::time::Instant::now());
+            let ended: Vec<Arc<Client>> = ended.iter().filter_map(|id| map.remove(id)).collect();
+            (ended, next)
+        };
         // Outside the locks: what a session held tells the hooks when it goes.
-        let held: Vec<Option<Box<dyn Any + Send + Sync>>> = ended.iter().map(|c| c.detach()).collect();
-        drop(held);
+        for client in &ended {
+            tracing::debug!(client = client.id, "hls session expired");
+            drop(client.detach());
+        }
+        next
+    }
+
+    /// Until `shutdown`: ends HLS sessions when their idle deadline passes, sleeping until
+    /// the first deadline (woken when an earlier one is added).
+    pub async fn run_expiry(self, shutdown: CancellationToken) {
+        loop {
+            let next = self.expire_due();
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.inner.expiry.notified() => {}
+                _ = sleep_until(next) => {}
+            }
+        }
+    }
+
+    /// Deadlines the expiry task holds (HLS sessions and kicks).
+    pub fn scheduled_expiries(&self) -> usize {
+        lock(&self.inner.hls).scheduled()
     }
 
     /// Takes a bitrate sample of every client; run every [`SAMPLE_EVERY`](super::SAMPLE_EVERY).
@@ -217,5 +265,13 @@ impl Clients {
         for client in self.list() {
             client.sample(now);
         }
+    }
+}
+
+/// Sleeps until `at`, or forever.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

@@ -7,7 +7,8 @@
 //! order: `events.rs`). Admission (`crate::admission`) decides who may become its source or
 //! viewer; the media itself flows through its [`Stream`].
 //!
-//! - `registry.rs`: every path by key; a path lives while something holds it.
+//! - `registry.rs`: every path by key; a path lives while something holds it. It also
+//!   counts sources and viewers over all paths (`totals.rs`), for the admission's limits.
 //! - `source.rs`, `viewer.rs`: the holds a source and a viewer have on a path.
 //!
 //! Locks: a path's `control` lock is taken before its stream's, never the other way round,
@@ -18,6 +19,7 @@ pub mod on_demand;
 pub mod outputs;
 pub mod registry;
 pub mod source;
+mod totals;
 pub mod viewer;
 
 #[cfg(test)]
@@ -33,6 +35,7 @@ use crate::hooks::Receipt;
 use crate::stream::{Stream, StreamKey};
 use events::PathEvents;
 use outputs::{Keepalive, PathOutputs};
+use totals::Totals;
 
 /// Everything about one stream key.
 pub struct Path {
@@ -43,6 +46,8 @@ pub struct Path {
     outputs: PathOutputs,
     /// `rtmp.publisher_idle_timeout_ms`: a source silent this long may be replaced.
     idle_takeover: Duration,
+    /// Sources and viewers over every path, kept by each path's changes.
+    totals: Arc<Totals>,
 }
 
 /// Who holds the path.
@@ -55,6 +60,9 @@ struct Control {
     viewer_epoch: u64,
     /// Cancelled to stop the on-demand source started for this path's viewers.
     on_demand: Option<CancellationToken>,
+    /// A source has started on this path (since the registry created it): only such paths
+    /// are listed (API, metrics), so a key asked for by viewers alone costs no listing.
+    had_source: bool,
 }
 
 impl Path {
@@ -64,6 +72,7 @@ impl Path {
         events: PathEvents,
         outputs: PathOutputs,
         idle_takeover: Duration,
+        totals: Arc<Totals>,
     ) -> Path {
         Path {
             key,
@@ -72,6 +81,7 @@ impl Path {
             events,
             outputs,
             idle_takeover,
+            totals,
         }
     }
 
@@ -98,6 +108,16 @@ impl Path {
         self.control().viewers
     }
 
+    /// Whether a source holds the path now (active or silent).
+    pub fn has_source(&self) -> bool {
+        self.control().source.is_some()
+    }
+
+    /// Whether a source has started on the path: what makes it listed.
+    pub fn had_source(&self) -> bool {
+        self.control().had_source
+    }
+
     /// Kinds of output running for this path.
     pub fn outputs(&self) -> Vec<&'static str> {
         self.outputs.running()
@@ -119,7 +139,11 @@ impl Path {
     /// Makes `id` the source (the stream is claimed already) and starts the outputs.
     fn source_started(self: &Arc<Self>, id: u64, subject: Option<HookSubject>) {
         let mut control = self.control();
+        if control.source.is_none() {
+            self.totals.source_started();
+        }
         control.source = Some((id, subject));
+        control.had_source = true;
         let source = control.source.as_ref().and_then(|(_, subject)| subject.as_ref());
         let keepalive: Keepalive = Arc::clone(self) as Keepalive;
         self.outputs.source_started(&self.stream, &self.key, source, &keepalive);
@@ -130,7 +154,10 @@ impl Path {
         let ended = {
             let mut control = self.control();
             match &control.source {
-                Some((current, _)) if *current == id => control.source.take(),
+                Some((current, _)) if *current == id => {
+                    self.totals.source_ended();
+                    control.source.take()
+                }
                 _ => None,
             }
         };
@@ -166,6 +193,7 @@ impl Path {
     fn viewer_arrived(&self) -> bool {
         let mut control = self.control();
         control.viewers += 1;
+        self.totals.viewer_arrived();
         control.viewer_epoch += 1;
         control.source.is_none() && control.on_demand.is_none()
     }
@@ -179,6 +207,9 @@ impl Path {
     /// source runs (the registry then schedules its stop).
     fn viewer_left(&self) -> Option<u64> {
         let mut control = self.control();
+        if control.viewers > 0 {
+            self.totals.viewer_left();
+        }
         control.viewers = control.viewers.saturating_sub(1);
         (control.viewers == 0 && control.on_demand.is_some()).then_some(control.viewer_epoch)
     }
@@ -201,9 +232,17 @@ impl Path {
 
 impl Drop for Path {
     fn drop(&mut self) {
+        let mut control = self.control();
         // Nothing holds the path any more; an on-demand source would feed nobody.
-        if let Some(stop) = self.control().on_demand.take() {
+        if let Some(stop) = control.on_demand.take() {
             stop.cancel();
+        }
+        // Sources and viewers hold the path, so none is left; the totals stay right anyway.
+        if control.source.take().is_some() {
+            self.totals.source_ended();
+        }
+        for _ in 0..std::mem::take(&mut control.viewers) {
+            self.totals.viewer_left();
         }
     }
 }

@@ -2,6 +2,11 @@
 //! the key and gone when nothing holds it any more (its source, viewers and output tasks each
 //! hold it), so a key nobody uses costs nothing.
 //!
+//! It counts sources and viewers over every path (`totals.rs`), which the admission's limits
+//! read, and lists only the paths a source has started on ([`Paths::listed`]): a key that
+//! only viewers asked for (an `.flv` request waiting for a publisher that never comes) is
+//! not shown in the API or the metrics.
+//!
 //! It also runs on-demand sources: the first viewer of a key with no source asks the
 //! [`SourceProvider`] for one, and the last viewer's leaving stops it
 //! `stream.on_demand_close_after_ms` later, unless a viewer came back.
@@ -16,6 +21,7 @@ use tokio_util::task::TaskTracker;
 use super::events::PathEvents;
 use super::on_demand::SourceProvider;
 use super::outputs::PathOutputs;
+use super::totals::Totals;
 use super::Path;
 use crate::config::Config;
 use crate::hooks::Hooks;
@@ -37,6 +43,7 @@ struct Inner {
     shutdown: CancellationToken,
     /// Output tasks, so shutdown waits for them to end their outputs.
     tasks: TaskTracker,
+    totals: Arc<Totals>,
 }
 
 impl Paths {
@@ -56,6 +63,7 @@ impl Paths {
                 paths: Mutex::new(HashMap::new()),
                 shutdown,
                 tasks,
+                totals: Arc::default(),
             }),
         }
     }
@@ -93,6 +101,7 @@ impl Paths {
             PathEvents::new(self.inner.hooks.clone()),
             outputs,
             Duration::from_millis(config.rtmp.publisher_idle_timeout_ms),
+            Arc::clone(&self.inner.totals),
         ));
         paths.insert(key.clone(), Arc::downgrade(&path));
         path
@@ -108,6 +117,23 @@ impl Paths {
         let mut all: Vec<Arc<Path>> = self.paths().values().filter_map(Weak::upgrade).collect();
         all.sort_by(|a, b| a.key.cmp(&b.key));
         all
+    }
+
+    /// Paths a source has started on, sorted by key: what the API and the metrics show.
+    pub fn listed(&self) -> Vec<Arc<Path>> {
+        let mut all = self.list();
+        all.retain(|p| p.had_source());
+        all
+    }
+
+    /// Streams with a source now, over every path.
+    pub fn sources(&self) -> usize {
+        self.inner.totals.sources()
+    }
+
+    /// Admitted viewers now, over every path.
+    pub fn viewers(&self) -> usize {
+        self.inner.totals.viewers()
     }
 
     /// A viewer arrived at `path`: asks the provider for a source if the path has none.

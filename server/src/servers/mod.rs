@@ -1,9 +1,11 @@
 //! The protocol servers: the RTMP and HTTP listeners, and what their connections share (the
-//! accept loop, the live player that writes a viewer's socket, vectored writes).
+//! accept loop with its per-IP limits, the live player that writes a viewer's socket,
+//! vectored writes).
 
 pub mod http;
 pub mod rtmp;
 
 mod io;
 mod listener;
+mod per_ip;
 mod player;

@@ -218,6 +218,21 @@ impl Server {
         );
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.proc.0.id()
+    }
+
+    /// The server's resident memory (`VmRSS` of `/proc/PID/status`), in KiB.
+    pub fn rss_kb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("/proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
     /// This process's log.
     pub fn log(&self) -> String {
         std::fs::read_to_string(Server::log_path(&self.dir, self.run)).unwrap_or_default()
@@ -462,6 +477,48 @@ fn read_chunked(r: &mut impl BufRead, mut f: impl FnMut(&[u8])) -> std::io::Resu
         let mut buf = vec![0; size + 2];
         r.read_exact(&mut buf)?;
         f(&buf[..size]);
+    }
+}
+
+/// An HTTP/1.1 client on one kept-alive connection: many requests without opening a
+/// connection each (which the per-IP limits would count).
+pub struct KeepAlive {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    port: u16,
+}
+
+impl KeepAlive {
+    pub fn connect(port: u16) -> std::io::Result<KeepAlive> {
+        let s = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port)))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.set_nodelay(true)?;
+        Ok(KeepAlive {
+            writer: s.try_clone()?,
+            reader: BufReader::new(s),
+            port,
+        })
+    }
+
+    /// GET `path`: the status and the body (by Content-Length or chunked).
+    pub fn get(&mut self, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+        // One write: a request in pieces would wait on Nagle and the server's delayed ACK.
+        let head = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: estuary-tests\r\n\r\n",
+            self.port
+        );
+        self.writer.write_all(head.as_bytes())?;
+        let (status, headers) = read_head(&mut self.reader)?;
+        let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let mut body = Vec::new();
+        if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            read_chunked(&mut self.reader, |b| body.extend_from_slice(b))?;
+        } else {
+            let len: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+            body.resize(len, 0);
+            self.reader.read_exact(&mut body)?;
+        }
+        Ok((status, body))
     }
 }
 

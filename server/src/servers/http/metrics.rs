@@ -47,13 +47,13 @@ fn label(v: &str) -> String {
 }
 
 fn render_state(ctx: &Context, out: &mut String) {
-    let paths = ctx.paths.list();
+    let paths = ctx.paths.listed();
     let live = paths.iter().filter(|p| p.is_live()).count();
     gauge_header(
         out,
         STREAMS,
         "gauge",
-        "Streams in use (live, or with viewers or outputs waiting).",
+        "Streams a source has started on (live, or waiting for it to come back).",
     );
     let _ = writeln!(out, "{STREAMS} {}", paths.len());
     gauge_header(out, STREAMS_LIVE, "gauge", "Streams with a publisher.");

@@ -4,7 +4,7 @@ use std::convert::Infallible;
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 
 pub type Body = BoxBody<Bytes, Infallible>;
@@ -15,6 +15,17 @@ pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+/// A `429 Too Many Requests` for a client refused by a limit (viewers, HLS sessions): not
+/// stored by caches (RFC 6585), unlike a 403 a CDN may keep and hand to every viewer, and a
+/// player may try again later.
+pub fn too_many(body: &'static str) -> Response<Body> {
+    let mut r = text(StatusCode::TOO_MANY_REQUESTS, body);
+    r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("10"));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 

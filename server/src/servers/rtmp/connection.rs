@@ -431,7 +431,10 @@ impl Connection {
                 // with Rejected.
                 let code = match refusal {
                     Refusal::BadName(_) | Refusal::Busy(_) => "NetStream.Publish.BadName",
-                    Refusal::Hook(_) | Refusal::PreviousNotSettled(_) => "NetStream.Publish.Rejected",
+                    Refusal::Hook(_)
+                    | Refusal::PreviousNotSettled(_)
+                    | Refusal::MaxStreams(_)
+                    | Refusal::MaxViewers(_) => "NetStream.Publish.Rejected",
                     Refusal::Acl(_) | Refusal::Sign(_) => "NetStream.Publish.BadAuth",
                 };
                 let reason = refusal.to_string();

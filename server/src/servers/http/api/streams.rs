@@ -1,4 +1,5 @@
-//! `GET /api/v1/streams[/{id}]`: every path, with its viewers by protocol, bitrates and the
+//! `GET /api/v1/streams[/{id}]`: every path a source has started on (a key only viewers
+//! asked for is not a stream), with its viewers by protocol, bitrates and the
 //! codec details a dashboard shows (H.264 profile/level/size/fps from the SPS, AAC details).
 
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use crate::path::Path;
 use crate::stream::StreamKey;
 
 pub fn streams(ctx: &Context) -> Vec<Value> {
-    let all = ctx.paths.list();
+    let all = ctx.paths.listed();
     let keys: Vec<StreamKey> = all.iter().map(|p| p.key.clone()).collect();
     ctx.clients.ids().retain_streams(&keys);
     let usage = per_stream(&ctx.clients.list());
@@ -26,7 +27,7 @@ pub fn streams(ctx: &Context) -> Vec<Value> {
 
 /// `{id}` is the numeric id from the list, or `app/stream`.
 pub fn find_stream(ctx: &Context, id: &str) -> Option<Value> {
-    let all = ctx.paths.list();
+    let all = ctx.paths.listed();
     let path = match id.parse::<u64>() {
         Ok(n) => all.into_iter().find(|p| ctx.clients.ids().stream(&p.key) == n)?,
         Err(_) => {

@@ -21,7 +21,7 @@ pub fn summaries(ctx: &Context) -> Value {
     let sys = crate::sysinfo::system();
     let uptime = ctx.started.elapsed().as_secs_f64();
     let clients = ctx.clients.list();
-    let paths = ctx.paths.list();
+    let paths = ctx.paths.listed();
     let (sent, received) = clients
         .iter()
         .fold((0, 0), |(s, r), c| (s + c.sent(), r + c.received()));

@@ -51,6 +51,8 @@ pub async fn admit(
     let viewer = match Box::pin(ctx.admission.play(request)).await {
         Ok(viewer) => viewer,
         Err(Refusal::BadName(_)) => return Err((StatusCode::NOT_FOUND, "not found\n")),
+        // A limit is "later", not "never" (and a 429 is not cached by a CDN).
+        Err(r) if r.is_limit() => return Err((StatusCode::TOO_MANY_REQUESTS, "too many viewers\n")),
         Err(_) => return Err((StatusCode::FORBIDDEN, "forbidden\n")),
     };
     // Subscribe before waiting, so nothing the publisher sends first is missed.

@@ -7,34 +7,40 @@
 //! day. Unknown streams and segments that left the window answer 404 at once.
 //!
 //! Viewers are counted by playback session: the playlist's segment URIs carry
-//! `?session=TOKEN`, and every request with a token refreshes that session in the client
-//! registry. A playlist request without a token (a player reloading the URL it was given)
-//! gets a token derived from the client's address, user agent and stream, so its reloads stay
-//! one session. A new session goes through the play admission (403 when refused) and holds
-//! its viewer's hold on the path until it ends (idle expiry or a kick), which tells the hooks
-//! `on_stop`; the hooks' `client_id` of an HLS viewer is its session token.
+//! `?session=TOKEN`, a token the server signed for this stream (`clients/session_token.rs`).
+//! A request whose token does not verify (forged, for another stream, expired, garbage) is
+//! answered 403 at once: nothing is looked up, created or asked. A verified token refreshes
+//! its session in the client registry. A playlist request without a token (a player
+//! reloading the URL it was given) gets a session id derived from the client's address, user
+//! agent and stream, so its reloads stay one session. A new session is first checked
+//! against the session limits (429), then goes through the play admission (403 when refused,
+//! 429 for the viewer limits) and holds its viewer's hold on the path until it ends (idle
+//! expiry or a kick), which tells the hooks `on_stop`; the hooks' `client_id` of an HLS
+//! viewer is the token its session started with.
+//!
+//! An unknown stream's playlist answers 404 before any session is made.
 
 mod session_urls;
 
-use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::response::{bytes, text, Body};
+use super::response::{bytes, text, too_many, Body};
 use super::urls::request_url;
 use crate::admission::{HttpOrigin, Request as Admit};
-use crate::clients::Client;
+use crate::clients::{Client, HlsRefusal, TokenError};
 use crate::context::Context;
 use crate::hooks::HookSubject;
 use crate::hooks::{ClientInfo, StreamInfo};
 use crate::outputs::hls::parse_segment_name;
 use crate::stream::StreamKey;
 use session_urls::{hls_session_param, playlist_with_session};
+use tracing::warn;
 
 /// Whether `path` is an HLS request.
 pub fn matches(path: &str) -> bool {
@@ -50,23 +56,27 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
     let token = hls_session_param(req.uri().query());
     if let Some(stream) = file.strip_suffix(".m3u8") {
         let key = StreamKey::new(app, stream);
+        let verified = match token.map(|t| verify(ctx, t, &key, peer)) {
+            Some(Ok(v)) => Some(v),
+            Some(Err(_)) => return bad_token(),
+            None => None,
+        };
         let Some(playlist) = first_playlist(ctx, &key).await else {
             return text(StatusCode::NOT_FOUND, "stream not found\n");
         };
-        let derived;
-        let token = match token {
-            Some(t) => t,
-            None => {
-                derived = derived_token(req, peer, &key);
-                &derived
-            }
+        let session = match verified {
+            Some(v) => v,
+            None => Verified {
+                id: derived_id(ctx, req, peer, &key),
+                token: None,
+            },
         };
-        let client = match session(ctx, req, peer, &key, token).await {
+        let client = match open_or_refresh(ctx, req, peer, &key, session).await {
             Ok(client) => client,
             Err(refused) => return refused,
         };
-        let token = client.hls_token().unwrap_or(token);
-        let body = Bytes::from(playlist_with_session(&String::from_utf8_lossy(&playlist), token));
+        let token = current_token(ctx, &client, &key);
+        let body = Bytes::from(playlist_with_session(&String::from_utf8_lossy(&playlist), &token));
         client.add_sent(body.len() as u64);
         return bytes(body, "application/vnd.apple.mpegurl", "max-age=1", head);
     }
@@ -74,6 +84,11 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
         return text(StatusCode::NOT_FOUND, "not found\n");
     };
     let key = StreamKey::new(app, stream);
+    let verified = match token.map(|t| verify(ctx, t, &key, peer)) {
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => return bad_token(),
+        None => None,
+    };
     let segment = ctx
         .hls
         .get(&key)
@@ -82,13 +97,41 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
     let Some(body) = segment else {
         return text(StatusCode::NOT_FOUND, "segment not found\n");
     };
-    if let Some(token) = token {
-        match session(ctx, req, peer, &key, token).await {
+    if let Some(session) = verified {
+        match open_or_refresh(ctx, req, peer, &key, session).await {
             Ok(client) => client.add_sent(body.len() as u64),
             Err(refused) => return refused,
         }
     }
     bytes(body, "video/mp2t", "public, max-age=86400, immutable", head)
+}
+
+/// A session a request names: its id, and the token it came with (none for a derived one).
+struct Verified {
+    id: u64,
+    token: Option<(String, u32)>,
+}
+
+/// The session `token` names, if this server signed it for `key` and it has not expired;
+/// a refusal is counted, and logged once per address now and then.
+fn verify(ctx: &Context, token: &str, key: &StreamKey, peer: SocketAddr) -> Result<Verified, TokenError> {
+    match ctx.clients.tokens().verify(token, key) {
+        Ok(t) => Ok(Verified {
+            id: t.id,
+            token: Some((token.to_string(), t.issued)),
+        }),
+        Err(e) => {
+            crate::metrics::rejected("hls", "bad_token");
+            if let Some(held) = ctx.refusal_log.pass("bad_token", peer.ip(), Instant::now()) {
+                warn!(%peer, stream = %key, quietly_refused_since = held, "hls request refused: {e}");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn bad_token() -> Response<Body> {
+    text(StatusCode::FORBIDDEN, "bad session token\n")
 }
 
 /// The stream's playlist. A stream that is live but has no complete segment yet (its
@@ -110,63 +153,100 @@ async fn first_playlist(ctx: &Context, key: &StreamKey) -> Option<Bytes> {
     }
 }
 
-/// The playback session `token`, refreshed. A new session first goes through the play
-/// admission (HTTP 403 when refused) and then holds the viewer it got until it ends.
-async fn session(
+/// Session `session`, refreshed; or opened, if it does not live: the session limits, then the
+/// play admission, then the registry (which holds the viewer it got until the session ends).
+async fn open_or_refresh(
     ctx: &Context,
     req: &Request<Incoming>,
     peer: SocketAddr,
     key: &StreamKey,
-    token: &str,
+    session: Verified,
 ) -> Result<Arc<Client>, Response<Body>> {
-    let ip = peer.ip().to_string();
-    let mut viewer = None;
-    if !ctx.clients.has_hls_session(token) {
-        let mut client = ClientInfo::new(token, ip.clone(), key.app.clone());
-        client.tc_url = url(req);
-        let param = req.uri().query().map_or(String::new(), |q| format!("?{q}"));
-        let stream = StreamInfo {
-            stream: key.name.clone(),
-            param,
-            stream_id: key.to_string(),
-        };
-        let header = |name: hyper::header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
-        let admit = Admit {
-            key: key.clone(),
-            subject: HookSubject { client, stream },
-            protocol: "hls",
-            peer: peer.ip(),
-            credentials: req.uri().query().unwrap_or_default().to_string(),
-            http: Some(HttpOrigin {
-                origin: header(hyper::header::ORIGIN).map(str::to_string),
-                referer: header(hyper::header::REFERER).map(str::to_string),
-            }),
-        };
-        match ctx.admission.play(admit).await {
-            Ok(v) => viewer = Some(v),
-            Err(_) => return Err(text(StatusCode::FORBIDDEN, "forbidden\n")),
+    let ip = peer.ip();
+    let refused = |r: HlsRefusal| {
+        crate::metrics::rejected("hls", r.reason());
+        if let Some(held) = ctx.refusal_log.pass(r.reason(), ip, Instant::now()) {
+            warn!(%peer, stream = %key, quietly_refused_since = held, "hls session refused: {r}");
         }
+        match r {
+            HlsRefusal::Kicked => text(StatusCode::FORBIDDEN, "session ended\n"),
+            HlsRefusal::PerIp(_) | HlsRefusal::Total(_) => too_many("too many hls sessions\n"),
+        }
+    };
+    match ctx.clients.hls_session(session.id) {
+        Ok(Some(client)) => return Ok(client),
+        Ok(None) => {}
+        Err(r) => return Err(refused(r)),
     }
-    let client = ctx
-        .clients
-        .touch_hls_session(Some(token), key, &ip, &url(req))
-        .map_err(|_| text(StatusCode::FORBIDDEN, "session ended\n"))?;
-    if let Some(viewer) = viewer {
-        client.attach(Box::new(viewer));
-    }
-    Ok(client)
+    ctx.clients.hls_room(session.id, ip).map_err(refused)?;
+    let tokens = ctx.clients.tokens();
+    let (token, issued) = session.token.unwrap_or_else(|| {
+        let now = tokens.now();
+        (tokens.issue_at(session.id, key, now), now)
+    });
+    let mut client = ClientInfo::new(token.clone(), ip.to_canonical().to_string(), key.app.clone());
+    client.tc_url = url(req);
+    let param = req.uri().query().map_or(String::new(), |q| format!("?{q}"));
+    let stream = StreamInfo {
+        stream: key.name.clone(),
+        param,
+        stream_id: key.to_string(),
+    };
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let admit = Admit {
+        key: key.clone(),
+        subject: HookSubject { client, stream },
+        protocol: "hls",
+        peer: ip,
+        credentials: req.uri().query().unwrap_or_default().to_string(),
+        http: Some(HttpOrigin {
+            origin: header(hyper::header::ORIGIN),
+            referer: header(hyper::header::REFERER),
+        }),
+    };
+    let viewer = match ctx.admission.play(admit).await {
+        Ok(viewer) => viewer,
+        Err(r) if r.is_limit() => return Err(too_many("too many viewers\n")),
+        Err(_) => return Err(text(StatusCode::FORBIDDEN, "forbidden\n")),
+    };
+    ctx.clients
+        .open_hls_session(session.id, (token, issued), key, ip, &url(req), Box::new(viewer))
+        .map_err(refused)
 }
 
-/// A stable session token for a client that did not send one.
-fn derived_token(req: &Request<Incoming>, peer: SocketAddr, key: &StreamKey) -> String {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    peer.ip().hash(&mut h);
-    req.headers()
+/// The token for the session's playlist URLs: its own, or a new one for the same session
+/// once it is half its life old.
+fn current_token(ctx: &Context, client: &Client, key: &StreamKey) -> String {
+    let tokens = ctx.clients.tokens();
+    match (client.hls_token_issued(), client.hls_session()) {
+        (Some((token, issued)), _) if !tokens.is_aging(issued) => token,
+        (_, Some(id)) => {
+            let now = tokens.now();
+            let token = tokens.issue_at(id, key, now);
+            client.set_hls_token(token.clone(), now);
+            token
+        }
+        (Some((token, _)), None) => token,
+        (None, None) => String::new(),
+    }
+}
+
+/// The session id of a client that sent no token: the same for each of its requests.
+fn derived_id(ctx: &Context, req: &Request<Incoming>, peer: SocketAddr, key: &StreamKey) -> u64 {
+    let ip = peer.ip().to_canonical().to_string();
+    let agent = req
+        .headers()
         .get(hyper::header::USER_AGENT)
-        .map(|v| v.as_bytes())
-        .hash(&mut h);
-    key.hash(&mut h);
-    format!("{:016x}", h.finish())
+        .map_or(&b""[..], |v| v.as_bytes());
+    let stream = key.to_string();
+    ctx.clients
+        .tokens()
+        .derived_id(&[ip.as_bytes(), agent, stream.as_bytes()])
 }
 
 fn url(req: &Request<Incoming>) -> String {
