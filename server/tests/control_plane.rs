@@ -125,16 +125,43 @@ fn browsers_reach_the_api_only_from_the_origins_the_operator_lists() {
     assert_eq!(header(&media, "access-control-allow-origin").as_deref(), Some("*"));
 }
 
+/// Tokens in publish and play URLs are shown as `***` in listings (the signing schemes'
+/// parameters and the usual token names), other parameters as they are; the log shows none.
 #[test]
 fn listings_and_logs_show_no_token() {
     let server = Server::start("control-redact", "");
-    let publisher = server.publish("live/cam?token=pub-s3cret", "publisher.log");
+    let publisher = server.publish("live/cam?token=pub-s3cret&channel=7", "publisher.log");
     server.wait_live("live", "cam");
+    let viewer = support::FlvViewer::open(server.http, "/live/cam.flv?txSecret=flv-s3cret&txTime=ff&x=1");
+    assert_eq!(viewer.status, 200);
+    let listed = support::wait_for(support::LIMIT, || {
+        let flv = server.clients_of("flv-play");
+        (!flv.is_empty()).then(|| flv[0]["url"].as_str().unwrap_or_default().to_string())
+    });
+    assert_eq!(
+        listed.as_deref(),
+        Some(
+            format!(
+                "http://127.0.0.1:{}/live/cam.flv?txSecret=***&txTime=ff&x=1",
+                server.http
+            )
+            .as_str()
+        )
+    );
+    let publisher_url = server.clients_of("publisher")[0]["url"].clone();
+    assert_eq!(
+        publisher_url,
+        format!("rtmp://127.0.0.1:{}/live/cam?token=***&channel=7", server.rtmp).as_str()
+    );
     let (_, clients) = server.api("/api/v1/clients");
     let (_, streams) = server.api("/api/v1/streams");
     for listing in [clients.to_string(), streams.to_string()] {
-        assert!(!listing.contains("pub-s3cret"), "a token in a listing: {listing}");
+        assert!(
+            !listing.contains("pub-s3cret") && !listing.contains("flv-s3cret"),
+            "a token in a listing: {listing}"
+        );
     }
+    drop(viewer);
     drop(publisher);
     assert!(
         !server.log().contains("pub-s3cret"),

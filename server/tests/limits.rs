@@ -28,22 +28,12 @@ fn closed_by_server(s: &TcpStream) -> bool {
     closed
 }
 
-fn rejected(server: &Server, protocol: &str, reason: &str) -> f64 {
-    let m = server.metrics();
-    sample(
-        &m,
-        "estuary_connections_rejected_total",
-        &[("protocol", protocol), ("reason", reason)],
-    )
-    .unwrap_or(0.0)
-}
-
 /// `/metrics` once the server takes HTTP connections again (after the test let go of its
 /// own).
 fn rejected_when_reachable(server: &Server, protocol: &str, reason: &str) -> f64 {
     wait_for(LIMIT, || {
         get(server.http, "/healthz", "").ok().filter(|r| r.status == 200)?;
-        Some(rejected(server, protocol, reason))
+        Some(server.rejected(protocol, reason))
     })
     .expect("the server answers /metrics again")
 }
@@ -77,7 +67,7 @@ fn the_connection_past_the_per_ip_cap_is_closed_at_once() {
         }
     }
     assert_eq!(rejected_when_reachable(&server, "rtmp", "per_ip"), 2.0);
-    assert_eq!(rejected(&server, "http", "per_ip"), 2.0);
+    assert_eq!(server.rejected("http", "per_ip"), 2.0);
     let warnings = server.log().matches("limits.max_connections_per_ip reached").count();
     assert_eq!(warnings, 1, "one warning for the address, not one per connection");
 }
@@ -192,7 +182,7 @@ fn a_flood_of_forged_session_tokens_creates_nothing_and_reaches_no_hook() {
     );
     assert_eq!(plays(), 1, "on_play heard of more than the real session");
     assert_eq!(server.clients_of("hls-play").len(), 1, "sessions: one");
-    let forged = rejected(&server, "hls", "bad_token");
+    let forged = server.rejected("hls", "bad_token");
     assert!(forged >= 4051.0, "bad tokens counted: {forged}");
     let warnings = server.log().matches("hls request refused").count() as u64;
     let allowed = 1 + started.elapsed().as_secs() / 10;
@@ -225,9 +215,9 @@ fn the_viewer_past_max_viewers_per_stream_is_refused() {
     );
     let hls = get(server.http, "/live/v.m3u8", "").expect("request");
     assert_eq!(hls.status, 429, "a new HLS session past the limit");
-    assert!(rejected(&server, "http_flv", "max_viewers") >= 1.0);
-    assert!(rejected(&server, "rtmp", "max_viewers") >= 1.0);
-    assert!(rejected(&server, "hls", "max_viewers") >= 1.0);
+    assert!(server.rejected("http_flv", "max_viewers") >= 1.0);
+    assert!(server.rejected("rtmp", "max_viewers") >= 1.0);
+    assert!(server.rejected("hls", "max_viewers") >= 1.0);
     drop(first);
     let again = wait_for(LIMIT, || {
         let v = FlvViewer::open(server.http, "/live/v.flv");

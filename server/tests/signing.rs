@@ -235,3 +235,141 @@ fn a_silent_signed_publisher_is_taken_over_only_by_a_signed_newcomer() {
     first.0.kill().ok();
     second.0.kill().ok();
 }
+
+/// The first segment URI of `playlist`, as an absolute path under `/{app}/`.
+fn first_segment(playlist: &str, app: &str) -> String {
+    let uri = playlist
+        .lines()
+        .find(|l| !l.starts_with('#') && l.contains(".ts"))
+        .unwrap_or_else(|| panic!("no segment in:\n{playlist}"));
+    if uri.starts_with('/') {
+        uri.to_string()
+    } else {
+        format!("/{app}/{uri}")
+    }
+}
+
+/// The playlist at `path` once it lists a segment.
+fn playlist_with_segments(server: &Server, path: &str) -> String {
+    support::wait_for(support::LIMIT, || {
+        let r = request(server.http, "GET", path, "").ok()?;
+        let body = String::from_utf8_lossy(&r.body).into_owned();
+        (r.status == 200 && body.contains(".ts")).then_some(body)
+    })
+    .unwrap_or_else(|| panic!("{path} never listed a segment; log:\n{}", server.log()))
+}
+
+/// `uri` keeping only the query parameters named in `keep`.
+fn keeping(uri: &str, keep: &[&str]) -> String {
+    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|kv| keep.iter().any(|k| kv.starts_with(&format!("{k}="))))
+        .collect();
+    if kept.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    }
+}
+
+/// HLS with signed play URLs: the playlist needs the signature; its segment URIs carry it
+/// and the session it opened, and a segment is served with either (a CDN filling its cache
+/// comes with the first viewer's URL, and may drop the session from its cache key) but not
+/// with neither, a forged session, or an expired signature. ffprobe plays the signed URL.
+#[test]
+fn hls_playlists_and_segments_need_the_signature_or_the_session_it_opened() {
+    let server = Server::start("sign-hls", "[sign.play]\nscheme = \"hmac\"\nkey = \"play-key\"\n");
+    let _publisher = server.publish("live/cam", "publisher.log");
+    server.wait_live("live", "cam");
+    let (later, earlier) = (now_secs() + 600, now_secs() - 600);
+    let signed = |path: &str, key: &str, expires: u64| hmac::sign_url(path, key, Action::Play, expires).expect("sign");
+    let status = |path: &str| request(server.http, "GET", path, "").expect("GET").status;
+
+    // The playlist: without a token, expired, the wrong key, another app's, forged.
+    let other_app = signed("/other/cam.m3u8", "play-key", later).replace("/other/", "/live/");
+    let forged = format!("/live/cam.m3u8?expires={later}&sign={}", "0".repeat(64));
+    for (why, path) in [
+        ("no token", "/live/cam.m3u8".to_string()),
+        ("expired", signed("/live/cam.m3u8", "play-key", earlier)),
+        ("wrong key", signed("/live/cam.m3u8", "other-key", later)),
+        ("another app's token", other_app),
+        ("forged", forged),
+    ] {
+        assert_eq!(status(&path), 403, "playlist, {why}");
+    }
+    assert!(server.rejected("hls", "missing") >= 1.0);
+    assert!(server.rejected("hls", "expired") >= 1.0);
+    assert!(server.rejected("hls", "forged") >= 1.0);
+
+    // The signed playlist, and what its segment URIs carry.
+    let playlist = playlist_with_segments(&server, &signed("/live/cam.m3u8", "play-key", later));
+    let segment = first_segment(&playlist, "live");
+    for param in ["session=", "expires=", "sign="] {
+        assert!(segment.contains(param), "segment URI {segment} lacks {param}");
+    }
+    assert_eq!(status(&segment), 200, "the segment as the playlist gave it");
+    assert_eq!(
+        status(&keeping(&segment, &["expires", "sign"])),
+        200,
+        "the signature alone (a CDN's cache key without the session)"
+    );
+    assert_eq!(status(&keeping(&segment, &["session"])), 200, "the session alone");
+    assert_eq!(status(&keeping(&segment, &[])), 403, "a bare segment URL");
+    let bare = keeping(&segment, &[]);
+    assert_eq!(
+        status(&format!("{bare}?session={}", "ab".repeat(24))),
+        403,
+        "a forged session"
+    );
+    let stale = signed(&bare, "play-key", earlier);
+    assert_eq!(status(&stale), 403, "an expired signature without a session");
+
+    // A real player follows the segment URIs.
+    let url = format!(
+        "http://127.0.0.1:{}{}",
+        server.http,
+        signed("/live/cam.m3u8", "play-key", later)
+    );
+    assert!(probes(&url), "ffprobe could not play the signed HLS URL");
+    assert!(!probes(&format!("http://127.0.0.1:{}/live/cam.m3u8", server.http)));
+}
+
+/// HLS with `on_play`: the hook approves a session, so a segment needs that session; a bare
+/// or forged one is refused without asking the hook again. A neighbour (same address, same
+/// user agent) with another token in its URL is asked about on its own, not let in on the
+/// first viewer's session.
+#[test]
+fn hls_segments_need_the_session_on_play_approved() {
+    let receiver = support::HookReceiver::new(|hit| {
+        let param = hit.body["param"].as_str().unwrap_or_default();
+        if param.contains("token=good") {
+            (200, r#"{"code":0}"#.into())
+        } else {
+            (403, r#"{"code":403}"#.into())
+        }
+    });
+    let config = format!("[hooks]\non_play = [\"{}\"]\n", receiver.url("/play"));
+    let server = Server::start("hook-hls", &config);
+    let _publisher = server.publish("live/cam", "publisher.log");
+    server.wait_live("live", "cam");
+    let status = |path: &str| request(server.http, "GET", path, "").expect("GET").status;
+    let plays = || receiver.hits().iter().filter(|h| h.body["action"] == "on_play").count();
+
+    let playlist = playlist_with_segments(&server, "/live/cam.m3u8?token=good");
+    let segment = first_segment(&playlist, "live");
+    assert_eq!(status(&segment), 200, "the approved session's segment");
+    assert_eq!(status("/live/cam.m3u8?token=good"), 200, "the viewer's own reload");
+    assert_eq!(status("/live/cam.m3u8?token=bad"), 403, "a neighbour with a bad token");
+    assert_eq!(status("/live/cam.m3u8"), 403, "a neighbour with none");
+    let bare = keeping(&segment, &[]);
+    assert_eq!(status(&bare), 403, "a segment without the session");
+    assert_eq!(
+        status(&format!("{bare}?session={}", "cd".repeat(24))),
+        403,
+        "a forged session"
+    );
+    assert_eq!(plays(), 3, "on_play heard of the session and each neighbour, once");
+    assert!(server.rejected("hls", "no_session") >= 1.0);
+    assert!(server.rejected("hls", "bad_token") >= 1.0);
+}

@@ -327,6 +327,10 @@ fn serving_headers_head_cors_and_404s() {
         max_age(&cache).is_some_and(|a| a <= target / 2) && !cache.contains("immutable"),
         "playlist Cache-Control {cache:?}: at most half the target duration ({target} s)"
     );
+    assert!(
+        cache.contains("private"),
+        "playlist Cache-Control {cache:?}: its URIs carry one viewer's session, no shared cache may keep it"
+    );
     assert!(!body.is_empty());
     let (hh, extra) = head(&url).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(hh.status, 200, "HEAD playlist: {hh:?}");

@@ -281,6 +281,58 @@ impl Admission {
         Ok(())
     }
 
+    /// The pairs of `query` that make `app`'s play signature, as sent (`auth_key=…`,
+    /// `expires=…&sign=…`), or empty when its play is not signed: an HLS playlist puts them on
+    /// its segment URIs, so a segment fetched without a session (by a CDN, say) verifies as
+    /// the playlist did.
+    pub fn play_signature(&self, app: &str, query: &str) -> String {
+        let sign = signing::SignConfig::for_app(self.paths.config(), app);
+        signing::only(query, sign.play.scheme.params())
+    }
+
+    /// `query` (with or without its `?`) as listings and logs may show it: `?` and the query
+    /// with the values of secret parameters hidden (the signatures `app`'s signing config
+    /// names, and the usual token names), or empty when there is none.
+    pub fn shown_query(&self, app: &str, query: &str) -> String {
+        let query = query.strip_prefix('?').unwrap_or(query);
+        if query.is_empty() {
+            return String::new();
+        }
+        let sign = signing::SignConfig::for_app(self.paths.config(), app);
+        format!("?{}", signing::redact(query, &signing::secret_params(&sign)))
+    }
+
+    /// `app` as a log line may show it: as it is if it is a valid app name, else a
+    /// placeholder (a client's name reaches no log before it passes `names.rs`).
+    pub fn shown_app<'a>(&self, app: &'a str) -> &'a str {
+        match names::check_app(&self.paths.config().stream, app) {
+            Ok(()) => app,
+            Err(_) => "(refused name)",
+        }
+    }
+
+    /// Whether `on_play` decides who plays `app`: what it approved is a session, so an HLS
+    /// segment needs one (a URL alone proves nothing the hook saw).
+    pub fn play_has_hook(&self, app: &str) -> bool {
+        self.hooks.is_configured(HookKind::Play, app)
+    }
+
+    /// [`credentials`](Self::credentials), with a refusal counted and logged as the
+    /// pipelines' are: for requests checked without a whole admission (an HLS segment).
+    pub fn check_credentials(&self, req: &Request, action: Action) -> Result<(), Refusal> {
+        let result = self.credentials(req, action);
+        if let Err(refusal) = &result {
+            self.refused(
+                action.as_str(),
+                req.protocol,
+                req.peer,
+                &shown(&req.key, refusal),
+                refusal,
+            );
+        }
+        result
+    }
+
     async fn decide(&self, event: &DecisionEvent, protocol: &'static str, app: &str) -> Result<(), Refusal> {
         let result = self.decide_quietly(event).await;
         if let Err(refusal) = &result {
@@ -288,10 +340,7 @@ impl Admission {
                 DecisionEvent::Connect { client, .. } => client.ip.parse().ok(),
                 _ => None,
             };
-            let app = match names::check_app(&self.paths.config().stream, app) {
-                Ok(()) => app,
-                Err(_) => "(refused name)",
-            };
+            let app = self.shown_app(app);
             self.refused("connect", protocol, peer.unwrap_or(UNKNOWN_PEER), &app, refusal);
         }
         result

@@ -185,8 +185,10 @@ fn invalid(key: &str, reason: impl Into<String>) -> HooksConfigError {
 /// A parsed `http://host[:port]/path?query` hook URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct HookUrl {
-    /// The URL as configured, used in logs and as the endpoint identity.
+    /// The URL as configured: the endpoint identity.
     pub raw: String,
+    /// The URL for logs: its query (which may carry the backend's own secret) shown as `?…`.
+    pub shown: String,
     /// `host:port` to connect to (port 80 when absent).
     pub addr: String,
     /// Value of the `Host` header.
@@ -227,6 +229,10 @@ impl HookUrl {
         let port = authority.port_u16().unwrap_or(80);
         Ok(Self {
             raw: raw.to_owned(),
+            shown: match raw.split_once('?') {
+                Some((base, _)) => format!("{base}?…"),
+                None => raw.to_owned(),
+            },
             addr: format!("{host}:{port}"),
             host_header: authority.as_str().to_owned(),
             path_and_query: uri
@@ -316,6 +322,10 @@ mod tests {
         let u = HookUrl::parse("http://example.com/a?b=1", "k").expect("valid");
         assert_eq!(u.addr, "example.com:80");
         assert_eq!(u.path_and_query, "/a?b=1");
+        assert_eq!(
+            u.shown, "http://example.com/a?…",
+            "a backend's secret in the query is not logged"
+        );
         let u = HookUrl::parse("http://[::1]:8085/x", "k").expect("valid");
         assert_eq!(u.addr, "[::1]:8085");
         assert_eq!(u.host_header, "[::1]:8085");

@@ -101,11 +101,11 @@ pub(crate) async fn run_endpoint(
                 left += 1;
                 inner.counters.record_undelivered(job.kind, Undelivered::Shutdown, 1);
             }
-            tracing::warn!(url = %url.raw, undelivered = left, "hook notifications not delivered before shutdown");
+            tracing::warn!(url = %url.shown, undelivered = left, "hook notifications not delivered before shutdown");
             return;
         }
     }
-    tracing::debug!(url = %url.raw, "hook endpoint flushed");
+    tracing::debug!(url = %url.shown, "hook endpoint flushed");
 }
 
 struct Endpoint<'a> {
@@ -126,15 +126,15 @@ impl Endpoint<'_> {
             let reason = match outcome {
                 Outcome::Accepted => {
                     if let Some(since) = self.failing_since.take() {
-                        tracing::info!(url = %self.url.raw, down_ms = since.elapsed().as_millis() as u64, "hook endpoint accepts notifications again");
+                        tracing::info!(url = %self.url.shown, down_ms = since.elapsed().as_millis() as u64, "hook endpoint accepts notifications again");
                     }
-                    tracing::debug!(hook, url = %self.url.raw, "hook notification delivered");
+                    tracing::debug!(hook, url = %self.url.shown, "hook notification delivered");
                     return Delivery::Done;
                 }
                 Outcome::Rejected(reason) => {
                     // A definite answer: retrying would get the same one, and would hold up
                     // every later event for this endpoint.
-                    tracing::warn!(hook, url = %self.url.raw, %reason, "hook notification rejected by backend, not retried");
+                    tracing::warn!(hook, url = %self.url.shown, %reason, "hook notification rejected by backend, not retried");
                     self.inner
                         .counters
                         .record_undelivered(job.kind, Undelivered::Rejected, 1);
@@ -144,9 +144,9 @@ impl Endpoint<'_> {
             };
             if self.failing_since.is_none() {
                 self.failing_since = Some(Instant::now());
-                tracing::warn!(hook, url = %self.url.raw, %reason, "hook endpoint failing, retrying with backoff");
+                tracing::warn!(hook, url = %self.url.shown, %reason, "hook endpoint failing, retrying with backoff");
             } else {
-                tracing::debug!(hook, url = %self.url.raw, %reason, retry_ms = delay.as_millis() as u64, "hook notification failed");
+                tracing::debug!(hook, url = %self.url.shown, %reason, retry_ms = delay.as_millis() as u64, "hook notification failed");
             }
             match shutdown {
                 Some(token) => tokio::select! {

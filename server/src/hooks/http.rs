@@ -71,7 +71,7 @@ impl HttpClient {
             match self.send(sender, url, body.clone()).await {
                 Ok(answer) => return answer,
                 Err(e) => {
-                    tracing::debug!(url = %url.raw, cause = %e, "pooled hook connection failed, reconnecting")
+                    tracing::debug!(url = %url.shown, cause = %e, "pooled hook connection failed, reconnecting")
                 }
             }
         }

@@ -243,7 +243,7 @@ impl Hooks {
             let outcome = self.inner.transport.client.post(url, body.clone(), eff.timeout).await;
             let took = start.elapsed();
             self.inner.transport.counters.record_call(kind, &outcome, took);
-            let url_s = url.raw.as_str();
+            let url_s = url.shown.as_str();
             let reason = match outcome {
                 Outcome::Accepted => {
                     tracing::debug!(hook, url = url_s, took_ms = took.as_millis() as u64, "hook accepted");
@@ -289,7 +289,7 @@ impl Hooks {
         let (settles, receipt) = receipt::pending();
         for url in urls {
             let Some(tx) = self.inner.queues.get(&url.raw) else {
-                tracing::error!(url = %url.raw, "no queue for hook url");
+                tracing::error!(url = %url.shown, "no queue for hook url");
                 continue;
             };
             let job = Job {
@@ -305,7 +305,7 @@ impl Hooks {
                     c.record_undelivered(kind, Undelivered::QueueFull, 1);
                     let n = c.dropped();
                     if self.inner.drop_warning.allow() {
-                        tracing::warn!(hook = kind.as_str(), url = %url.raw, dropped_total = n, "hook queue full, notification dropped");
+                        tracing::warn!(hook = kind.as_str(), url = %url.shown, dropped_total = n, "hook queue full, notification dropped");
                     }
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {
@@ -313,7 +313,7 @@ impl Hooks {
                         .transport
                         .counters
                         .record_undelivered(kind, Undelivered::Shutdown, 1);
-                    tracing::debug!(hook = kind.as_str(), url = %url.raw, "hooks stopped, notification dropped");
+                    tracing::debug!(hook = kind.as_str(), url = %url.shown, "hooks stopped, notification dropped");
                 }
             }
         }

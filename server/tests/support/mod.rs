@@ -261,6 +261,12 @@ impl Server {
     }
 
     /// `/metrics`, parsed.
+    /// `estuary_connections_rejected_total{protocol, reason}`, 0 when never counted.
+    pub fn rejected(&self, protocol: &str, reason: &str) -> f64 {
+        let want = [("protocol", protocol), ("reason", reason)];
+        sample(&self.metrics(), "estuary_connections_rejected_total", &want).unwrap_or(0.0)
+    }
+
     pub fn metrics(&self) -> Vec<Sample> {
         let r = get(self.http, "/metrics", "").expect("/metrics");
         assert_eq!(r.status, 200, "/metrics");

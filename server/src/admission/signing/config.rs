@@ -46,6 +46,19 @@ impl Scheme {
     }
 }
 
+impl Scheme {
+    /// Every query parameter the scheme's token is made of: what a URL derived from a signed
+    /// one (an HLS segment's, from its playlist's) carries so that it verifies too.
+    pub fn params(self) -> &'static [&'static str] {
+        match self {
+            Scheme::None => &[],
+            Scheme::Alibaba => &["auth_key"],
+            Scheme::Tencent => &["txSecret", "txTime"],
+            Scheme::Hmac => &["expires", "sign"],
+        }
+    }
+}
+
 impl fmt::Display for Scheme {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -29,7 +29,7 @@ use crate::admission::action::Action;
 
 pub use config::{ResolvedSign, Scheme, SignConfig, SignOverride, SignRule};
 pub use error::SignError;
-pub use query::redact;
+pub use query::{only, redact};
 
 /// Checks that `query` (as the client sent it, a leading `?` allowed) carries a valid token
 /// letting `action` on `app`/`stream` (the stream name without `.flv`/`.m3u8`) at `now`.

@@ -39,6 +39,20 @@ pub fn redact(query: &str, names: &[&str]) -> String {
     format!("{mark}{}", hidden.join("&"))
 }
 
+/// The pairs of `query` named in `names` (exactly, after percent-decoding), as they were
+/// sent, joined by `&`; empty when there are none.
+pub fn only(query: &str, names: &[&str]) -> String {
+    let body = query.strip_prefix('?').unwrap_or(query);
+    let kept: Vec<&str> = body
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split_once('=').map_or(*pair, |(name, _)| name);
+            !pair.is_empty() && names.contains(&decode(name).as_str())
+        })
+        .collect();
+    kept.join("&")
+}
+
 fn is_named(raw_name: &str, names: &[&str]) -> bool {
     let name = decode(raw_name);
     names.iter().any(|n| n.eq_ignore_ascii_case(&name))
@@ -128,6 +142,14 @@ impl<'a> UrlParts<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keeps_only_the_named_pairs_as_sent() {
+        let q = "?session=x&expires=17&sign=ab%3D&other=1";
+        assert_eq!(only(q, &["expires", "sign"]), "expires=17&sign=ab%3D");
+        assert_eq!(only("a=1", &["auth_key"]), "");
+        assert_eq!(only("", &[]), "");
+    }
 
     #[test]
     fn finds_one_decoded_parameter() {

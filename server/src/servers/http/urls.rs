@@ -7,9 +7,10 @@ pub fn split_stream_path<'a>(path: &'a str, ext: &str) -> Option<(&'a str, &'a s
     (!app.is_empty() && !stream.is_empty() && !stream.contains('/')).then_some((app, stream))
 }
 
-/// `http://{host}{path}`, the URL a viewer asked for (no query: tokens stay out of listings).
-pub fn request_url(host: &str, path: &str) -> String {
-    format!("http://{host}{path}")
+/// `http://{host}{path}{shown_query}`, the URL a viewer asked for, as listings show it (the
+/// query as [`Admission::shown_query`](crate::admission::Admission::shown_query) hides it).
+pub fn request_url(host: &str, path: &str, shown_query: &str) -> String {
+    format!("http://{host}{path}{shown_query}")
 }
 
 /// A query value with its `%XX` escapes and `+` decoded (bad escapes are kept as they are).

@@ -360,8 +360,15 @@ impl Connection {
     }
 
     async fn on_connect(&mut self, info: ConnectInfo) -> Result<(), ConnectionError> {
-        // The tcUrl's query may carry a token: it stays out of the log.
-        debug!(app = %info.app, tc_url = %without_query(&info.tc_url), "connect");
+        // The client's words reach the log only checked: the app name if valid, the tcUrl
+        // escaped (`?`) and its query, where tokens travel, hidden.
+        let admission = &self.ctx.admission;
+        let tc_url = format!(
+            "{}{}",
+            without_query(&info.tc_url),
+            admission.shown_query(&info.app, &info.app_query)
+        );
+        debug!(app = admission.shown_app(&info.app), ?tc_url, "connect");
         self.connect = Some(info.clone());
         let client = self.client_info().expect("connect info was just set");
         let param = if info.app_query.is_empty() {
@@ -547,10 +554,17 @@ impl Connection {
         Ok(())
     }
 
-    /// `rtmp://host/app/stream` (the client's tcUrl and the stream name, without the query).
+    /// `rtmp://host/app/stream?query` (the client's tcUrl and the stream name, and the
+    /// stream's query, or else the tcUrl's, with its secrets hidden) for listings.
     fn stream_url(&self, stream: &StreamName) -> String {
         let tc_url = self.connect.as_ref().map_or("", |c| without_query(&c.tc_url));
-        format!("{}/{}", tc_url.trim_end_matches('/'), stream.name)
+        let query = match (stream.query.as_str(), &self.connect) {
+            ("", Some(connect)) => connect.app_query.as_str(),
+            (query, _) => query,
+        };
+        let app = self.connect.as_ref().map_or("", |c| c.app.as_str());
+        let shown = self.ctx.admission.shown_query(app, query);
+        format!("{}/{}{shown}", tc_url.trim_end_matches('/'), stream.name)
     }
 
     /// Ends publishing or playing; the path tells the hooks, and `on_close` will wait for it.
@@ -575,7 +589,7 @@ impl Connection {
     }
 }
 
-/// `url` without its query, which may carry a token: listings and logs show no credentials.
+/// `url` without its query (which may carry a token; listings and logs show it hidden).
 fn without_query(url: &str) -> &str {
     url.split_once('?').map_or(url, |(before, _)| before)
 }

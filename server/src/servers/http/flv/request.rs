@@ -114,7 +114,11 @@ impl Admitted {
             Role::new(
                 ClientKind::FlvPlay,
                 Some(self.key.clone()),
-                request_url(req.host, req.path),
+                request_url(
+                    req.host,
+                    req.path,
+                    &ctx.admission.shown_query(&self.key.app, req.query.unwrap_or_default()),
+                ),
             ),
             tokio_util::sync::CancellationToken::new(),
         )

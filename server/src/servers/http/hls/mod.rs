@@ -1,8 +1,9 @@
 //! HLS over HTTP: `GET|HEAD /{app}/{stream}.m3u8` and the segments beside it,
 //! `/{app}/{stream}-{instance}-{sequence}.ts`, straight from the in-memory store.
 //!
-//! Caching (RFC 8216 App. B advice, and what CDNs need): the playlist may be cached for at
-//! most a second (it changes every target duration), segments are immutable — their names
+//! Caching (RFC 8216 App. B advice, and what CDNs need): the playlist may be cached by the
+//! player for at most a second (it changes every target duration) and by no shared cache (it
+//! carries the viewer's session), segments are immutable — their names
 //! carry the packaging run and sequence number, so a name is never reused — and cached for a
 //! day. Unknown streams and segments that left the window answer 404 at once.
 //!
@@ -12,7 +13,8 @@
 //! answered 403 at once: nothing is looked up, created or asked. A verified token refreshes
 //! its session in the client registry. A playlist request without a token (a player
 //! reloading the URL it was given) gets a session id derived from the client's address, user
-//! agent and stream, so its reloads stay one session. A new session is first checked
+//! agent, stream and query, so its reloads stay one session, and a neighbour without the
+//! same credentials in its query does not share it. A new session is first checked
 //! against the session limits (429), then goes through the play admission (403 when refused,
 //! 429 for the viewer limits) and holds its viewer's hold on the path until it ends (idle
 //! expiry or a kick), which tells the hooks `on_stop`; the hooks' `client_id` of an HLS
@@ -32,7 +34,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use super::response::{bytes, text, too_many, Body};
 use super::urls::request_url;
-use crate::admission::{HttpOrigin, Request as Admit};
+use crate::admission::{Action, HttpOrigin, Request as Admit};
 use crate::clients::{Client, HlsRefusal, TokenError};
 use crate::context::Context;
 use crate::hooks::HookSubject;
@@ -76,9 +78,16 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
             Err(refused) => return refused,
         };
         let token = current_token(ctx, &client, &key);
-        let body = Bytes::from(playlist_with_session(&String::from_utf8_lossy(&playlist), &token));
+        let carried = ctx.admission.play_signature(app, req.uri().query().unwrap_or_default());
+        let body = Bytes::from(playlist_with_session(
+            &String::from_utf8_lossy(&playlist),
+            &token,
+            &carried,
+        ));
         client.add_sent(body.len() as u64);
-        return bytes(body, "application/vnd.apple.mpegurl", "max-age=1", head);
+        // Private: its URIs carry this viewer's session, which a shared cache must not hand
+        // to the next viewer (who would skip its own admission).
+        return bytes(body, "application/vnd.apple.mpegurl", "private, max-age=1", head);
     }
     let Some((stream, instance, sequence)) = parse_segment_name(file) else {
         return text(StatusCode::NOT_FOUND, "not found\n");
@@ -89,6 +98,11 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
         Some(Err(_)) => return bad_token(),
         None => None,
     };
+    if verified.is_none() {
+        if let Some(refused) = refuse_sessionless_segment(ctx, req, peer, &key) {
+            return refused;
+        }
+    }
     let segment = ctx
         .hls
         .get(&key)
@@ -104,6 +118,31 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
         }
     }
     bytes(body, "video/mp2t", "public, max-age=86400, immutable", head)
+}
+
+/// Why a segment may not be fetched by a request that names no session (a CDN filling its
+/// cache, a player that dropped the query), as the answer to send; `None` lets it through.
+/// When `on_play` decides who plays, it may not (the hook approved a session, not a URL);
+/// otherwise it may if it passes the play's access list and signed URL, which the playlist's
+/// segment URIs carry over from the playlist's own.
+fn refuse_sessionless_segment(
+    ctx: &Context,
+    req: &Request<Incoming>,
+    peer: SocketAddr,
+    key: &StreamKey,
+) -> Option<Response<Body>> {
+    if ctx.admission.play_has_hook(&key.app) {
+        crate::metrics::rejected("hls", "no_session");
+        if let Some(held) = ctx.refusal_log.pass("no_session", peer.ip(), Instant::now()) {
+            warn!(%peer, stream = %key, quietly_refused_since = held, "hls segment refused: no session (on_play decides)");
+        }
+        return Some(text(StatusCode::FORBIDDEN, "segment needs its playback session\n"));
+    }
+    let admit = admission_request(req, peer, key, String::new());
+    ctx.admission
+        .check_credentials(&admit, Action::Play)
+        .err()
+        .map(|_| text(StatusCode::FORBIDDEN, "forbidden\n"))
 }
 
 /// A session a request names: its id, and the token it came with (none for a derived one).
@@ -184,7 +223,21 @@ async fn open_or_refresh(
         let now = tokens.now();
         (tokens.issue_at(session.id, key, now), now)
     });
-    let mut client = ClientInfo::new(token.clone(), ip.to_canonical().to_string(), key.app.clone());
+    let admit = admission_request(req, peer, key, token.clone());
+    let viewer = match ctx.admission.play(admit).await {
+        Ok(viewer) => viewer,
+        Err(r) if r.is_limit() => return Err(too_many("too many viewers\n")),
+        Err(_) => return Err(text(StatusCode::FORBIDDEN, "forbidden\n")),
+    };
+    ctx.clients
+        .open_hls_session(session.id, (token, issued), key, ip, &url(req), Box::new(viewer))
+        .map_err(refused)
+}
+
+/// What the admission needs to know of an HLS viewer; `client_id` is its session token.
+fn admission_request(req: &Request<Incoming>, peer: SocketAddr, key: &StreamKey, client_id: String) -> Admit {
+    let ip = peer.ip();
+    let mut client = ClientInfo::new(client_id, ip.to_canonical().to_string(), key.app.clone());
     client.tc_url = url(req);
     let param = req.uri().query().map_or(String::new(), |q| format!("?{q}"));
     let stream = StreamInfo {
@@ -198,7 +251,7 @@ async fn open_or_refresh(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let admit = Admit {
+    Admit {
         key: key.clone(),
         subject: HookSubject { client, stream },
         protocol: "hls",
@@ -208,15 +261,7 @@ async fn open_or_refresh(
             origin: header(hyper::header::ORIGIN),
             referer: header(hyper::header::REFERER),
         }),
-    };
-    let viewer = match ctx.admission.play(admit).await {
-        Ok(viewer) => viewer,
-        Err(r) if r.is_limit() => return Err(too_many("too many viewers\n")),
-        Err(_) => return Err(text(StatusCode::FORBIDDEN, "forbidden\n")),
-    };
-    ctx.clients
-        .open_hls_session(session.id, (token, issued), key, ip, &url(req), Box::new(viewer))
-        .map_err(refused)
+    }
 }
 
 /// The token for the session's playlist URLs: its own, or a new one for the same session
@@ -236,7 +281,11 @@ fn current_token(ctx: &Context, client: &Client, key: &StreamKey) -> String {
     }
 }
 
-/// The session id of a client that sent no token: the same for each of its requests.
+/// The session id of a client that sent no token: the same for each of its reloads of the
+/// same URL. The query is part of it because it carries what admitted the session (a signed
+/// URL, the `?token=` a hook checked): another client behind the same address, with the same
+/// user agent but without those credentials, gets a session of its own, and its own
+/// admission, instead of riding on the first one's.
 fn derived_id(ctx: &Context, req: &Request<Incoming>, peer: SocketAddr, key: &StreamKey) -> u64 {
     let ip = peer.ip().to_canonical().to_string();
     let agent = req
@@ -244,9 +293,10 @@ fn derived_id(ctx: &Context, req: &Request<Incoming>, peer: SocketAddr, key: &St
         .get(hyper::header::USER_AGENT)
         .map_or(&b""[..], |v| v.as_bytes());
     let stream = key.to_string();
+    let query = req.uri().query().unwrap_or_default();
     ctx.clients
         .tokens()
-        .derived_id(&[ip.as_bytes(), agent, stream.as_bytes()])
+        .derived_id(&[ip.as_bytes(), agent, stream.as_bytes(), query.as_bytes()])
 }
 
 fn url(req: &Request<Incoming>) -> String {
@@ -255,5 +305,6 @@ fn url(req: &Request<Incoming>) -> String {
         .get(hyper::header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    request_url(host, req.uri().path())
+    // No query: the session token and any signature stay out of the listing.
+    request_url(host, req.uri().path(), "")
 }

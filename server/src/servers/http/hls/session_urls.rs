@@ -11,9 +11,10 @@ pub fn hls_session_param(query: Option<&str>) -> Option<&str> {
         .find_map(|kv| kv.strip_prefix(HLS_SESSION_PARAM)?.strip_prefix('='))
 }
 
-/// `playlist` with `?session=TOKEN` (or `&session=TOKEN`) added to every URI line. Tag lines
-/// (`#...`) and blank lines are kept.
-pub fn playlist_with_session(playlist: &str, token: &str) -> String {
+/// `playlist` with `?session=TOKEN` (or `&session=TOKEN`) added to every URI line, followed
+/// by `&` and `carried` when that is not empty (the playlist's own signature, so each segment
+/// URL verifies as the playlist's did). Tag lines (`#...`) and blank lines are kept.
+pub fn playlist_with_session(playlist: &str, token: &str, carried: &str) -> String {
     let mut out = String::with_capacity(playlist.len() + 64);
     for line in playlist.lines() {
         out.push_str(line);
@@ -23,6 +24,10 @@ pub fn playlist_with_session(playlist: &str, token: &str) -> String {
             out.push_str(HLS_SESSION_PARAM);
             out.push('=');
             out.push_str(token);
+            if !carried.is_empty() {
+                out.push('&');
+                out.push_str(carried);
+            }
         }
         out.push('\n');
     }
@@ -37,8 +42,12 @@ mod tests {
     fn playlist_urls_carry_the_session() {
         let p = "#EXTM3U\n#EXTINF:2.0,\nlive/a-1-0.ts\nb.ts?x=1\n";
         assert_eq!(
-            playlist_with_session(p, "t1"),
+            playlist_with_session(p, "t1", ""),
             "#EXTM3U\n#EXTINF:2.0,\nlive/a-1-0.ts?session=t1\nb.ts?x=1&session=t1\n"
+        );
+        assert_eq!(
+            playlist_with_session("a-1-0.ts\n", "t1", "expires=9&sign=ab"),
+            "a-1-0.ts?session=t1&expires=9&sign=ab\n"
         );
         assert_eq!(hls_session_param(Some("a=1&session=t1")), Some("t1"));
         assert_eq!(hls_session_param(Some("sessionx=1")), None);
