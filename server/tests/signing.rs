@@ -187,6 +187,42 @@ fn access_lists_deny_and_allow_by_address() {
     assert!(metrics.contains("reason=\"acl_deny\""), "{metrics}");
 }
 
+/// `play_referers`: a browser on another site is refused HTTP play; one on the listed site,
+/// and (with `allow_empty_referer = false`) only it, is let in.
+#[test]
+fn a_referer_allow_list_closes_http_play_to_other_sites() {
+    let server = Server::start(
+        "referers",
+        "[apps.web.acl]\nplay_referers = [\"https://example.com\"]\nallow_empty_referer = false\n",
+    );
+    let _publisher = server.publish("web/cam", "publisher.log");
+    server.wait_live("web", "cam");
+    let head = |headers: &[(&str, &str)]| {
+        request_from([127, 0, 0, 1], server.http, "HEAD", "/web/cam.flv", "", headers)
+            .expect("HEAD")
+            .status
+    };
+    assert_eq!(
+        head(&[("Referer", "https://example.com/watch")]),
+        200,
+        "the listed site"
+    );
+    assert_eq!(head(&[("Origin", "https://example.com")]), 200, "the listed origin");
+    assert_eq!(head(&[("Referer", "https://leech.test/page")]), 403, "another site");
+    assert_eq!(head(&[]), 403, "no referer, with allow_empty_referer = false");
+    let playlist = request_from(
+        [127, 0, 0, 1],
+        server.http,
+        "GET",
+        "/web/cam.m3u8",
+        "",
+        &[("Referer", "https://leech.test/")],
+    )
+    .expect("GET")
+    .status;
+    assert_eq!(playlist, 403, "HLS from another site");
+}
+
 /// A signed publisher gone silent (an OBS whose network stalled) is not taken over by a
 /// newcomer without a valid token: the token is checked before the idle one is evicted. A
 /// newcomer with one does take it over, as the reconnecting OBS would.
