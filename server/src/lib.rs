@@ -25,6 +25,7 @@ mod log_gate;
 pub mod metrics;
 pub mod outputs;
 pub mod path;
+mod percent;
 pub mod recordings;
 mod servers;
 pub mod stream;

@@ -1,6 +1,9 @@
 //! The pieces of a URL the schemes read and write: one parameter of a query string, the query
 //! with its secrets hidden for logs, and the path of a URL being signed.
 
+// RFC 3986 decoding: `+` stays `+` (base64url and hex signatures never contain one).
+use crate::percent::decode;
+
 /// A parameter named more than once: which of the values counts would be a guess, and a hook
 /// backend might guess differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,32 +70,6 @@ fn pairs(query: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
             Some((name, value)) => (name, Some(value)),
             None => (pair, None),
         })
-}
-
-/// Percent-decoding as RFC 3986 has it: `%XX` becomes its byte, a broken escape stays as it
-/// is, `+` stays `+` (the base64url and hex values signatures use never contain one).
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A URL cut where signing needs it: `rtmp://host/live/cam?x=1` is `rtmp://host`, `/live/cam`

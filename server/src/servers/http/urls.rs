@@ -13,31 +13,6 @@ pub fn request_url(host: &str, path: &str, shown_query: &str) -> String {
     format!("http://{host}{path}{shown_query}")
 }
 
-/// A query value with its `%XX` escapes and `+` decoded (bad escapes are kept as they are).
-pub fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match (escaped, bytes[i]) {
-            (Some(b), _) => {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-            (None, b'+') => out.push(b' '),
-            (None, b) => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Unix milliseconds, or an RFC 3339 time.
 pub fn time_ms(value: &str) -> Option<i64> {
     value.parse::<i64>().ok().or_else(|| {
@@ -52,7 +27,7 @@ pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     query?
         .split('&')
         .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-        .map(percent_decode)
+        .map(crate::percent::decode_form)
 }
 
 #[cfg(test)]
@@ -61,7 +36,6 @@ mod tests {
 
     #[test]
     fn query_values_are_decoded() {
-        assert_eq!(percent_decode("cam%201+x%2F%zz%4"), "cam 1 x/%zz%4");
         assert_eq!(
             query_param(Some("a=1&start=2026-01-01T00%3A00%3A00Z"), "start").as_deref(),
             Some("2026-01-01T00:00:00Z")

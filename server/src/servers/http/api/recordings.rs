@@ -17,9 +17,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::super::response::Body;
-use super::super::urls::{percent_decode, time_ms};
+use super::super::urls::time_ms;
 use super::envelope::{error, not_allowed, ok, ok_with};
 use crate::context::Context;
+use crate::percent::decode_form as percent_decode;
 use crate::recordings::catalogue::{CatalogueError, Recording, RecordingFilter, RecordingState};
 use crate::recordings::service::{ControlError, Recordings, StartError};
 use crate::stream::StreamKey;
