@@ -20,6 +20,7 @@ pub mod admission;
 pub mod clients;
 pub mod config;
 mod context;
+mod hex;
 pub mod hooks;
 mod log_gate;
 pub mod metrics;

@@ -124,7 +124,7 @@ impl SessionTokens {
         raw[..8].copy_from_slice(&id.to_be_bytes());
         raw[8..12].copy_from_slice(&issued.to_be_bytes());
         raw[12..].copy_from_slice(&tag[..MAC_LEN]);
-        hex(&raw)
+        crate::hex::encode(&raw)
     }
 
     /// A token for session `id` of stream `key`, issued now.
@@ -135,7 +135,7 @@ impl SessionTokens {
     /// What `token` says, if this server issued it for `key` less than [`TOKEN_TTL`] before
     /// `now`.
     pub fn verify_at(&self, token: &str, key: &StreamKey, now: u32) -> Result<SessionToken, TokenError> {
-        let raw = unhex(token).ok_or(TokenError::Malformed)?;
+        let raw = crate::hex::decode_lower::<RAW_LEN>(token).ok_or(TokenError::Malformed)?;
         let id = u64::from_be_bytes(raw[..8].try_into().map_err(|_| TokenError::Malformed)?);
         let issued = u32::from_be_bytes(raw[8..12].try_into().map_err(|_| TokenError::Malformed)?);
         self.signed(id, issued, key)
@@ -184,33 +184,6 @@ fn weak_random(salt: u64) -> u64 {
             .map_or(0, |d| d.as_nanos()),
     );
     h.finish()
-}
-
-fn hex(raw: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(raw.len() * 2);
-    for b in raw {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
-}
-
-fn unhex(text: &str) -> Option<[u8; RAW_LEN]> {
-    let bytes = text.as_bytes();
-    if bytes.len() != TOKEN_LEN {
-        return None;
-    }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let mut raw = [0u8; RAW_LEN];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        raw[i] = (digit(pair[0])? << 4) | digit(pair[1])?;
-    }
-    Some(raw)
 }
 
 #[cfg(test)]
