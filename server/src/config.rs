@@ -152,7 +152,7 @@ pub struct PlayConfig {
 impl Default for PlayConfig {
     fn default() -> Self {
         PlayConfig {
-            wait_for_publisher_ms: 30_000,
+            wait_for_publisher_ms: 10_000,
             max_lag_ms: 3000,
             slow_disconnect_ms: 10_000,
             send_buffer_bytes: 262_144,
