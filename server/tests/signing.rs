@@ -223,55 +223,82 @@ fn a_referer_allow_list_closes_http_play_to_other_sites() {
     assert_eq!(playlist, 403, "HLS from another site");
 }
 
-/// A signed publisher gone silent (an OBS whose network stalled) is not taken over by a
-/// newcomer without a valid token: the token is checked before the idle one is evicted. A
-/// newcomer with one does take it over, as the reconnecting OBS would.
-#[test]
-fn a_silent_signed_publisher_is_taken_over_only_by_a_signed_newcomer() {
-    // Any pause counts as silence here, so the test needs no waiting: SIGSTOP is enough.
-    let server = Server::start(
-        "sign-takeover",
-        "[rtmp]\npublisher_idle_timeout_ms = 1\n[sign.publish]\nscheme = \"hmac\"\nkey = \"pub-key\"\n",
-    );
-    let signed = || {
-        hmac::sign_url(
-            &server.rtmp_url("live/cam"),
-            "pub-key",
-            Action::Publish,
-            now_secs() + 600,
-        )
-        .expect("sign")
-    };
-    let mut first = server.publish_url(&signed(), "first.log");
+/// A publisher at `rightful` gone silent (SIGSTOP; the server is configured so that any
+/// pause counts as silence, so the test needs no waiting) is not taken over by a newcomer at
+/// `hijacker`, which is refused and leaves the owner connected, and is taken over by one at
+/// `reconnect`, as the reconnecting OBS would.
+fn takeover_only_with_credentials(server: &Server, rightful: &str, hijacker: &str, reconnect: &str) {
+    let mut first = server.publish_url(rightful, "first.log");
     server.wait_live("live", "cam");
     let owner = || server.api("/api/v1/streams/live/cam").1["stream"]["publish"]["cid"].clone();
     let first_id = owner();
     assert!(first_id.is_string(), "no publisher id: {first_id}");
     let pid = first.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-STOP", &pid])
-        .status()
-        .expect("kill")
-        .success());
+    let signal = |sig: &str| Command::new("kill").args([sig, &pid]).status().expect("kill").success();
+    assert!(signal("-STOP"));
 
     assert!(
-        !publish_once(&server, &server.rtmp_url("live/cam"), "hijacker.log"),
-        "an unsigned newcomer published"
+        !publish_once(server, hijacker, "hijacker.log"),
+        "a newcomer without the credentials published"
     );
-    assert_eq!(owner(), first_id, "an unsigned newcomer evicted the silent publisher");
+    assert_eq!(
+        owner(),
+        first_id,
+        "a newcomer without the credentials evicted the silent publisher"
+    );
     assert!(first.running(), "the silent publisher was disconnected");
 
-    let mut second = server.publish_url(&signed(), "second.log");
+    let mut second = server.publish_url(reconnect, "second.log");
     let taken = support::wait_for(support::LIMIT, || {
         let id = owner();
         (id.is_string() && id != first_id).then_some(())
     });
-    Command::new("kill").args(["-CONT", &pid]).status().ok();
-    assert!(taken.is_some(), "a signed newcomer did not take the silent key over");
+    signal("-CONT");
+    assert!(
+        taken.is_some(),
+        "a newcomer with the credentials did not take the silent key over"
+    );
     first.0.kill().ok();
     second.0.kill().ok();
 }
 
+/// Signing on: a newcomer needs a valid token (checked before the silent one is evicted).
+#[test]
+fn a_silent_signed_publisher_is_taken_over_only_by_a_signed_newcomer() {
+    let server = Server::start(
+        "sign-takeover",
+        "[rtmp]\npublisher_idle_timeout_ms = 1\n[sign.publish]\nscheme = \"hmac\"\nkey = \"pub-key\"\n",
+    );
+    let signed = || {
+        let url = server.rtmp_url("live/cam");
+        hmac::sign_url(&url, "pub-key", Action::Publish, now_secs() + 600).expect("sign")
+    };
+    takeover_only_with_credentials(&server, &signed(), &server.rtmp_url("live/cam"), &signed());
+}
+
+/// Hooks on (no signing): on_publish is asked only after the silent one is ended, so a
+/// newcomer needs the silent publisher's own credentials to end it; one with others is
+/// refused as busy without reaching the hook, and the backend hears no on_unpublish.
+#[test]
+fn a_silent_publisher_with_hooks_is_taken_over_only_with_its_own_credentials() {
+    let receiver = support::HookReceiver::new(|_| (200, r#"{"code":0}"#.into()));
+    let config = format!(
+        "[rtmp]\npublisher_idle_timeout_ms = 1\n[hooks]\non_publish = [\"{}\"]\non_unpublish = [\"{}\"]\n",
+        receiver.url("/publish"),
+        receiver.url("/unpublish")
+    );
+    let server = Server::start("hook-takeover", &config);
+    let url = |q: &str| server.rtmp_url(&format!("live/cam?{q}"));
+    let heard = |action: &str| receiver.hits().iter().filter(|h| h.body["action"] == action).count();
+    takeover_only_with_credentials(
+        &server,
+        &url("token=rightful"),
+        &url("token=guess"),
+        &url("token=rightful"),
+    );
+    assert_eq!(heard("on_publish"), 2, "the hijacker reached on_publish");
+    assert!(server.rejected("rtmp", "busy") >= 1.0);
+}
 /// The first segment URI of `playlist`, as an absolute path under `/{app}/`.
 fn first_segment(playlist: &str, app: &str) -> String {
     let uri = playlist

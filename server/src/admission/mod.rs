@@ -185,6 +185,19 @@ impl Admission {
         if path.has_active_source() {
             return Err(Refusal::Busy(req.key.to_string()));
         }
+        // With on_publish deciding and no signature to check, the hook is asked only after the
+        // silent source is ended (its on_unpublish must come first): so only a newcomer with
+        // the silent one's own credentials (its reconnect) may end it, not whoever asks.
+        if self.hooks.is_configured(HookKind::Publish, &req.key.app) && !self.publish_is_signed(&req.key.app) {
+            if let Some(silent) = path.source_subject() {
+                if !same_credentials(&silent, &req.subject) {
+                    return Err(Refusal::Busy(format!(
+                        "{} (its silent publisher is taken over only with its own credentials)",
+                        req.key
+                    )));
+                }
+            }
+        }
         // A silent source is ended now, so its on_unpublish goes before our on_publish.
         path.evict_idle_source();
         let limits = &self.paths.config().limits;
@@ -302,6 +315,11 @@ impl Admission {
         format!("?{}", signing::redact(query, &signing::secret_params(&sign)))
     }
 
+    /// Whether publishing to `app` needs a signed URL.
+    fn publish_is_signed(&self, app: &str) -> bool {
+        signing::SignConfig::for_app(self.paths.config(), app).publish.scheme != signing::Scheme::None
+    }
+
     /// `app` as a log line may show it: as it is if it is a valid app name, else a
     /// placeholder (a client's name reaches no log before it passes `names.rs`).
     pub fn shown_app<'a>(&self, app: &'a str) -> &'a str {
@@ -357,6 +375,13 @@ impl Admission {
 /// The key's names are allowed (`names.rs`).
 fn check_key(rules: &crate::config::StreamConfig, key: &StreamKey) -> Result<(), Refusal> {
     names::check(rules, key).map_err(|e| Refusal::BadName(e.to_string()))
+}
+
+/// Whether two clients presented the same credentials: the stream's query and the server
+/// URL's (where encoders put tokens), as the hooks are told them.
+fn same_credentials(a: &HookSubject, b: &HookSubject) -> bool {
+    let url_query = |s: &HookSubject| s.client.tc_url.split_once('?').map(|(_, q)| q.to_owned());
+    a.stream.param == b.stream.param && url_query(a) == url_query(b)
 }
 
 /// The key as a log line may show it: not at all when its names were refused.

@@ -174,6 +174,12 @@ impl Path {
         }
     }
 
+    /// Who the current source is, as the hooks were told (none for a source started without
+    /// a client, or no source).
+    pub fn source_subject(&self) -> Option<HookSubject> {
+        self.control().source.as_ref().and_then(|(_, subject)| subject.clone())
+    }
+
     /// Ends a source that has sent nothing for `rtmp.publisher_idle_timeout_ms` (the
     /// half-dead connection an OBS reconnect leaves behind), so a newcomer can take the key.
     /// Its `on_unpublish` goes out now, before the newcomer's `on_publish`.
