@@ -13,7 +13,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use peer::{Ended, Peer};
-use support::{wait_for, FlvViewer, Hit, HookReceiver, Server, LIMIT};
+use support::{sample, wait_for, FlvViewer, Hit, HookReceiver, Server, LIMIT};
 
 /// Another host, as the server sees it.
 const OTHER_HOST: [u8; 4] = [127, 0, 0, 2];
@@ -71,6 +71,12 @@ fn publisher_id(server: &Server, receiver: &HookReceiver, stream: &str) -> Strin
     client_id(&hit)
 }
 
+/// `estuary_connections_timed_out_total{protocol, deadline}`, 0 when never counted.
+fn timed_out(server: &Server, protocol: &str, deadline: &str) -> f64 {
+    let want = [("protocol", protocol), ("deadline", deadline)];
+    sample(&server.metrics(), "estuary_connections_timed_out_total", &want).unwrap_or(0.0)
+}
+
 fn wait_log(server: &Server, needle: &str) {
     let found = wait_for(LIMIT, || server.log().contains(needle).then_some(()));
     assert!(found.is_some(), "log never said {needle:?}; log:\n{}", server.log());
@@ -108,6 +114,7 @@ fn a_publisher_that_stops_reading_is_cut_and_its_hooks_go_out() {
         ["on_publish", "on_unpublish", "on_close"],
         "the stalled publisher's hooks, in order"
     );
+    assert_eq!(timed_out(&server, "rtmp", "write"), 1.0, "counted in /metrics");
     assert!(
         server.clients_of("publisher").is_empty(),
         "the stalled publisher is still listed"
@@ -163,6 +170,7 @@ fn a_publisher_that_sends_no_media_is_ended_and_its_viewers_told() {
         server.log()
     );
     wait_log(&server, "no audio or video");
+    assert_eq!(timed_out(&server, "rtmp", "no_media"), 1.0, "counted in /metrics");
     wait_hook(&server, &receiver, "on_unpublish", &id);
     assert_eq!(
         rtmp_viewer.wait_closed(LIMIT),
@@ -201,6 +209,7 @@ fn a_client_that_never_publishes_or_plays_is_closed() {
         server.log()
     );
     wait_log(&server, "did not start publishing or playing");
+    assert_eq!(timed_out(&server, "rtmp", "not_started"), 1.0, "counted in /metrics");
 }
 
 /// `DELETE /api/v1/clients/{id}` on a publisher: its socket closes, `on_unpublish` and
@@ -322,6 +331,11 @@ fn stalled_http_flv_viewers_are_cut_on_both_paths() {
     );
     wait_log(&server, "http-flv viewer too slow");
     wait_log(&server, "stopped reading");
+    assert_eq!(
+        timed_out(&server, "http", "write"),
+        1.0,
+        "the hyper viewer, counted in /metrics"
+    );
     assert!(closed_by_server(raw), "the raw-socket viewer's connection stays open");
     assert!(
         closed_by_server(through_hyper),

@@ -76,10 +76,13 @@ async fn serve_connection(ctx: Arc<Context>, socket: tokio::net::TcpStream, peer
     tokio::pin!(conn);
     tokio::select! {
         result = conn.as_mut() => match result {
-            Err(e) if is_write_timeout(&e) => warn!(
-                slow_disconnect_ms = slow.as_millis() as u64,
-                "http connection closed: the client accepted no bytes for play.slow_disconnect_ms (it stopped reading)"
-            ),
+            Err(e) if is_write_timeout(&e) => {
+                crate::metrics::timed_out("http", "write");
+                warn!(
+                    slow_disconnect_ms = slow.as_millis() as u64,
+                    "http connection closed: the client accepted no bytes for play.slow_disconnect_ms (it stopped reading)"
+                );
+            }
             Err(e) => debug!(cause = %e, "http connection ended"),
             Ok(()) => {}
         },

@@ -240,8 +240,13 @@ pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64
         let _ = conn.flush().await;
     }
     conn.finish_role();
-    if matches!(result, Err(ConnectionError::Subscriber(SubscriberEnd::TooSlow))) {
-        crate::metrics::viewer_too_slow();
+    match &result {
+        Err(ConnectionError::Subscriber(SubscriberEnd::TooSlow)) => crate::metrics::viewer_too_slow(),
+        Err(ConnectionError::Stalled(_)) => crate::metrics::timed_out("rtmp", "write"),
+        Err(ConnectionError::NotStarted(_)) => crate::metrics::timed_out("rtmp", "not_started"),
+        Err(ConnectionError::NoMedia(_)) => crate::metrics::timed_out("rtmp", "no_media"),
+        Err(ConnectionError::Timeout(_)) => crate::metrics::timed_out("rtmp", "silent"),
+        _ => {}
     }
     match result {
         Ok(()) => info!("connection closed"),
