@@ -49,10 +49,17 @@ pub struct RtmpConfig {
     /// A publisher that has sent nothing for this long can be replaced by a new publisher
     /// on the same stream key (the half-dead connection an OBS reconnect leaves behind).
     pub publisher_idle_timeout_ms: u64,
-    /// A client that has not finished the handshake and `connect` in this time is dropped.
+    /// A client that has not finished the handshake, `connect` and `publish` or `play` in
+    /// this time after it connected (or after it stopped publishing) is dropped: the
+    /// pre-connect idle deadline.
     pub handshake_timeout_ms: u64,
     /// A publisher that sends nothing for this long is disconnected.
     pub publisher_timeout_ms: u64,
+    // Deadlines (issue 12): a peer that stops reading cannot hold its task.
+    /// Longest a write of the server's own RTMP messages (answers, acks, pings, refusals) may
+    /// wait for the peer's socket; a peer that accepts no bytes for this long (it stopped
+    /// reading) is disconnected. Players' media has `play.slow_disconnect_ms`.
+    pub write_timeout_ms: u64,
 }
 
 impl Default for RtmpConfig {
@@ -63,6 +70,7 @@ impl Default for RtmpConfig {
             publisher_idle_timeout_ms: 2000,
             handshake_timeout_ms: 10_000,
             publisher_timeout_ms: 20_000,
+            write_timeout_ms: 10_000,
         }
     }
 }
@@ -74,6 +82,10 @@ pub struct HttpConfig {
     pub listen: String,
     /// Value of `Access-Control-Allow-Origin` on media responses; empty turns CORS off.
     pub cors_allow_origin: String,
+    /// A connection must send a whole request head within this time of connecting (or of
+    /// its previous response, on a kept-alive connection); else it is closed: the HTTP
+    /// pre-request idle deadline.
+    pub header_timeout_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -81,6 +93,7 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: "0.0.0.0:8080".into(),
             cors_allow_origin: "*".into(),
+            header_timeout_ms: 10_000,
         }
     }
 }
@@ -113,6 +126,10 @@ pub struct StreamConfig {
     pub name_extra_chars: String,
     /// Longest stream (or app) name, in bytes.
     pub name_max_bytes: usize,
+    /// A source (an RTMP publisher) that sends no audio or video for this long, whatever
+    /// else it sends (pings, acks, metadata), is ended like an unpublish: its viewers are
+    /// told and its key is free again.
+    pub no_media_timeout_ms: u64,
 }
 
 impl Default for StreamConfig {
@@ -127,6 +144,7 @@ impl Default for StreamConfig {
             on_demand_close_after_ms: 10_000,
             name_extra_chars: "-_.".into(),
             name_max_bytes: 128,
+            no_media_timeout_ms: 10_000,
         }
     }
 }
@@ -329,6 +347,7 @@ impl Config {
             problems.push(format!("rtmp.out_chunk_size = {chunk} must be between 128 and 65536"));
         }
         problems.extend(self.limits.validate());
+        problems.extend(self.validate_deadlines());
         if self.stream.queue_packets < 16 {
             problems.push(format!(
                 "stream.queue_packets = {} must be at least 16",
@@ -426,6 +445,27 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The deadlines' ranges: none may be 0 (a deadline that never fires is the bug they
+    /// fix) and none longer than an hour.
+    fn validate_deadlines(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (key, value) in [
+            ("rtmp.handshake_timeout_ms", self.rtmp.handshake_timeout_ms),
+            ("rtmp.publisher_timeout_ms", self.rtmp.publisher_timeout_ms),
+            ("rtmp.write_timeout_ms", self.rtmp.write_timeout_ms),
+            ("http.header_timeout_ms", self.http.header_timeout_ms),
+            ("stream.no_media_timeout_ms", self.stream.no_media_timeout_ms),
+            ("play.slow_disconnect_ms", self.play.slow_disconnect_ms),
+        ] {
+            if !(100..=3_600_000).contains(&value) {
+                problems.push(format!("{key} = {value} must be between 100 and 3600000"));
+            }
+        }
+        problems
+    }
+}
+
 #[cfg(test)]
 mod admission_tests;
 #[cfg(test)]
@@ -461,6 +501,25 @@ mod tests {
         let problems = c.validate().unwrap_err();
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].contains("rtmp.listen"));
+    }
+
+    #[test]
+    fn deadlines_cannot_be_turned_off() {
+        let c: Config = toml::from_str(
+            "[rtmp]\nwrite_timeout_ms = 0\nhandshake_timeout_ms = 0\n[http]\nheader_timeout_ms = 0\n\
+             [stream]\nno_media_timeout_ms = 0\n[play]\nslow_disconnect_ms = 0\n",
+        )
+        .unwrap();
+        let problems = c.validate().unwrap_err();
+        for key in [
+            "rtmp.write_timeout_ms",
+            "rtmp.handshake_timeout_ms",
+            "http.header_timeout_ms",
+            "stream.no_media_timeout_ms",
+            "play.slow_disconnect_ms",
+        ] {
+            assert!(problems.iter().any(|p| p.contains(key)), "{key}: {problems:?}");
+        }
     }
 
     #[test]

@@ -41,7 +41,9 @@ use tokio_util::sync::CancellationToken;
 pub use config::Config;
 pub use context::Context;
 
-/// How long shutdown waits for connections to close before giving up on them.
+/// How long shutdown waits for connections and outputs to end. Connections do not need it:
+/// shutdown cancels their reads, their writes to a full socket and their admissions, so they
+/// end at once with their hooks queued. It bounds an output finishing its files.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Serves RTMP and HTTP on the given listeners until `shutdown` is cancelled, then closes
@@ -113,10 +115,11 @@ pub async fn run(
         );
     }
     // Connections queued their last notifications (an on_close may still wait for the
-    // on_unpublish before it); give the hooks a moment to deliver them.
-    ctx.hooks.flush_deferred(hooks::SHUTDOWN_FLUSH).await;
+    // on_unpublish before it); the hooks get their own timeout to deliver them.
+    let flush = ctx.hooks.shutdown_flush();
+    ctx.hooks.flush_deferred(flush).await;
     hooks_shutdown.cancel();
-    let _ = tokio::time::timeout(hooks::SHUTDOWN_FLUSH + Duration::from_millis(200), hooks_task).await;
+    let _ = tokio::time::timeout(flush + Duration::from_millis(200), hooks_task).await;
     Ok(())
 }
 

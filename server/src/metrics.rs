@@ -67,6 +67,14 @@ pub const RECORDING_FAILURES_TOTAL: &str = "estuary_recording_failures_total";
 /// Counter `{kind}`: times an output (e.g. `hls`) fell a whole ring behind its stream and
 /// lost packets (it resumes at the next keyframe, after a discontinuity).
 pub const OUTPUT_GAPS_TOTAL: &str = "estuary_output_gaps_total";
+// Deadlines (issue 12).
+/// Counter `{protocol, deadline}`: connections the server closed because a deadline passed;
+/// protocol is `rtmp` or `http`; deadline is `write` (the peer accepted no bytes: it stopped
+/// reading), `not_started` (no publish or play within `rtmp.handshake_timeout_ms`),
+/// `no_media` (a publisher without audio or video for `stream.no_media_timeout_ms`) or
+/// `silent` (nothing at all for `rtmp.publisher_timeout_ms`). Slow HTTP-FLV and RTMP viewers
+/// are counted in `estuary_viewers_disconnected_total{reason="slow"}`.
+pub const CONNECTIONS_TIMED_OUT_TOTAL: &str = "estuary_connections_timed_out_total";
 
 /// Bucket bounds of the hook latency histogram, in seconds.
 const HOOK_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
@@ -133,6 +141,10 @@ fn describe() {
         OUTPUT_GAPS_TOTAL,
         "Times an output fell a whole ring behind its stream, by kind."
     );
+    describe_counter!(
+        CONNECTIONS_TIMED_OUT_TOTAL,
+        "Connections closed because a deadline passed, by protocol and deadline."
+    );
     describe_counter!(crate::hooks::HOOK_CALLS_TOTAL, "Hook HTTP calls, by hook and result.");
     describe_histogram!(
         crate::hooks::HOOK_DURATION_SECONDS,
@@ -157,6 +169,12 @@ pub fn rejected(protocol: &'static str, reason: &'static str) {
 /// Counts a viewer cut off by the slow-viewer policy.
 pub fn viewer_too_slow() {
     metrics::counter!(VIEWERS_DISCONNECTED_TOTAL, "reason" => "slow").increment(1);
+}
+
+/// Counts a connection closed because its `deadline` passed (see
+/// [`CONNECTIONS_TIMED_OUT_TOTAL`]).
+pub fn timed_out(protocol: &'static str, deadline: &'static str) {
+    metrics::counter!(CONNECTIONS_TIMED_OUT_TOTAL, "protocol" => protocol, "deadline" => deadline).increment(1);
 }
 
 /// Counts an accepted connection.

@@ -17,7 +17,8 @@ use super::http::{HttpClient, Outcome};
 use super::receipt::Pending;
 use super::stats::{Counters, Undelivered};
 
-/// How long the tasks keep delivering after shutdown was requested.
+/// How long the tasks keep delivering after shutdown was requested, at least (a hook
+/// `timeout_ms` longer than this extends it: see `Hooks::shutdown_flush`).
 pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
 
 /// One notification for one endpoint.
@@ -53,12 +54,13 @@ enum Delivery {
     Interrupted,
 }
 
-/// Delivers `rx` to `url` until shutdown, then flushes for up to [`SHUTDOWN_FLUSH`].
+/// Delivers `rx` to `url` until shutdown, then flushes for up to `flush`.
 pub(crate) async fn run_endpoint(
     inner: Arc<Transport>,
     url: HookUrl,
     mut rx: mpsc::Receiver<Job>,
     shutdown: CancellationToken,
+    flush: Duration,
 ) {
     let mut state = Endpoint {
         inner: &inner,
@@ -81,7 +83,7 @@ pub(crate) async fn run_endpoint(
         }
     }
 
-    let deadline = tokio::time::Instant::now() + SHUTDOWN_FLUSH;
+    let deadline = tokio::time::Instant::now() + flush;
     loop {
         let job = match current.take() {
             Some(job) => job,

@@ -202,7 +202,7 @@ impl Hooks {
     }
 
     /// Spawns the notification delivery tasks (call once, inside the tokio runtime). When
-    /// `shutdown` is cancelled they flush their queues for up to [`SHUTDOWN_FLUSH`] and the
+    /// `shutdown` is cancelled they flush their queues for up to [`shutdown_flush`](Self::shutdown_flush) and the
     /// returned handle completes. Cancel it after the connections have closed, so that their
     /// `on_unpublish`/`on_stop`/`on_close` are in the queues.
     pub fn start(&self, shutdown: CancellationToken) -> JoinHandle<()> {
@@ -215,6 +215,7 @@ impl Hooks {
                 url,
                 rx,
                 shutdown.clone(),
+                self.shutdown_flush(),
             ));
         }
         tokio::spawn(async move {
@@ -360,6 +361,15 @@ impl Hooks {
     pub fn decision_limits(&self, app: &str) -> (Duration, UnreachablePolicy) {
         let eff = self.effective(app);
         (eff.timeout, eff.policy)
+    }
+
+    /// How long notifications still go out after shutdown: [`SHUTDOWN_FLUSH`], or the longest
+    /// `timeout_ms` of any app if longer, so that one in flight gets its whole time.
+    pub fn shutdown_flush(&self) -> Duration {
+        std::iter::once(&self.inner.global)
+            .chain(self.inner.apps.values())
+            .map(|eff| eff.timeout)
+            .fold(SHUTDOWN_FLUSH, Duration::max)
     }
 
     /// Notifications dropped so far because a queue was full.

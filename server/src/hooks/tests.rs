@@ -449,7 +449,7 @@ async fn shutdown_flushes_then_gives_up() {
     h.notify(&dvr);
     h.notify(&dvr);
     token.cancel();
-    tokio::time::timeout(SHUTDOWN_FLUSH + Duration::from_secs(1), task)
+    tokio::time::timeout(h.shutdown_flush() + Duration::from_secs(1), task)
         .await
         .expect("stops within the flush window")
         .expect("task ok");

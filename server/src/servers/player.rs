@@ -14,8 +14,9 @@ use bytes::Bytes;
 use estuary_protocol::rtmp::chunker::chunk_media;
 use estuary_protocol::Packet;
 use tokio::net::tcp::OwnedWriteHalf;
+use tokio_util::sync::CancellationToken;
 
-use super::io::write_all_vectored;
+use super::io::{write_all_vectored, Deadline, WriteError};
 use crate::clients::ClientGuard;
 use crate::stream::{DirectSink, SentCounter, SinkFormat, Subscriber, SubscriberEnd};
 
@@ -48,6 +49,20 @@ pub enum PlayError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Subscriber(#[from] SubscriberEnd),
+    /// The connection was told to stop (kick, shutdown) while its socket was full.
+    #[error("stopped while the socket was full (kicked or shutting down)")]
+    Stopped,
+}
+
+impl From<WriteError> for PlayError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Io(e) => PlayError::Io(e),
+            // A socket that accepts nothing for `play.slow_disconnect_ms`: the slow-viewer end.
+            WriteError::Stalled(_) => PlayError::Subscriber(SubscriberEnd::TooSlow),
+            WriteError::Stopped => PlayError::Stopped,
+        }
+    }
 }
 
 pub struct LivePlayer {
@@ -64,6 +79,9 @@ pub struct LivePlayer {
     out: VecDeque<Bytes>,
     /// `play.slow_disconnect_ms`: longest a write may wait for the socket.
     slow: Duration,
+    /// Cancelled when the connection must end (kick, shutdown): a write waiting for a full
+    /// socket gives up at once.
+    stop: CancellationToken,
 }
 
 impl LivePlayer {
@@ -73,6 +91,7 @@ impl LivePlayer {
         framing: Framing,
         on_sent: SentCounter,
         slow: Duration,
+        stop: CancellationToken,
     ) -> Self {
         let sink = match framing {
             Framing::Shared(format) => Some(DirectSink::new(Arc::clone(&writer), format, Arc::clone(&on_sent))),
@@ -88,6 +107,7 @@ impl LivePlayer {
             pending: Vec::new(),
             out: VecDeque::new(),
             slow,
+            stop,
         }
     }
 
@@ -134,12 +154,14 @@ impl LivePlayer {
         self.write_out().await
     }
 
-    /// Writes `out`, waiting at most `play.slow_disconnect_ms` for the socket.
+    /// Writes `out`, giving up when the socket accepts nothing for `play.slow_disconnect_ms`
+    /// or the connection is told to stop.
     async fn write_out(&mut self) -> Result<(), PlayError> {
-        match tokio::time::timeout(self.slow, write_all_vectored(&self.writer, &mut self.out)).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(SubscriberEnd::TooSlow.into()),
-        }
+        let deadline = Deadline {
+            stall: self.slow,
+            stop: &self.stop,
+        };
+        Ok(write_all_vectored(&self.writer, &mut self.out, deadline).await?)
     }
 
     /// Writes `prefix` (e.g. RTMP control messages, the FLV header) after anything the
@@ -239,6 +261,7 @@ mod tests {
             Framing::Shared(SinkFormat::Flv),
             on_sent,
             Duration::from_secs(30),
+            CancellationToken::new(),
         );
         (player, viewer)
     }

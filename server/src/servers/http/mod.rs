@@ -24,7 +24,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_io_timeout::TimeoutStream;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::context::Context;
 use control::{Plane, Surface};
@@ -48,17 +48,20 @@ pub async fn serve_control(listener: TcpListener, ctx: Arc<Context>) {
 
 async fn serve_connection(ctx: Arc<Context>, socket: tokio::net::TcpStream, peer: SocketAddr, surface: Surface) {
     // A connection that opens with a live FLV request is served on the socket itself.
+    let header_timeout = Duration::from_millis(ctx.config.http.header_timeout_ms);
     let mut first = [0u8; 512];
-    match tokio::time::timeout(Duration::from_secs(10), socket.peek(&mut first)).await {
+    match tokio::time::timeout(header_timeout, socket.peek(&mut first)).await {
         Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
         Ok(Ok(n)) if surface == Surface::Public && flv::is_live_flv_request(&first[..n]) => {
             return flv::serve_socket(ctx, socket, peer).await;
         }
         Ok(Ok(_)) => {}
     }
-    // A viewer whose socket accepts nothing for this long is cut off (slow-viewer policy).
+    // A client whose socket accepts nothing for this long is cut off (slow-viewer policy):
+    // the write deadline of every response, HTTP-FLV bodies through hyper included.
+    let slow = Duration::from_millis(ctx.config.play.slow_disconnect_ms);
     let mut io = TimeoutStream::new(socket);
-    io.set_write_timeout(Some(Duration::from_millis(ctx.config.play.slow_disconnect_ms)));
+    io.set_write_timeout(Some(slow));
     let io = TokioIo::new(Box::pin(io));
     let service_ctx = Arc::clone(&ctx);
     let service = service_fn(move |req| {
@@ -67,21 +70,42 @@ async fn serve_connection(ctx: Arc<Context>, socket: tokio::net::TcpStream, peer
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .max_buf_size(64 * 1024)
-        .header_read_timeout(Duration::from_secs(10))
+        .header_read_timeout(header_timeout)
         .timer(hyper_util::rt::TokioTimer::new())
         .serve_connection(io, service);
     tokio::pin!(conn);
     tokio::select! {
-        result = conn.as_mut() => {
-            if let Err(e) = result {
-                debug!(cause = %e, "http connection ended");
+        result = conn.as_mut() => match result {
+            Err(e) if is_write_timeout(&e) => {
+                crate::metrics::timed_out("http", "write");
+                warn!(
+                    slow_disconnect_ms = slow.as_millis() as u64,
+                    "http connection closed: the client accepted no bytes for play.slow_disconnect_ms (it stopped reading)"
+                );
             }
-        }
+            Err(e) => debug!(cause = %e, "http connection ended"),
+            Ok(()) => {}
+        },
         _ = ctx.shutdown.cancelled() => {
             conn.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
         }
     }
+}
+
+/// Whether hyper ended the connection because a write timed out (`TimeoutStream`).
+fn is_write_timeout(e: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 async fn route(ctx: Arc<Context>, req: Request<Incoming>, peer: SocketAddr, surface: Surface) -> Response<Body> {

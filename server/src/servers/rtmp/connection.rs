@@ -4,6 +4,14 @@
 //! [`LivePlayer`] writes the stream's shared pre-chunked packets, and at the live edge lends
 //! the socket to the stream, which writes to it directly; the task takes it back before it
 //! writes anything of its own, so a message is never split between writers.
+//!
+//! Deadlines (DESIGN.md rule 2): every write waits at most `rtmp.write_timeout_ms` (the
+//! player's media: `play.slow_disconnect_ms`) for a socket that accepts nothing, and gives up
+//! at once on a kick or shutdown; every read waits at most until the deadline of the
+//! connection's role: `rtmp.handshake_timeout_ms` to start publishing or playing,
+//! `stream.no_media_timeout_ms` between a publisher's audio/video packets,
+//! `rtmp.publisher_timeout_ms` for any byte from a publisher. However the connection ends,
+//! its source or viewer hold is ended and its hooks are queued before the task returns.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -21,9 +29,11 @@ use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::{debug, info, warn};
 
+use super::super::io::{Deadline, WriteError};
 use super::super::player::{Framing, LivePlayer, PlayError};
 use crate::admission::{Refusal, Request};
 use crate::clients::{self, ClientGuard, ClientKind};
@@ -52,6 +62,16 @@ enum ConnectionError {
     BadMedia { stream: String, source: TagError },
     #[error("{0}")]
     Timeout(&'static str),
+    #[error("did not start publishing or playing within {0} ms of connecting (rtmp.handshake_timeout_ms)")]
+    NotStarted(u64),
+    #[error("publisher sent no audio or video for {0} ms (stream.no_media_timeout_ms); stream ended")]
+    NoMedia(u64),
+    #[error("{0} (rtmp.write_timeout_ms)")]
+    Stalled(WriteError),
+    /// Told to stop (kick or shutdown) while waiting for the peer; which one is sorted out
+    /// when the connection ends.
+    #[error("stopped")]
+    Stopped,
     #[error("refused: {0}")]
     Refused(String),
     #[error("replaced by another publisher")]
@@ -69,7 +89,25 @@ impl From<PlayError> for ConnectionError {
         match e {
             PlayError::Io(e) => ConnectionError::Io(e),
             PlayError::Subscriber(e) => ConnectionError::Subscriber(e),
+            PlayError::Stopped => ConnectionError::Stopped,
         }
+    }
+}
+
+impl From<WriteError> for ConnectionError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Io(e) => ConnectionError::Io(e),
+            stalled @ WriteError::Stalled(_) => ConnectionError::Stalled(stalled),
+            WriteError::Stopped => ConnectionError::Stopped,
+        }
+    }
+}
+
+impl ConnectionError {
+    /// Whether the socket is still worth writing a last message to.
+    fn socket_usable(&self) -> bool {
+        !matches!(self, ConnectionError::Io(_) | ConnectionError::Stalled(_))
     }
 }
 
@@ -87,10 +125,21 @@ enum Role {
     },
 }
 
+/// Which read deadline passed.
+#[derive(Debug, Clone, Copy)]
+enum ReadDeadline {
+    /// `rtmp.publisher_timeout_ms`: no byte at all.
+    Silent,
+    /// `rtmp.handshake_timeout_ms`: not publishing or playing yet.
+    NotStarted,
+    /// `stream.no_media_timeout_ms`: a publisher without audio or video.
+    NoMedia,
+}
+
 /// What woke the connection's loop.
 enum Wake {
     Read(std::io::Result<usize>),
-    ReadTimeout,
+    Deadline(ReadDeadline),
     /// The player has something to write.
     Media(Result<(), SubscriberEnd>),
     Shutdown,
@@ -116,6 +165,10 @@ struct Connection {
     /// Receipts of the `on_unpublish`/`on_stop` this connection caused; its `on_close` waits
     /// for them.
     ended: Vec<Receipt>,
+    /// While not publishing or playing: when the connection is closed unless it starts to.
+    start_by: Instant,
+    /// While publishing: when the last audio or video packet came (or publishing began).
+    last_media: Instant,
 }
 
 pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64) {
@@ -125,7 +178,12 @@ pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64
     // get a large one once they publish (see `next_wake`).
     let mut buf = BytesMut::with_capacity(PLAYER_READ_BUFFER);
     let handshake_timeout = Duration::from_millis(ctx.config.rtmp.handshake_timeout_ms);
-    match tokio::time::timeout(handshake_timeout, handshake(&mut reader, &mut writer, &mut buf)).await {
+    let start_by = Instant::now() + handshake_timeout;
+    let shaken = tokio::select! {
+        shaken = tokio::time::timeout_at(start_by, handshake(&mut reader, &mut writer, &mut buf)) => shaken,
+        () = kick.cancelled() => return debug!("connection closed during the handshake: server shutting down"),
+    };
+    match shaken {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return warn!(cause = %e, "connection closed"),
         Err(_) => return warn!("connection closed: handshake timed out"),
@@ -167,15 +225,32 @@ pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64
         bytes_out,
         batches_written: 0,
         ended: Vec::new(),
+        start_by,
+        last_media: start_by,
     };
-    let result = conn.serve(&mut reader, buf).await;
-    let _ = conn.flush().await;
+    let result = match conn.serve(&mut reader, buf).await {
+        Err(ConnectionError::Stopped) if conn.ctx.shutdown.is_cancelled() => Err(ConnectionError::Shutdown),
+        Err(ConnectionError::Stopped) => Err(ConnectionError::Kicked),
+        result => result,
+    };
+    // What the session queued last (a refusal, the end of play) goes out, within the write
+    // deadline, unless the socket failed or stopped taking bytes; a kick or shutdown leaves
+    // it only if the socket has room.
+    if result.as_ref().err().is_none_or(ConnectionError::socket_usable) {
+        let _ = conn.flush().await;
+    }
     conn.finish_role();
-    if matches!(result, Err(ConnectionError::Subscriber(SubscriberEnd::TooSlow))) {
-        crate::metrics::viewer_too_slow();
+    match &result {
+        Err(ConnectionError::Subscriber(SubscriberEnd::TooSlow)) => crate::metrics::viewer_too_slow(),
+        Err(ConnectionError::Stalled(_)) => crate::metrics::timed_out("rtmp", "write"),
+        Err(ConnectionError::NotStarted(_)) => crate::metrics::timed_out("rtmp", "not_started"),
+        Err(ConnectionError::NoMedia(_)) => crate::metrics::timed_out("rtmp", "no_media"),
+        Err(ConnectionError::Timeout(_)) => crate::metrics::timed_out("rtmp", "silent"),
+        _ => {}
     }
     match result {
         Ok(()) => info!("connection closed"),
+        Err(e @ ConnectionError::Shutdown) => info!(cause = %e, "connection closed"),
         Err(e) => warn!(cause = %e, "connection closed"),
     }
     if let Some(client) = conn.client_info() {
@@ -241,9 +316,19 @@ impl Connection {
                 self.next_wake(reader, &mut buf).await
             };
             match wake {
-                Wake::Shutdown => return Ok(()),
+                Wake::Shutdown => return Err(ConnectionError::Shutdown),
                 Wake::Kicked => return Err(ConnectionError::Kicked),
-                Wake::ReadTimeout => return Err(ConnectionError::Timeout("peer sent nothing for too long")),
+                Wake::Deadline(ReadDeadline::Silent) => {
+                    return Err(ConnectionError::Timeout(
+                        "peer sent nothing for too long (rtmp.publisher_timeout_ms)",
+                    ))
+                }
+                Wake::Deadline(ReadDeadline::NotStarted) => {
+                    return Err(ConnectionError::NotStarted(self.ctx.config.rtmp.handshake_timeout_ms))
+                }
+                Wake::Deadline(ReadDeadline::NoMedia) => {
+                    return Err(ConnectionError::NoMedia(self.ctx.config.stream.no_media_timeout_ms))
+                }
                 Wake::Read(Err(e)) => return Err(e.into()),
                 Wake::Read(Ok(0)) => return Ok(()), // peer closed
                 Wake::Read(Ok(n)) => {
@@ -271,11 +356,16 @@ impl Connection {
     }
 
     async fn next_wake(&mut self, reader: &mut OwnedReadHalf, buf: &mut BytesMut) -> Wake {
-        // Players may legitimately send nothing for hours; everyone else must keep talking.
-        // (No timer for players: one per wake-up would cost more than the write itself.)
-        let read_timeout = match self.role {
+        // Players may legitimately send nothing for hours (their deadlines are the stream's:
+        // `play.wait_for_publisher_ms`, and the write deadline); everyone else must keep
+        // talking. (No timer for players: one per wake-up would cost more than the write.)
+        let read_deadline = match self.role {
             Role::Playing { .. } => None,
-            _ => Some(Duration::from_millis(self.ctx.config.rtmp.publisher_timeout_ms)),
+            Role::Idle => Some(self.read_deadline(self.start_by, ReadDeadline::NotStarted)),
+            Role::Publishing { .. } => {
+                let no_media = Duration::from_millis(self.ctx.config.stream.no_media_timeout_ms);
+                Some(self.read_deadline(self.last_media + no_media, ReadDeadline::NoMedia))
+            }
         };
         let want = if matches!(self.role, Role::Publishing { .. }) {
             PUBLISHER_READ_BUFFER
@@ -286,9 +376,11 @@ impl Connection {
             buf.reserve(want);
         }
         let read = async {
-            match read_timeout {
-                Some(limit) => tokio::time::timeout(limit, reader.read_buf(buf)).await.ok(),
-                None => Some(reader.read_buf(buf).await),
+            match read_deadline {
+                Some((at, which)) => tokio::time::timeout_at(at, reader.read_buf(buf))
+                    .await
+                    .map_err(|_| which),
+                None => Ok(reader.read_buf(buf).await),
             }
         };
         let player = match &mut self.role {
@@ -302,11 +394,22 @@ impl Connection {
             biased;
             media = async { player.expect("guarded by the branch condition").ready().await }, if player.is_some() => Wake::Media(media),
             read = read => match read {
-                Some(r) => Wake::Read(r),
-                None => Wake::ReadTimeout,
+                Ok(r) => Wake::Read(r),
+                Err(which) => Wake::Deadline(which),
             },
             // `kick` is a child of the shutdown token: one future, registered once.
             _ = self.stopped.as_mut() => if self.ctx.shutdown.is_cancelled() { Wake::Shutdown } else { Wake::Kicked },
+        }
+    }
+
+    /// The earlier of `role_deadline` (tagged `which`) and `rtmp.publisher_timeout_ms` from
+    /// now.
+    fn read_deadline(&self, role_deadline: Instant, which: ReadDeadline) -> (Instant, ReadDeadline) {
+        let silent = Instant::now() + Duration::from_millis(self.ctx.config.rtmp.publisher_timeout_ms);
+        if role_deadline <= silent {
+            (role_deadline, which)
+        } else {
+            (silent, ReadDeadline::Silent)
         }
     }
 
@@ -325,7 +428,8 @@ impl Connection {
             SessionEvent::StreamClosed { stream_id } => match &self.role {
                 Role::Publishing { .. } => {
                     debug!(stream_id, "publisher closed its stream");
-                    self.finish_role(); // the connection may publish again
+                    self.finish_role(); // the connection may publish again, within the time
+                    self.start_by = Instant::now() + Duration::from_millis(self.ctx.config.rtmp.handshake_timeout_ms);
                 }
                 Role::Playing { stream_id: id, .. } if *id == stream_id => {
                     debug!(stream_id, "player closed its stream");
@@ -378,7 +482,8 @@ impl Connection {
         };
         // Boxed, as the other admissions: the hook call's future is large and lives only during
         // admission, so it stays out of the connection's future (allocated per connection).
-        if let Err(refusal) = Box::pin(self.ctx.admission.connect(client, param)).await {
+        let admitted = stoppable(&self.kick, Box::pin(self.ctx.admission.connect(client, param))).await?;
+        if let Err(refusal) = admitted {
             let reason = refusal.to_string();
             self.session.reject_connect(&reason)?;
             return self.refuse(reason).await;
@@ -422,7 +527,8 @@ impl Connection {
         }
         let request = self.request(&stream);
         let key = request.key.clone();
-        match Box::pin(self.ctx.admission.publish(request, self.id, self.kick.clone())).await {
+        let admitted = Box::pin(self.ctx.admission.publish(request, self.id, self.kick.clone()));
+        match stoppable(&self.kick, admitted).await? {
             Ok(source) => {
                 // Only an admitted key reaches the log: its names were checked.
                 tracing::Span::current().record("stream", tracing::field::display(&key));
@@ -431,6 +537,7 @@ impl Connection {
                 self.client
                     .set_role(ClientKind::Publisher, Some(key), self.stream_url(&stream));
                 self.role = Role::Publishing { source };
+                self.last_media = Instant::now();
                 Ok(())
             }
             Err(refusal) => {
@@ -459,7 +566,7 @@ impl Connection {
         }
         let request = self.request(&stream);
         let key = request.key.clone();
-        let viewer = match Box::pin(self.ctx.admission.play(request)).await {
+        let viewer = match stoppable(&self.kick, Box::pin(self.ctx.admission.play(request))).await? {
             Ok(viewer) => viewer,
             Err(refusal) => {
                 let code = match refusal {
@@ -488,7 +595,14 @@ impl Connection {
         };
         let on_sent = super::super::player::sent_counter(&self.client, "rtmp");
         let slow = Duration::from_millis(self.ctx.config.play.slow_disconnect_ms);
-        let player = LivePlayer::new(subscriber, Arc::clone(&self.writer), framing, on_sent, slow);
+        let player = LivePlayer::new(
+            subscriber,
+            Arc::clone(&self.writer),
+            framing,
+            on_sent,
+            slow,
+            self.kick.clone(),
+        );
         self.role = Role::Playing {
             player: Box::new(player),
             viewer: Box::new(viewer),
@@ -510,6 +624,9 @@ impl Connection {
             })?;
         if !source.publish(packet) {
             return Err(ConnectionError::Replaced);
+        }
+        if kind != MediaKind::Script {
+            self.last_media = Instant::now();
         }
         Ok(())
     }
@@ -548,7 +665,11 @@ impl Connection {
             _ => {
                 self.client.add_sent(bytes.len() as u64);
                 self.bytes_out.increment(bytes.len() as u64);
-                super::super::io::write_all(&self.writer, bytes).await?;
+                let deadline = Deadline {
+                    stall: Duration::from_millis(self.ctx.config.rtmp.write_timeout_ms),
+                    stop: &self.kick,
+                };
+                super::super::io::write_all(&self.writer, bytes, deadline).await?;
             }
         }
         Ok(())
@@ -586,6 +707,20 @@ impl Connection {
             }
             Role::Idle => {}
         }
+    }
+}
+
+/// Runs `admission` (hook calls, waits for a predecessor's `on_unpublish`) unless the
+/// connection is told to stop first: a kick or shutdown does not wait for a backend. Dropping
+/// an admission part-way changes nothing: a source or viewer exists only once it returns.
+async fn stoppable<T>(
+    stop: &CancellationToken,
+    admission: impl std::future::Future<Output = T>,
+) -> Result<T, ConnectionError> {
+    tokio::select! {
+        biased;
+        decided = admission => Ok(decided),
+        () = stop.cancelled() => Err(ConnectionError::Stopped),
     }
 }
 

@@ -120,7 +120,8 @@ impl Admitted {
                     &ctx.admission.shown_query(&self.key.app, req.query.unwrap_or_default()),
                 ),
             ),
-            tokio_util::sync::CancellationToken::new(),
+            // Cancelled by a kick, or by shutdown.
+            ctx.shutdown.child_token(),
         )
     }
 }

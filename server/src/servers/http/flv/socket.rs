@@ -6,6 +6,10 @@
 //! The body is chunked for HTTP/1.1 (as through hyper, and as SRS does); each write is one
 //! HTTP chunk, and a batch's chunk is built once for all parked viewers. An HTTP/1.0 client
 //! gets the FLV bytes themselves, ended by closing the connection.
+//!
+//! Deadlines: the request head within `http.header_timeout_ms`; every write (answers, the
+//! response head, media) gives up when the socket accepts nothing for
+//! `play.slow_disconnect_ms`, or at once on a kick or shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,14 +26,12 @@ use super::super::response::cors_line;
 use super::super::urls::split_stream_path;
 use super::request::{admit, FlvRequest};
 use crate::context::Context;
-use crate::servers::io::write_all;
+use crate::servers::io::{write_all, Deadline};
 use crate::servers::player::{Framing, LivePlayer, PlayError};
 use crate::stream::{SinkFormat, StreamKey, SubscriberEnd};
 
 /// Longest request head read here (hyper's limit for other requests is larger).
 const MAX_HEAD: usize = 16 * 1024;
-/// Time allowed for the request head to arrive.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Whether `first` (the first bytes of a connection) starts a complete request line
 /// `GET /{app}/{stream}.flv[?query] HTTP/1.x`.
@@ -58,19 +60,27 @@ pub fn is_live_flv_request(first: &[u8]) -> bool {
 pub async fn serve(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr) {
     let (mut reader, writer) = socket.into_split();
     let writer = Arc::new(writer);
-    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut reader)).await {
+    let slow = Duration::from_millis(ctx.config.play.slow_disconnect_ms);
+    let before_admission = Deadline {
+        stall: slow,
+        stop: &ctx.shutdown,
+    };
+    let header_timeout = Duration::from_millis(ctx.config.http.header_timeout_ms);
+    let head = match tokio::time::timeout(header_timeout, read_head(&mut reader)).await {
         Ok(Ok(head)) => head,
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
             warn!(%peer, limit = MAX_HEAD, "http-flv request head too large; refused");
             let status = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
-            let _ = write_all(&writer, answer(&ctx, status, "request head too large\n")).await;
+            let refusal = answer(&ctx, status, "request head too large\n");
+            let _ = write_all(&writer, refusal, before_admission).await;
             return;
         }
         Ok(Err(e)) => return debug!(cause = %e, "http-flv request not read"),
         Err(_) => return debug!("http-flv request head timed out"),
     };
     let Some(head) = RequestHead::parse(&head) else {
-        let _ = write_all(&writer, answer(&ctx, StatusCode::BAD_REQUEST, "bad request\n")).await;
+        let refusal = answer(&ctx, StatusCode::BAD_REQUEST, "bad request\n");
+        let _ = write_all(&writer, refusal, before_admission).await;
         return;
     };
     let req = FlvRequest {
@@ -80,30 +90,41 @@ pub async fn serve(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr) {
         origin: head.origin.as_deref(),
         referer: head.referer.as_deref(),
     };
-    let admitted = match admit(&ctx, &req, peer).await {
+    // The admission may wait for a publisher (`play.wait_for_publisher_ms`); shutdown does
+    // not wait for it.
+    let admitted = tokio::select! {
+        admitted = admit(&ctx, &req, peer) => admitted,
+        () = ctx.shutdown.cancelled() => return,
+    };
+    let admitted = match admitted {
         Ok(a) => a,
         Err((status, body)) => {
-            let _ = write_all(&writer, answer(&ctx, status, body)).await;
+            let _ = write_all(&writer, answer(&ctx, status, body), before_admission).await;
             return;
         }
     };
     let client = admitted.register(&ctx, &req, peer);
+    // Cancelled by a kick or shutdown: a write to a full socket gives up at once.
+    let stop = client.kick.clone();
     // Held to the end of the loop: dropping it tells the hooks the viewer left.
     let viewer = admitted.viewer;
     let key = admitted.key;
     let subscriber = admitted.subscriber;
     let chunked = head.http11;
-    if let Err(e) = write_all(&writer, ok_head(&ctx, chunked)).await {
-        return debug!(cause = %e, "http-flv viewer gone before the response");
+    let deadline = Deadline {
+        stall: slow,
+        stop: &stop,
+    };
+    if let Err(e) = write_all(&writer, ok_head(&ctx, chunked), deadline).await {
+        return info!(stream = %key, cause = %e, "http-flv viewer gone before the response");
     }
     let on_sent = crate::servers::player::sent_counter(&client, "http_flv");
-    let slow = Duration::from_millis(ctx.config.play.slow_disconnect_ms);
     let format = if chunked {
         SinkFormat::ChunkedFlv
     } else {
         SinkFormat::Flv
     };
-    let mut player = LivePlayer::new(subscriber, writer, Framing::Shared(format), on_sent, slow);
+    let mut player = LivePlayer::new(subscriber, writer, Framing::Shared(format), on_sent, slow, stop.clone());
     let mut header_sent = false;
     // Viewers send nothing after the request; a read only tells that they went away.
     let mut scratch = [0u8; 64];
@@ -123,6 +144,10 @@ pub async fn serve(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr) {
                         Ok(()) => {}
                         Err(PlayError::Subscriber(SubscriberEnd::TooSlow)) => {
                             slow_viewer(&key);
+                            break;
+                        }
+                        Err(PlayError::Stopped) => {
+                            info!(stream = %key, "http-flv viewer stopped (kicked or shutting down) while its socket was full");
                             break;
                         }
                         Err(e) => {
@@ -159,7 +184,10 @@ pub async fn serve(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr) {
 }
 
 fn slow_viewer(key: &StreamKey) {
-    warn!(stream = %key, "http-flv viewer too slow; disconnected");
+    warn!(
+        stream = %key,
+        "http-flv viewer too slow (behind the live edge, or its socket accepted nothing, for play.slow_disconnect_ms); disconnected"
+    );
     crate::metrics::viewer_too_slow();
 }
 
