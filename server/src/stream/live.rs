@@ -397,7 +397,7 @@ impl Stream {
     }
 
     /// Bytes the ring holds for its slowest reader (the batches not yet seen by every
-    /// reader), for the API and tests.
+    /// reader): at most `stream.ring_max_bytes`, or the newest batch alone if it is larger.
     pub fn ring_bytes(&self) -> usize {
         let state = self.lock();
         state.ring_window.queued_bytes(self.ring.len())
