@@ -130,6 +130,16 @@ pub struct StreamConfig {
     /// else it sends (pings, acks, metadata), is ended like an unpublish: its viewers are
     /// told and its key is free again.
     pub no_media_timeout_ms: u64,
+    // Byte budgets of one stream (issue 12); packets count their payload plus ~200 bytes.
+    /// Most bytes the GOP cache holds; a longer GOP is dropped from the cache until the next
+    /// keyframe (joining viewers then wait for it).
+    pub gop_cache_max_bytes: usize,
+    /// Packets held back by `audio_hold_ms` or `merge_write_ms` are fanned out at once when
+    /// they reach this many bytes (frozen timestamps would otherwise hold them forever).
+    pub hold_max_bytes: usize,
+    /// Most bytes the fan-out ring keeps for its slowest reader; past it the oldest entries
+    /// are released and a reader that had not read them skips to the next keyframe.
+    pub ring_max_bytes: usize,
 }
 
 impl Default for StreamConfig {
@@ -145,6 +155,12 @@ impl Default for StreamConfig {
             name_extra_chars: "-_.".into(),
             name_max_bytes: 128,
             no_media_timeout_ms: 10_000,
+            // A 10-s GOP of a 20 Mbps 4K stream is ~25 MB.
+            gop_cache_max_bytes: 32 * 1024 * 1024,
+            // merge_write_ms at its maximum (1 s) of a 20 Mbps stream is ~2.5 MB.
+            hold_max_bytes: 4 * 1024 * 1024,
+            // ~13 s of a 20 Mbps stream, more than play.max_lag_ms lets a viewer fall behind.
+            ring_max_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -233,6 +249,9 @@ pub struct HlsConfig {
     pub reconnect_window_ms: u64,
     /// An ended playlist and its segments are served this long, then removed.
     pub dispose_ms: u64,
+    /// A segment that reaches this many bytes is cut before the next packet, keyframe or not
+    /// (byte budget of the open segment: frozen timestamps never reach `max_segment_ms`).
+    pub max_segment_bytes: usize,
 }
 
 impl Default for HlsConfig {
@@ -245,6 +264,8 @@ impl Default for HlsConfig {
             max_segment_ms: 60_000,
             reconnect_window_ms: 10_000,
             dispose_ms: 30_000,
+            // A 10-s GOP of a 20 Mbps 4K stream is ~27 MB of MPEG-TS.
+            max_segment_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -392,6 +413,7 @@ impl Config {
                 self.stream.merge_write_ms
             ));
         }
+        problems.extend(self.budget_problems());
         if self.api.hls_session_idle_ms < 1000 {
             problems.push(format!(
                 "api.hls_session_idle_ms = {} must be at least 1000",
@@ -464,6 +486,28 @@ impl Config {
         }
         problems
     }
+
+    /// Problems with the stream and HLS byte budgets, each naming its key.
+    fn budget_problems(&self) -> Vec<String> {
+        const MIB: usize = 1024 * 1024;
+        const GIB: usize = 1024 * MIB;
+        let stream = &self.stream;
+        [
+            (
+                "stream.gop_cache_max_bytes",
+                stream.gop_cache_max_bytes,
+                64 * 1024,
+                4 * GIB,
+            ),
+            ("stream.hold_max_bytes", stream.hold_max_bytes, 4096, 64 * MIB),
+            ("stream.ring_max_bytes", stream.ring_max_bytes, MIB, 4 * GIB),
+            ("hls.max_segment_bytes", self.hls.max_segment_bytes, 64 * 1024, GIB),
+        ]
+        .into_iter()
+        .filter(|(_, value, min, max)| !(*min..=*max).contains(value))
+        .map(|(key, value, min, max)| format!("{key} = {value} must be between {min} and {max}"))
+        .collect()
+    }
 }
 
 #[cfg(test)]
@@ -520,6 +564,20 @@ mod tests {
         ] {
             assert!(problems.iter().any(|p| p.contains(key)), "{key}: {problems:?}");
         }
+    }
+
+    #[test]
+    fn byte_budgets_are_validated_with_their_key() {
+        let c: Config = toml::from_str("[stream]\nring_max_bytes = 10\n[hls]\nmax_segment_bytes = 0\n").unwrap();
+        let problems = c.validate().unwrap_err();
+        assert!(
+            problems.iter().any(|p| p.starts_with("stream.ring_max_bytes = 10")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.starts_with("hls.max_segment_bytes = 0")),
+            "{problems:?}"
+        );
     }
 
     #[test]

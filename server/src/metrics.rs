@@ -75,6 +75,13 @@ pub const OUTPUT_GAPS_TOTAL: &str = "estuary_output_gaps_total";
 /// `silent` (nothing at all for `rtmp.publisher_timeout_ms`). Slow HTTP-FLV and RTMP viewers
 /// are counted in `estuary_viewers_disconnected_total{reason="slow"}`.
 pub const CONNECTIONS_TIMED_OUT_TOTAL: &str = "estuary_connections_timed_out_total";
+// Byte budgets (issue 12).
+/// Counter `{budget}`: times a byte budget was reached and the server did what it documents
+/// instead of growing: `gop_cache` (the GOP is dropped from the cache until the next
+/// keyframe), `hold` (held packets fanned out early), `ring` (the ring's oldest entries
+/// released; a reader behind them skips), `hls_segment` (the open segment is cut), `message`,
+/// `chunk_streams`, `pre_connect` (the RTMP connection is closed).
+pub const BUDGET_EXCEEDED_TOTAL: &str = "estuary_budget_exceeded_total";
 
 /// Bucket bounds of the hook latency histogram, in seconds.
 const HOOK_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
@@ -144,6 +151,10 @@ fn describe() {
     describe_counter!(
         CONNECTIONS_TIMED_OUT_TOTAL,
         "Connections closed because a deadline passed, by protocol and deadline."
+    );
+    describe_counter!(
+        BUDGET_EXCEEDED_TOTAL,
+        "Times a byte budget was reached (and not exceeded), by budget."
     );
     describe_counter!(crate::hooks::HOOK_CALLS_TOTAL, "Hook HTTP calls, by hook and result.");
     describe_histogram!(
@@ -220,6 +231,11 @@ pub fn recording_failed(reason: &'static str) {
 /// Counts an output that lost packets.
 pub fn output_gap(kind: &'static str) {
     metrics::counter!(OUTPUT_GAPS_TOTAL, "kind" => kind).increment(1);
+}
+
+/// Counts a byte budget reached (see [`BUDGET_EXCEEDED_TOTAL`] for the names).
+pub fn budget_exceeded(budget: &'static str) {
+    metrics::counter!(BUDGET_EXCEEDED_TOTAL, "budget" => budget).increment(1);
 }
 
 /// The recorder's series in Prometheus text, if the recorder is installed.

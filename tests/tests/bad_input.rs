@@ -170,7 +170,7 @@ fn malformed_input_closes_only_the_offender() {
             c.send(&set_chunk_size(0));
             c
         }),
-        ("chunk size over the maximum", "over the maximum 16777215", |s| {
+        ("chunk size over the maximum", "over the maximum 65536", |s| {
             let mut c = RawClient::handshake(s);
             c.send(&set_chunk_size(0x7fff_ffff));
             c

@@ -141,12 +141,18 @@ impl LivePlaylist {
         self.entries.push_back(entry);
         let first_removed = self.media_sequence;
         let min_duration_ms = 3 * target * 1000;
+        // Segments shorter than half a fragment (frozen timestamps, cut only by
+        // hls.max_segment_bytes, last 0 s) would never add up to three target durations:
+        // past as many as half-fragment segments would need, the oldest go anyway, so the
+        // playlist and the segments kept for it stay bounded.
+        let half_fragment_ms = (self.config.fragment_ms / 2).max(1);
+        let max_entries = (min_duration_ms.div_ceil(half_fragment_ms) as usize).max(self.config.window_segments);
         while self.entries.len() > self.config.window_segments.max(1) {
             let total: u64 = self.entries.iter().map(|e| e.duration_ms).sum();
             let Some(front) = self.entries.front() else {
                 break;
             };
-            if total - front.duration_ms < min_duration_ms {
+            if total - front.duration_ms < min_duration_ms && self.entries.len() <= max_entries {
                 break;
             }
             self.discontinuity_sequence += u64::from(front.discontinuity);

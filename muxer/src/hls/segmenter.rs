@@ -39,6 +39,11 @@ pub struct HlsSegmenterConfig {
     pub audio_frames_per_pes: usize,
     /// Sequence number of the first segment (default 0).
     pub first_sequence: u64,
+    /// Byte budget of the open segment: one that would grow past this with the next
+    /// audio/video packet is cut before it, keyframe or not (counted in
+    /// [`SegmenterStats::byte_cuts`]); the next segment starts with that packet. Frozen
+    /// timestamps never reach `max_segment_ms`; this still ends the segment. Default 64 MiB.
+    pub max_segment_bytes: usize,
 }
 
 impl Default for HlsSegmenterConfig {
@@ -49,6 +54,7 @@ impl Default for HlsSegmenterConfig {
             audio_only_after_ms: 1000,
             audio_frames_per_pes: 4,
             first_sequence: 0,
+            max_segment_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -80,6 +86,8 @@ pub struct SegmenterStats {
     pub dropped_packets: u64,
     /// Segments cut without a keyframe because they reached `max_segment_ms`.
     pub forced_cuts: u64,
+    /// Segments cut because they reached `max_segment_bytes`.
+    pub byte_cuts: u64,
 }
 
 struct OpenSegment {
@@ -165,6 +173,7 @@ impl HlsSegmenter {
         if packet.discontinuity {
             self.break_timeline();
         }
+        self.cut_if_full(packet);
         match packet.kind {
             MediaKind::Video => self.push_video(packet),
             MediaKind::Audio => self.push_audio(packet),
@@ -291,6 +300,30 @@ impl HlsSegmenter {
             self.flush_audio();
         }
         Ok(())
+    }
+
+    /// The byte budget of the open segment (`max_segment_bytes`): if `packet` would take it
+    /// past the budget, the segment is closed where it is and a new one with the same tracks
+    /// starts at `packet`. A segment holding nothing but its tables is not cut: a packet
+    /// larger than the budget makes a segment of its own.
+    fn cut_if_full(&mut self, packet: &Packet) {
+        if packet.seq_header || packet.kind == MediaKind::Script {
+            return;
+        }
+        let Some(open) = &self.open else { return };
+        // What MPEG-TS adds to a payload: 4 header bytes per 184 (under 1/32), and the PES
+        // header, AUD, parameter sets and adaptation fields (under 1 KiB).
+        let in_ts = |n: usize| n + n / 32 + 1024;
+        let pending: usize = self.pending_audio.iter().map(|f| f.data.len() + 7).sum();
+        let held = open.buf.len() + if pending > 0 { in_ts(pending) } else { 0 };
+        let only_tables = held <= 2 * 188; // PAT and PMT, one TS packet each
+        if only_tables || held + in_ts(packet.payload.len()) <= self.config.max_segment_bytes {
+            return;
+        }
+        let layout = open.layout;
+        self.stats.byte_cuts += 1;
+        self.close_open(Some(packet.dts));
+        self.open_segment(packet, layout);
     }
 
     /// Starts or cuts segments of a stream that has no video sequence header.

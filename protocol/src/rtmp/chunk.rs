@@ -8,6 +8,12 @@
 //! timestamp on a format-3 chunk is accepted whether or not the peer repeats it: the spec is
 //! ambiguous, librtmp and FFmpeg repeat it, others do not. Every size a peer can choose is
 //! checked against [`ChunkLimits`] before memory is allocated for it.
+//!
+//! What one connection's chunk streams hold together is a byte budget
+//! ([`ChunkLimits::max_buffered_bytes`]): each partial message counts its whole declared
+//! length (allocated on its first chunk) and each chunk stream id ever used counts
+//! [`CHUNK_STREAM_COST`] for its header state, so a peer opening thousands of chunk stream
+//! ids with a half-sent message on each is cut off at the budget, not at 65,599 ids.
 
 use std::collections::HashMap;
 
@@ -16,6 +22,10 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 /// The chunk size every RTMP peer starts with.
 pub const DEFAULT_CHUNK_SIZE: u32 = 128;
 
+/// What one chunk stream's header state costs against
+/// [`ChunkLimits::max_buffered_bytes`]: the state itself plus its hash-table slot.
+pub const CHUNK_STREAM_COST: usize = std::mem::size_of::<ChunkStream>() + 16;
+
 /// Limits on what a peer may make us allocate.
 #[derive(Debug, Clone, Copy)]
 pub struct ChunkLimits {
@@ -23,6 +33,13 @@ pub struct ChunkLimits {
     pub max_chunk_size: u32,
     /// Largest message a peer may send, in bytes.
     pub max_message_bytes: u32,
+    /// Most bytes all chunk streams of one connection may hold together: partial messages
+    /// (their declared length) and [`CHUNK_STREAM_COST`] per chunk stream id used.
+    pub max_buffered_bytes: usize,
+    /// The budget of everything a server session holds for a peer that has not been
+    /// admitted with `connect` yet: its chunk streams and unread bytes (see
+    /// [`crate::rtmp::session::ServerSession`]). Not used by the reader itself.
+    pub max_preconnect_bytes: usize,
 }
 
 impl Default for ChunkLimits {
@@ -30,6 +47,8 @@ impl Default for ChunkLimits {
         ChunkLimits {
             max_chunk_size: 0x00ff_ffff,
             max_message_bytes: 8 * 1024 * 1024,
+            max_buffered_bytes: 16 * 1024 * 1024,
+            max_preconnect_bytes: 64 * 1024,
         }
     }
 }
@@ -60,8 +79,10 @@ pub enum ChunkError {
     NoPreviousHeader { csid: u32, fmt: u8 },
     #[error("chunk stream {csid}: header changed in the middle of a {len}-byte message")]
     HeaderChangedMidMessage { csid: u32, len: u32 },
-    #[error("{0} bytes of partial messages buffered across chunk streams, over the limit")]
-    TooMuchBuffered(usize),
+    #[error(
+        "chunk streams would hold {held} bytes (partial messages and chunk stream state), over the budget of {max}"
+    )]
+    TooMuchBuffered { held: usize, max: usize },
 }
 
 #[derive(Debug, Default)]
@@ -84,6 +105,8 @@ pub struct ChunkReader {
     chunk_size: u32,
     limits: ChunkLimits,
     streams: HashMap<u32, ChunkStream>,
+    /// Bytes counted against `limits.max_buffered_bytes`: partial messages' declared
+    /// lengths plus [`CHUNK_STREAM_COST`] per chunk stream.
     buffered: usize,
 }
 
@@ -113,6 +136,31 @@ impl ChunkReader {
         self.chunk_size
     }
 
+    /// Replaces the limits (a server session widens them once the peer is admitted). What is
+    /// already held is checked against the new budget at the next allocation.
+    pub fn set_limits(&mut self, limits: ChunkLimits) {
+        self.limits = limits;
+    }
+
+    /// Bytes held against [`ChunkLimits::max_buffered_bytes`]: partial messages and chunk
+    /// stream state.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered
+    }
+
+    /// Counts `more` bytes against the budget, or refuses them (nothing is counted then).
+    fn charge(&mut self, more: usize) -> Result<(), ChunkError> {
+        let held = self.buffered + more;
+        if held > self.limits.max_buffered_bytes {
+            return Err(ChunkError::TooMuchBuffered {
+                held,
+                max: self.limits.max_buffered_bytes,
+            });
+        }
+        self.buffered = held;
+        Ok(())
+    }
+
     /// Applies a chunk size the peer announced. Done automatically for Set Chunk Size
     /// messages read through [`ChunkReader::read`].
     pub fn set_chunk_size(&mut self, size: u32) -> Result<(), ChunkError> {
@@ -131,8 +179,10 @@ impl ChunkReader {
 
     /// Drops the partial message of a chunk stream (RTMP Abort message).
     pub fn abort(&mut self, csid: u32) {
-        if let Some(partial) = self.streams.get_mut(&csid).and_then(|s| s.partial.take()) {
-            self.buffered -= partial.capacity().min(self.buffered);
+        if let Some(stream) = self.streams.get_mut(&csid) {
+            if stream.partial.take().is_some() {
+                self.buffered -= (stream.length as usize).min(self.buffered);
+            }
         }
     }
 
@@ -166,6 +216,9 @@ impl ChunkReader {
     fn read_chunk(&mut self, h: Header, buf: &mut BytesMut) -> Result<ChunkOutcome, ChunkError> {
         let limits = self.limits;
         let chunk_size = self.chunk_size as usize;
+        if h.fmt == 0 && !self.streams.contains_key(&h.csid) {
+            self.charge(CHUNK_STREAM_COST)?;
+        }
         let stream = match self.streams.get_mut(&h.csid) {
             Some(s) => s,
             None if h.fmt == 0 => self.streams.entry(h.csid).or_default(),
@@ -261,16 +314,21 @@ impl ChunkReader {
             // Single-chunk message: no reassembly needed.
             return Ok(ChunkOutcome::Message(message(h.csid, stream, data.freeze())));
         }
-        let partial = match &mut stream.partial {
-            Some(p) => p,
-            None => {
-                self.buffered += length as usize;
-                if self.buffered > 2 * limits.max_message_bytes as usize + chunk_size {
-                    return Err(ChunkError::TooMuchBuffered(self.buffered));
-                }
-                stream.partial.insert(BytesMut::with_capacity(length as usize))
+        if stream.partial.is_none() {
+            // Checked before the allocation; the chunk's bytes are consumed either way, the
+            // connection ends on the error.
+            let held = self.buffered + length as usize;
+            if held > limits.max_buffered_bytes {
+                return Err(ChunkError::TooMuchBuffered {
+                    held,
+                    max: limits.max_buffered_bytes,
+                });
             }
-        };
+            self.buffered = held;
+        }
+        let partial = stream
+            .partial
+            .get_or_insert_with(|| BytesMut::with_capacity(length as usize));
         partial.put_slice(&data);
         if partial.len() < length as usize {
             return Ok(ChunkOutcome::Continue);

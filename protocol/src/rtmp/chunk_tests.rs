@@ -146,6 +146,85 @@ fn oversized_message_is_refused_before_allocation() {
     ));
 }
 
+/// A reader whose chunk streams may hold `budget` bytes together.
+fn budgeted(budget: usize) -> ChunkReader {
+    ChunkReader::new(ChunkLimits {
+        max_buffered_bytes: budget,
+        ..ChunkLimits::default()
+    })
+}
+
+#[test]
+fn partial_messages_across_chunk_streams_are_bounded_in_bytes() {
+    // Every chunk stream id gets the first chunk of a 1000-byte message: each costs its
+    // declared length plus its state, until the budget refuses one.
+    let budget = 20_000;
+    let mut r = budgeted(budget);
+    let mut refused = None;
+    for csid in 3..63u8 {
+        let mut wire = fmt0(csid, 0, 1000, 9, 1);
+        wire.extend_from_slice(&[0u8; 128]);
+        let mut buf = BytesMut::from(&wire[..]);
+        match r.read(&mut buf) {
+            Ok(None) => assert!(r.buffered_bytes() <= budget),
+            other => {
+                refused = Some((csid, other));
+                break;
+            }
+        }
+    }
+    let (csid, result) = refused.expect("the budget refused a partial message");
+    assert!(
+        matches!(result, Err(ChunkError::TooMuchBuffered { max: 20_000, .. })),
+        "{result:?}"
+    );
+    assert_eq!(
+        usize::from(csid - 3),
+        budget / (1000 + CHUNK_STREAM_COST),
+        "partials held before the refusal"
+    );
+    assert!(r.buffered_bytes() <= budget);
+}
+
+#[test]
+fn chunk_stream_ids_cost_bytes_even_without_partial_messages() {
+    // Whole one-chunk messages on ever new ids (3-byte basic headers reach 65,599 of them):
+    // the table of chunk stream states is what grows, and it is counted.
+    let mut r = budgeted(64 * 1024);
+    let mut result = Ok(None);
+    let mut ids = 0usize;
+    for id in 0..65_535u32 {
+        let mut wire = vec![0x01, (id & 0xff) as u8, (id >> 8) as u8];
+        wire.extend_from_slice(&fmt0(0, 0, 1, 9, 1)[1..]);
+        wire.push(0x17);
+        let mut buf = BytesMut::from(&wire[..]);
+        result = r.read(&mut buf);
+        if result.is_err() {
+            break;
+        }
+        ids += 1;
+    }
+    assert!(matches!(result, Err(ChunkError::TooMuchBuffered { .. })), "{result:?}");
+    assert_eq!(ids, 64 * 1024 / CHUNK_STREAM_COST);
+}
+
+#[test]
+fn a_finished_or_aborted_message_gives_its_bytes_back() {
+    let mut r = budgeted(CHUNK_STREAM_COST * 2 + 1000);
+    for _ in 0..50 {
+        // 1000 bytes in 128-byte chunks: held while partial, released when whole.
+        let msgs = read_all(&mut r, &chunk_message(4, 9, 0, 1, &[1u8; 1000], 128));
+        assert_eq!(msgs.len(), 1);
+        // Half a message, then an Abort for it.
+        let mut wire = fmt0(5, 0, 1000, 8, 1);
+        wire.extend_from_slice(&[0u8; 128]);
+        let mut buf = BytesMut::from(&wire[..]);
+        assert_eq!(r.read(&mut buf), Ok(None));
+        r.abort(5);
+    }
+    assert_eq!(r.buffered_bytes(), 2 * CHUNK_STREAM_COST);
+}
+
 #[test]
 fn continuation_without_header_is_an_error() {
     let mut buf = BytesMut::from(&[0xc4u8, 1, 2, 3][..]);
@@ -205,7 +284,7 @@ fn rml_serializer_output_reads_back() {
 proptest::proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096)) {
-        let mut r = ChunkReader::new(ChunkLimits { max_chunk_size: 65536, max_message_bytes: 1 << 20 });
+        let mut r = ChunkReader::new(ChunkLimits { max_chunk_size: 65536, max_message_bytes: 1 << 20, ..ChunkLimits::default() });
         let mut buf = BytesMut::from(&data[..]);
         while let Ok(Some(_)) = r.read(&mut buf) {}
     }

@@ -13,6 +13,10 @@
 //! `FCUnpublish`, `deleteStream`/`closeStream`, `play` and what players send before it
 //! (`FCSubscribe`, `getStreamLength`, `_checkbw`, `checkBandwidth`), plus the control messages
 //! (Set Chunk Size, Abort, Window Acknowledgement Size, Acknowledgement, User Control ping).
+//!
+//! Until `connect` is accepted, a peer is nobody: what is held for it (its chunk streams and
+//! its unread bytes) must fit [`ChunkLimits::max_preconnect_bytes`]; afterwards its chunk
+//! streams get [`ChunkLimits::max_buffered_bytes`].
 
 use bytes::{Bytes, BytesMut};
 use rml_rtmp::chunk_io::ChunkSerializer;
@@ -52,6 +56,22 @@ pub enum SessionError {
     AmfTooDeep { kind: &'static str },
     #[error("could not serialise a reply: {0}")]
     Serialize(String),
+    #[error("{held} bytes held for a peer that has not connected yet, over the pre-connect budget of {max}")]
+    PreConnectBudget { held: usize, max: usize },
+}
+
+impl SessionError {
+    /// The byte budget this error enforced, if it is one: `message` (one message over
+    /// `max_message_bytes`), `chunk_streams` (partial messages and chunk stream state over
+    /// `max_buffered_bytes`) or `pre_connect` (before `connect` was accepted).
+    pub fn budget(&self) -> Option<&'static str> {
+        match self {
+            SessionError::Chunk(ChunkError::MessageTooLarge { .. }) => Some("message"),
+            SessionError::Chunk(ChunkError::TooMuchBuffered { .. }) => Some("chunk_streams"),
+            SessionError::PreConnectBudget { .. } => Some("pre_connect"),
+            _ => None,
+        }
+    }
 }
 
 /// Who the peer said it is in `connect`.
@@ -122,6 +142,9 @@ pub struct ServerSession {
     bytes_received: u64,
     last_ack: u64,
     peer_window: u32,
+    /// `connect` was accepted: the reader has the full limits instead of the pre-connect
+    /// budget.
+    connected: bool,
 }
 
 fn amf_object(props: &[(&str, Amf0Value)]) -> Amf0Value {
@@ -150,7 +173,7 @@ impl ServerSession {
     pub fn new(config: SessionConfig) -> Self {
         ServerSession {
             config,
-            reader: ChunkReader::new(config.limits),
+            reader: ChunkReader::new(Self::preconnect_limits(config.limits)),
             serializer: ChunkSerializer::new(),
             outbound: BytesMut::new(),
             connect_tx: 1.0,
@@ -158,7 +181,42 @@ impl ServerSession {
             bytes_received: 0,
             last_ack: 0,
             peer_window: 0,
+            connected: false,
         }
+    }
+
+    /// The reader's limits until `connect` is accepted: its chunk streams hold at most the
+    /// pre-connect budget, so an unknown peer cannot make us allocate more than that.
+    fn preconnect_limits(limits: ChunkLimits) -> ChunkLimits {
+        ChunkLimits {
+            max_buffered_bytes: limits.max_buffered_bytes.min(limits.max_preconnect_bytes),
+            ..limits
+        }
+    }
+
+    /// A reader error; before `connect` is accepted, running out of chunk stream budget is
+    /// running out of the pre-connect budget.
+    fn chunk_error(&self, e: ChunkError) -> SessionError {
+        match e {
+            ChunkError::TooMuchBuffered { held, .. } if !self.connected => SessionError::PreConnectBudget {
+                held,
+                max: self.config.limits.max_preconnect_bytes,
+            },
+            e => SessionError::Chunk(e),
+        }
+    }
+
+    /// Before `connect` is accepted, everything held for the peer (its chunk streams and the
+    /// unread bytes in `buf`) must fit [`ChunkLimits::max_preconnect_bytes`].
+    fn check_preconnect(&self, buf: &BytesMut) -> Result<(), SessionError> {
+        let (held, max) = (
+            self.reader.buffered_bytes() + buf.len(),
+            self.config.limits.max_preconnect_bytes,
+        );
+        if !self.connected && held > max {
+            return Err(SessionError::PreConnectBudget { held, max });
+        }
+        Ok(())
     }
 
     /// Bytes waiting to be sent to the peer.
@@ -180,9 +238,14 @@ impl ServerSession {
     pub fn handle_input(&mut self, buf: &mut BytesMut, newly_read: usize) -> Result<Vec<SessionEvent>, SessionError> {
         self.bytes_received += newly_read as u64;
         let mut events = Vec::new();
-        while let Some(msg) = self.reader.read(buf)? {
-            self.handle_message(msg, &mut events)?;
+        loop {
+            match self.reader.read(buf) {
+                Ok(Some(msg)) => self.handle_message(msg, &mut events)?,
+                Ok(None) => break,
+                Err(e) => return Err(self.chunk_error(e)),
+            }
         }
+        self.check_preconnect(buf)?;
         if self.peer_window > 0 && self.bytes_received - self.last_ack >= u64::from(self.peer_window) {
             self.last_ack = self.bytes_received;
             self.send(
@@ -411,6 +474,8 @@ impl ServerSession {
     /// Admits the peer: window ack size, peer bandwidth, our chunk size, `_result`, and
     /// `onBWDone` (which some librtmp-based players wait for).
     pub fn accept_connect(&mut self) -> Result<(), SessionError> {
+        self.connected = true;
+        self.reader.set_limits(self.config.limits);
         self.send(RtmpMessage::WindowAcknowledgement { size: WINDOW_ACK_SIZE }, 0)?;
         self.send(
             RtmpMessage::SetPeerBandwidth {

@@ -312,3 +312,83 @@ proptest::proptest! {
         let _ = server.handle_input(&mut buf, n);
     }
 }
+
+/// The first chunk (of `chunk` bytes) of a `len`-byte video message on chunk stream `csid`
+/// (2-byte basic header: 64..=319), leaving the message half read.
+fn partial_message(csid: u32, len: u32, chunk: usize) -> Vec<u8> {
+    let mut wire = vec![0x00, (csid - 64) as u8, 0, 0, 0];
+    wire.extend_from_slice(&len.to_be_bytes()[1..]);
+    wire.push(9);
+    wire.extend_from_slice(&1u32.to_le_bytes());
+    wire.resize(wire.len() + chunk, 0);
+    wire
+}
+
+#[test]
+fn a_peer_that_has_not_connected_is_held_to_the_preconnect_budget() {
+    let mut server = ServerSession::new(config());
+    let max = ChunkLimits::default().max_preconnect_bytes;
+    // Half-sent 1000-byte messages on ever new chunk streams, no `connect`.
+    for csid in 64..320 {
+        let mut buf = BytesMut::from(&partial_message(csid, 1000, 128)[..]);
+        let n = buf.len();
+        match server.handle_input(&mut buf, n) {
+            Ok(events) => assert!(events.is_empty()),
+            Err(e) => {
+                assert!(
+                    matches!(e, SessionError::PreConnectBudget { max: m, .. } if m == max),
+                    "{e}"
+                );
+                assert_eq!(e.budget(), Some("pre_connect"));
+                assert!(server.reader.buffered_bytes() <= max);
+                return;
+            }
+        }
+    }
+    panic!("256 half-sent messages before connect were all held");
+}
+
+#[test]
+fn unread_bytes_before_connect_count_against_the_budget() {
+    // One chunk announced at 60 000 bytes and never finished: the reader waits for it whole,
+    // so it is the read buffer that grows.
+    let mut server = ServerSession::new(SessionConfig {
+        limits: ChunkLimits {
+            max_preconnect_bytes: 16 * 1024,
+            ..ChunkLimits::default()
+        },
+        out_chunk_size: 4096,
+    });
+    let mut wire = chunker::chunk_message(2, 1, 0, 0, &65_536u32.to_be_bytes(), 128).to_vec();
+    wire.extend_from_slice(&[0x03, 0, 0, 0, 0x00, 0xea, 0x60, 20, 0, 0, 0, 0]);
+    let mut buf = BytesMut::from(&wire[..]);
+    let mut result = Ok(Vec::new());
+    for _ in 0..20 {
+        buf.extend_from_slice(&[0x02; 1024]);
+        result = server.handle_input(&mut buf, 1024);
+        if result.is_err() {
+            break;
+        }
+    }
+    let e = result.expect_err("20 KiB of one unfinished chunk before connect were held");
+    assert_eq!(e.budget(), Some("pre_connect"), "{e}");
+}
+
+#[test]
+fn once_connected_the_chunk_stream_budget_applies() {
+    let (mut server, _client) = connected();
+    let pre = ChunkLimits::default().max_preconnect_bytes;
+    let chunk = server.reader.chunk_size() as usize;
+    // Twice the pre-connect budget in half-sent messages is fine for an admitted peer.
+    for csid in 64..64 + 2 * (pre / (2 * chunk)) as u32 {
+        let mut buf = BytesMut::from(&partial_message(csid, 2 * chunk as u32, chunk)[..]);
+        let n = buf.len();
+        server.handle_input(&mut buf, n).unwrap();
+    }
+    assert!(server.reader.buffered_bytes() > pre);
+    // A message over max_message_bytes is the `message` budget.
+    let mut buf = BytesMut::from(&partial_message(300, 9 * 1024 * 1024, chunk)[..]);
+    let n = buf.len();
+    let e = server.handle_input(&mut buf, n).unwrap_err();
+    assert_eq!(e.budget(), Some("message"), "{e}");
+}

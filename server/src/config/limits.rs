@@ -3,7 +3,8 @@
 //!
 //! Where each is enforced: connections in the accept loop (`servers/listener.rs`, before a
 //! byte is read), streams and viewers in the admission pipeline (`admission/limits.rs`), HLS
-//! sessions in the client registry (`clients/hls_sessions.rs`).
+//! sessions in the client registry (`clients/hls_sessions.rs`), the RTMP connection's byte
+//! budgets (message, chunk streams, pre-connect) by its session (`estuary_protocol::rtmp`).
 
 use std::net::IpAddr;
 
@@ -39,12 +40,22 @@ pub struct LimitsConfig {
     pub max_hls_sessions_per_ip: usize,
     /// Most HLS playback sessions at once; 0: no limit.
     pub max_hls_sessions: usize,
+    // Byte budgets of one RTMP connection (issue 12). `max_message_bytes` above bounds one
+    // half-read message.
+    /// Most bytes all chunk streams of one RTMP connection may hold together: partial
+    /// messages (their declared length) and about 80 bytes of state per chunk stream id.
+    /// Past it the connection is closed.
+    pub max_chunk_streams_bytes: usize,
+    /// Most bytes held for an RTMP peer before its `connect` is accepted (chunk streams and
+    /// unread bytes). Past it the connection is closed.
+    pub max_preconnect_bytes: usize,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
-            max_chunk_size: 16_777_215,
+            // SRS's ceiling: encoders use 4096 (OBS, librtmp, FFmpeg) to 60000 (SRS).
+            max_chunk_size: 65_536,
             max_message_bytes: 8 * 1024 * 1024,
             max_connections: 10_000,
             max_connections_per_ip: 64,
@@ -56,6 +67,8 @@ impl Default for LimitsConfig {
             max_viewers: 0,
             max_hls_sessions_per_ip: 100,
             max_hls_sessions: 100_000,
+            max_chunk_streams_bytes: 16 * 1024 * 1024,
+            max_preconnect_bytes: 64 * 1024,
         }
     }
 }
@@ -88,6 +101,18 @@ impl LimitsConfig {
             problems.push(format!(
                 "limits.max_new_connections_per_ip_per_sec = {} must be at most 1000000",
                 self.max_new_connections_per_ip_per_sec
+            ));
+        }
+        if self.max_chunk_streams_bytes < self.max_message_bytes as usize || self.max_chunk_streams_bytes > 1 << 30 {
+            problems.push(format!(
+                "limits.max_chunk_streams_bytes = {} must be between limits.max_message_bytes ({}) and 1073741824",
+                self.max_chunk_streams_bytes, self.max_message_bytes
+            ));
+        }
+        if self.max_preconnect_bytes < 4096 || self.max_preconnect_bytes > self.max_chunk_streams_bytes {
+            problems.push(format!(
+                "limits.max_preconnect_bytes = {} must be between 4096 and limits.max_chunk_streams_bytes ({})",
+                self.max_preconnect_bytes, self.max_chunk_streams_bytes
             ));
         }
         problems
@@ -195,5 +220,29 @@ mod tests {
             ..LimitsConfig::default()
         };
         assert!(c.validate()[0].contains("limits.max_tracked_ips"));
+    }
+
+    #[test]
+    fn connection_budgets_are_ordered() {
+        let defaults = LimitsConfig::default();
+        assert_eq!(defaults.max_chunk_size, 65_536, "SRS's default ceiling");
+        let c = LimitsConfig {
+            max_chunk_streams_bytes: 1024 * 1024,
+            ..LimitsConfig::default()
+        };
+        assert!(
+            c.validate()[0].contains("limits.max_chunk_streams_bytes"),
+            "{:?}",
+            c.validate()
+        );
+        let c = LimitsConfig {
+            max_preconnect_bytes: 100,
+            ..LimitsConfig::default()
+        };
+        assert!(
+            c.validate()[0].contains("limits.max_preconnect_bytes"),
+            "{:?}",
+            c.validate()
+        );
     }
 }

@@ -13,3 +13,19 @@ pub struct Batch {
     pub seq: u64,
     pub packets: Box<[Arc<Packet>]>,
 }
+
+impl Batch {
+    /// An empty batch the stream sends to push the ring's oldest entries out when the ring
+    /// is over its byte budget (`budget.rs`). Readers skip it; it takes no `seq`.
+    pub(super) fn filler() -> Batch {
+        Batch {
+            seq: 0,
+            packets: Box::new([]),
+        }
+    }
+
+    /// Whether this is a [`filler`](Self::filler), which carries nothing to deliver.
+    pub fn is_filler(&self) -> bool {
+        self.packets.is_empty()
+    }
+}

@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::batch::Batch;
+use super::budget::{self, RingWindow};
 use super::direct::{DirectSet, DirectSink, Returned};
 use super::gop::GopCache;
 use super::key::StreamKey;
@@ -71,6 +72,10 @@ struct State {
     timeline: Timeline,
     /// Audio waiting for the next video frame, sent with it as one ring entry.
     held: Vec<Arc<Packet>>,
+    /// What `held` costs against `stream.hold_max_bytes`.
+    held_bytes: usize,
+    /// Sizes of the ring's entries, for `stream.ring_max_bytes`.
+    ring_window: RingWindow,
     /// The last batch's `seq`.
     seq: u64,
     /// Viewers at the live edge, written to directly.
@@ -95,6 +100,10 @@ pub struct Stream {
     audio_hold_ms: u64,
     /// `[stream] merge_write_ms`.
     merge_write_ms: u64,
+    /// `[stream] hold_max_bytes`.
+    hold_max_bytes: usize,
+    /// Sent to push the ring's oldest entries out (see `budget.rs`).
+    filler: Arc<Batch>,
     created: Instant,
     /// When the last packet was published, in ms since `created`.
     last_packet_ms: AtomicU64,
@@ -130,15 +139,19 @@ impl Stream {
                     audio: false,
                     video: false,
                 },
-                gop: GopCache::new(gop_max),
+                gop: GopCache::new(gop_max, config.gop_cache_max_bytes),
                 timeline: Timeline::new(config.timestamp_jump_ms),
                 held: Vec::new(),
+                held_bytes: 0,
+                ring_window: RingWindow::new(config.queue_packets, config.ring_max_bytes),
                 seq: 0,
                 direct: DirectSet::default(),
             }),
             ring,
             audio_hold_ms: config.audio_hold_ms,
             merge_write_ms: config.merge_write_ms,
+            hold_max_bytes: config.hold_max_bytes,
+            filler: Arc::new(Batch::filler()),
             created: Instant::now(),
             last_packet_ms: AtomicU64::new(0),
             live: watch::channel(false).0,
@@ -209,6 +222,7 @@ impl Stream {
         };
         state.gop.clear();
         state.held.clear();
+        state.held_bytes = 0;
     }
 
     /// Ends `conn_id`'s publishing, if it is still the publisher. Viewers stay subscribed and
@@ -306,7 +320,16 @@ impl Stream {
             && packet.kind != MediaKind::Script
             && held_span < self.merge_write_ms;
         let hold = hold_audio || merge;
+        // Frozen timestamps never end a hold: its byte budget does. What is held goes out
+        // before it would outgrow the budget.
+        let cost = budget::cost(&packet);
+        if hold && !state.held.is_empty() && state.held_bytes + cost > self.hold_max_bytes {
+            crate::metrics::budget_exceeded("hold");
+            tracing::debug!(stream = %self.key, held_bytes = state.held_bytes, "held packets reached stream.hold_max_bytes; sent at once");
+            self.flush_held(&mut state);
+        }
         state.held.push(packet);
+        state.held_bytes += cost;
         if !hold {
             self.flush_held(&mut state);
         }
@@ -330,6 +353,7 @@ impl Stream {
             return;
         }
         state.seq += 1;
+        let bytes = std::mem::take(&mut state.held_bytes);
         let batch = Arc::new(Batch {
             seq: state.seq,
             packets: std::mem::take(&mut state.held).into(),
@@ -339,11 +363,44 @@ impl Stream {
             .iter()
             .filter(|p| !p.seq_header && p.kind != MediaKind::Script)
         {
-            state.gop.push(p);
+            if state.gop.push(p) {
+                crate::metrics::budget_exceeded("gop_cache");
+                tracing::warn!(stream = %self.key, "GOP over stream.gop_cache_max_bytes (or _packets): not cached until the next keyframe");
+            }
         }
         // No receivers is fine: nobody is watching yet.
-        let _ = self.ring.send(Arc::clone(&batch));
+        if self.ring.send(Arc::clone(&batch)).is_ok() {
+            state.ring_window.sent(bytes);
+            self.trim_ring(state);
+        }
         state.direct.write(&batch, &self.ring);
+    }
+
+    /// Keeps what the ring holds for its slowest reader within `stream.ring_max_bytes`, by
+    /// pushing the oldest entries out with fillers (see `budget.rs`).
+    fn trim_ring(&self, state: &mut State) {
+        if !state.ring_window.over() {
+            return;
+        }
+        let fillers = state.ring_window.fillers_needed(self.ring.len());
+        if fillers == 0 {
+            return;
+        }
+        crate::metrics::budget_exceeded("ring");
+        tracing::debug!(stream = %self.key, fillers, "ring over stream.ring_max_bytes: its oldest entries released");
+        for _ in 0..fillers {
+            if self.ring.send(Arc::clone(&self.filler)).is_err() {
+                break;
+            }
+            state.ring_window.sent(0);
+        }
+    }
+
+    /// Bytes the ring holds for its slowest reader (the batches not yet seen by every
+    /// reader): at most `stream.ring_max_bytes`, or the newest batch alone if it is larger.
+    pub fn ring_bytes(&self) -> usize {
+        let state = self.lock();
+        state.ring_window.queued_bytes(self.ring.len())
     }
 
     /// Parks `sink` (see `direct.rs`) if `ring` has nothing waiting, taking the receiver:
@@ -437,3 +494,7 @@ impl Stream {
         self.lock().gop.bytes()
     }
 }
+
+#[cfg(test)]
+#[path = "live_budget_tests.rs"]
+mod budget_tests;

@@ -8,11 +8,13 @@
 //! - `subscriber`: one reader of the ring, with the slow-viewer policy.
 //! - `direct`: sockets of viewers at the live edge, written by the publisher's task.
 //! - `timeline`, `gop`, `metadata`, `batch`, `key`: the pieces they are made of.
+//! - `budget`: what a packet costs against the byte budgets, and the ring's byte window.
 //!
 //! Nothing here knows about hooks, outputs or protocols: the owner of a stream key (its
 //! path, `crate::path`) decides who publishes and who watches.
 
 mod batch;
+mod budget;
 mod direct;
 mod gop;
 mod key;

@@ -144,7 +144,9 @@ impl Subscriber {
     /// Makes `batch` the one being delivered, unless it was already written directly;
     /// batches missing before it were lost (the ring lapped this viewer).
     fn take(&mut self, batch: Arc<Batch>) {
-        if batch.seq <= self.seq {
+        // A filler only pushed older batches out of the ring (its byte budget); any loss
+        // shows in the next real batch's `seq`.
+        if batch.is_filler() || batch.seq <= self.seq {
             return;
         }
         let missing = batch.seq - self.seq - 1;

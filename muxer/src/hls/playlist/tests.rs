@@ -85,6 +85,19 @@ fn keeps_three_target_durations_even_with_a_small_window() {
 }
 
 #[test]
+fn zero_length_segments_do_not_grow_the_playlist_without_bound() {
+    // Frozen timestamps: every segment after the first lasts 0 s. Three target durations
+    // (9 s) are never covered; the playlist stops at what 1-s segments would need for them.
+    let mut playlist = LivePlaylist::new(LivePlaylistConfig::default());
+    playlist.push_entry(entry(0, 2000, false)).unwrap();
+    for sequence in 1..1000 {
+        playlist.push_entry(entry(sequence, 0, false)).unwrap();
+    }
+    assert_eq!(playlist.entries().len(), 9);
+    assert_eq!(playlist.media_sequence(), 991);
+}
+
+#[test]
 fn target_duration_follows_a_long_first_gop_and_then_stays() {
     let mut playlist = LivePlaylist::new(LivePlaylistConfig::default());
     assert_eq!(playlist.target_duration_secs(), 3);

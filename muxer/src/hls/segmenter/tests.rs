@@ -346,3 +346,40 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn frozen_timestamps_cut_the_segment_at_its_byte_budget() {
+    // Every packet at dts 1000: no duration is ever reached, so only the byte budget ends a
+    // segment. 600 frames of ~2 KB (with audio between) against a 64 KiB budget.
+    let budget = 64 * 1024;
+    let mut segmenter = HlsSegmenter::new(HlsSegmenterConfig {
+        max_segment_bytes: budget,
+        ..HlsSegmenterConfig::default()
+    });
+    let mut packets = vec![audio_header(OBS_AAC_CONFIG), video_header(OBS_AVC_RECORD)];
+    for i in 0..600 {
+        packets.push(video_frame(1000, i % 100 == 0, 2000));
+        packets.push(audio_frame(1000, 300));
+    }
+    let segments = run(&mut segmenter, &packets);
+    assert!(segments.len() >= 600 * 2000 / budget, "{} segments", segments.len());
+    for s in &segments {
+        assert!(
+            s.data.len() <= budget,
+            "segment {} is {} bytes",
+            s.sequence,
+            s.data.len()
+        );
+        assert!(!s.discontinuity, "a byte cut is no discontinuity");
+    }
+    assert_eq!(segmenter.stats().byte_cuts, segments.len() as u64 - 1);
+    // Nothing was lost to the cuts: every frame starts a video PES in some segment. (The
+    // checker would refuse these segments for their frozen DTS, the input's fault.)
+    let video_pes_starts = |data: &[u8]| {
+        data.chunks(188)
+            .filter(|p| p[1] & 0x40 != 0 && (u16::from(p[1] & 0x1f) << 8 | u16::from(p[2])) == 0x100)
+            .count()
+    };
+    let frames: usize = segments.iter().map(|s| video_pes_starts(&s.data)).sum();
+    assert_eq!(frames, 600);
+}

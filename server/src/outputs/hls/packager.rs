@@ -34,6 +34,8 @@ pub struct Packaging {
     /// `hls.dispose_ms`: how long the ended playlist is served.
     linger: Duration,
     errors_logged: u32,
+    /// The segmenter's `byte_cuts` already counted in the metrics.
+    byte_cuts: u64,
 }
 
 impl Packaging {
@@ -49,6 +51,7 @@ impl Packaging {
             segmenter: HlsSegmenter::new(HlsSegmenterConfig {
                 fragment_ms: hls.fragment_ms,
                 max_segment_ms: hls.max_segment_ms,
+                max_segment_bytes: hls.max_segment_bytes,
                 ..HlsSegmenterConfig::default()
             }),
             playlist: LivePlaylist::new(LivePlaylistConfig {
@@ -58,6 +61,7 @@ impl Packaging {
             tail: hls.tail_segments,
             linger: Duration::from_millis(hls.dispose_ms),
             errors_logged: 0,
+            byte_cuts: 0,
         }
     }
 
@@ -145,6 +149,12 @@ impl Output for Packaging {
                 self.errors_logged += 1;
                 warn!(stream = %self.key, cause = %e, "hls packager dropped a packet");
             }
+        }
+        let byte_cuts = self.segmenter.stats().byte_cuts;
+        if byte_cuts > self.byte_cuts {
+            self.byte_cuts = byte_cuts;
+            crate::metrics::budget_exceeded("hls_segment");
+            warn!(stream = %self.key, "hls segment reached hls.max_segment_bytes; cut before the next packet");
         }
         self.drain();
     }

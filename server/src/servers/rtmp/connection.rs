@@ -207,6 +207,8 @@ pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64
         limits: ChunkLimits {
             max_chunk_size: ctx.config.limits.max_chunk_size,
             max_message_bytes: ctx.config.limits.max_message_bytes,
+            max_buffered_bytes: ctx.config.limits.max_chunk_streams_bytes,
+            max_preconnect_bytes: ctx.config.limits.max_preconnect_bytes,
         },
         out_chunk_size: ctx.config.rtmp.out_chunk_size,
     });
@@ -247,6 +249,11 @@ pub async fn run(ctx: Arc<Context>, socket: TcpStream, peer: SocketAddr, id: u64
         Err(ConnectionError::NoMedia(_)) => crate::metrics::timed_out("rtmp", "no_media"),
         Err(ConnectionError::Timeout(_)) => crate::metrics::timed_out("rtmp", "silent"),
         _ => {}
+    }
+    if let Err(ConnectionError::Session(e)) = &result {
+        if let Some(budget) = e.budget() {
+            crate::metrics::budget_exceeded(budget);
+        }
     }
     match result {
         Ok(()) => info!("connection closed"),
