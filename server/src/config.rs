@@ -19,6 +19,10 @@ mod record;
 pub use limits::{IpRange, LimitsConfig};
 pub use record::{RecordConfig, RecordOverride, RecordPlan};
 
+/// Largest `stream.timeline_start_ms`: 2^40 ms (34 years), far past the 2^32 wrap it is
+/// for, and far from where a 64-bit millisecond clock could overflow.
+const MAX_TIMELINE_START_MS: u64 = 1 << 40;
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -113,6 +117,11 @@ pub struct StreamConfig {
     pub name_extra_chars: String,
     /// Longest stream (or app) name, in bytes.
     pub name_max_bytes: usize,
+    /// Where every stream's normalised timeline starts, in ms (0: outputs start at 0).
+    /// RTMP and FLV carry 32-bit ms timestamps that wrap 49.7 days into a stream; a value
+    /// just under 2^32 (4294967296) makes a new stream cross that wrap within seconds, to
+    /// check players, CDNs and the server's own outputs before a long-running event.
+    pub timeline_start_ms: u64,
 }
 
 impl Default for StreamConfig {
@@ -127,6 +136,7 @@ impl Default for StreamConfig {
             on_demand_close_after_ms: 10_000,
             name_extra_chars: "-_.".into(),
             name_max_bytes: 128,
+            timeline_start_ms: 0,
         }
     }
 }
@@ -365,6 +375,12 @@ impl Config {
             problems.push(format!(
                 "stream.name_max_bytes = {} must be between 1 and 1024",
                 self.stream.name_max_bytes
+            ));
+        }
+        if self.stream.timeline_start_ms > MAX_TIMELINE_START_MS {
+            problems.push(format!(
+                "stream.timeline_start_ms = {} must be at most {MAX_TIMELINE_START_MS} (2^40 ms, 34 years)",
+                self.stream.timeline_start_ms
             ));
         }
         if self.stream.merge_write_ms > 1000 {
