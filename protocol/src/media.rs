@@ -14,6 +14,14 @@ use bytes::Bytes;
 use crate::flv::tag::{parse_audio_header, parse_video_header, AudioCodec, TagError, VideoCodec};
 pub use crate::media_kind::MediaKind;
 
+/// A normalised timestamp as RTMP and FLV carry it: 32-bit milliseconds, which wrap every
+/// 2^32 ms (49.7 days). The stream's clock is 64-bit and monotonic; these formats get it
+/// modulo 2^32 (RTMP 1.0 §5.3.1.3 and FLV's `TimestampExtended` byte both define the field as
+/// wrapping), which players unwrap as they do for any stream that has run that long.
+pub fn wire_timestamp(dts: u64) -> u32 {
+    (dts & u64::from(u32::MAX)) as u32
+}
+
 /// Codec of a packet, known once its tag header has been parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
@@ -121,6 +129,6 @@ impl Packet {
     /// first call and shared by every later caller.
     pub fn flv_tag(&self) -> &Bytes {
         self.flv_tag
-            .get_or_init(|| crate::flv::tag::encode_tag(self.kind, self.dts as u32, &self.payload))
+            .get_or_init(|| crate::flv::tag::encode_tag(self.kind, wire_timestamp(self.dts), &self.payload))
     }
 }

@@ -19,6 +19,10 @@ mod record;
 pub use limits::{IpRange, LimitsConfig};
 pub use record::{RecordConfig, RecordOverride, RecordPlan};
 
+/// Largest `stream.timeline_start_ms`: 2^40 ms (34 years), far past the 2^32 wrap it is
+/// for, and far from where a 64-bit millisecond clock could overflow.
+const MAX_TIMELINE_START_MS: u64 = 1 << 40;
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -140,6 +144,11 @@ pub struct StreamConfig {
     /// Most bytes the fan-out ring keeps for its slowest reader; past it the oldest entries
     /// are released and a reader that had not read them skips to the next keyframe.
     pub ring_max_bytes: usize,
+    /// Where every stream's normalised timeline starts, in ms (0: outputs start at 0).
+    /// RTMP and FLV carry 32-bit ms timestamps that wrap 49.7 days into a stream; a value
+    /// just under 2^32 (4294967296) makes a new stream cross that wrap within seconds, to
+    /// check players, CDNs and the server's own outputs before a long-running event.
+    pub timeline_start_ms: u64,
 }
 
 impl Default for StreamConfig {
@@ -161,6 +170,7 @@ impl Default for StreamConfig {
             hold_max_bytes: 4 * 1024 * 1024,
             // ~13 s of a 20 Mbps stream, more than play.max_lag_ms lets a viewer fall behind.
             ring_max_bytes: 32 * 1024 * 1024,
+            timeline_start_ms: 0,
         }
     }
 }
@@ -405,6 +415,12 @@ impl Config {
             problems.push(format!(
                 "stream.name_max_bytes = {} must be between 1 and 1024",
                 self.stream.name_max_bytes
+            ));
+        }
+        if self.stream.timeline_start_ms > MAX_TIMELINE_START_MS {
+            problems.push(format!(
+                "stream.timeline_start_ms = {} must be at most {MAX_TIMELINE_START_MS} (2^40 ms, 34 years)",
+                self.stream.timeline_start_ms
             ));
         }
         if self.stream.merge_write_ms > 1000 {

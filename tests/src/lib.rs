@@ -14,6 +14,7 @@ pub mod media;
 pub mod obs;
 pub mod paths;
 pub mod proc;
+pub mod publisher;
 pub mod server;
 pub mod static_http;
 pub mod viewer;

@@ -127,6 +127,28 @@ impl Server {
         format!("http://127.0.0.1:{}/{app}/{stream}.m3u8", self.http_port)
     }
 
+    /// The value of one series from `/metrics`, written as it appears there (e.g.
+    /// `estuary_clients{kind="rtmp-play"}`); 0 if it is absent or cannot be read.
+    pub fn metric(&self, series: &str) -> f64 {
+        let url = format!("http://127.0.0.1:{}/metrics", self.http_port);
+        let Ok((head, body)) = crate::http::get(&url, Duration::from_secs(10)) else {
+            return 0.0;
+        };
+        if head.status != 200 {
+            return 0.0;
+        }
+        let prefix = format!("{series} ");
+        String::from_utf8_lossy(&body)
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Connected clients of a kind (`rtmp-play`, `flv-play`, …), from `/metrics`.
+    pub fn clients_of_kind(&self, kind: &str) -> u64 {
+        self.metric(&format!("estuary_clients{{kind=\"{kind}\"}}")) as u64
+    }
+
     /// The server's log so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()

@@ -128,7 +128,20 @@ pub fn describe(tags: &[Tag]) -> String {
 
 struct Shared {
     stop: AtomicBool,
+    /// Not reading from the socket (a viewer whose player stalled), see [`Viewer::pause`].
+    paused: AtomicBool,
     state: Mutex<ViewerState>,
+}
+
+impl Shared {
+    /// While paused, waits instead of reading; true if it waited.
+    fn wait_while_paused(&self) -> bool {
+        if !self.paused.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        true
+    }
 }
 
 /// A viewer running on its own thread; dropping it closes the connection.
@@ -154,6 +167,7 @@ impl Viewer {
     fn spawn(label: String, body: impl FnOnce(&Shared) -> Result<(), String> + Send + 'static) -> Viewer {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
             state: Mutex::new(ViewerState::default()),
         });
         let s = shared.clone();
@@ -217,6 +231,17 @@ impl Viewer {
         self.wait_for(limit, |s| s.coded_video().any(|t| t.is_video_keyframe()).then_some(()))
     }
 
+    /// Stops reading from the socket (the connection stays open), as a player that stalls
+    /// does: the server's writes back up until it treats the viewer as slow.
+    pub fn pause(&self) {
+        self.shared.paused.store(true, Ordering::Relaxed);
+    }
+
+    /// Reads again after [`pause`](Self::pause).
+    pub fn resume(&self) {
+        self.shared.paused.store(false, Ordering::Relaxed);
+    }
+
     /// Why the connection ended, if it has.
     pub fn ended(&self) -> Option<String> {
         lock(&self.shared.state).ended.clone()
@@ -275,6 +300,10 @@ fn run_http_flv(url: &str, shared: &Shared) -> Result<(), String> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut last_data = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
+        if shared.wait_while_paused() {
+            last_data = Instant::now();
+            continue;
+        }
         match stream.read(&mut buf) {
             Ok(0) => return Ok(()),
             Ok(n) => {
@@ -310,7 +339,7 @@ fn run_rtmp(url: &str, shared: &Shared) -> Result<(), String> {
     sock.set_nodelay(true).ok();
     sock.set_read_timeout(Some(POLL))
         .map_err(|e| format!("set_read_timeout: {e}"))?;
-    let remaining = rtmp_client_handshake(&mut sock, shared)?;
+    let remaining = rtmp_client_handshake(&mut sock, &shared.stop)?;
 
     let mut config = ClientSessionConfig::new();
     config.tc_url = Some(format!("rtmp://{host}/{app}"));
@@ -347,6 +376,10 @@ fn run_rtmp(url: &str, shared: &Shared) -> Result<(), String> {
         }
         if shared.stop.load(Ordering::Relaxed) {
             return Ok(());
+        }
+        if shared.wait_while_paused() {
+            last_data = Instant::now();
+            continue;
         }
         match sock.read(&mut buf) {
             Ok(0) => return Ok(()),
@@ -410,8 +443,9 @@ fn handle_event(
     Ok(None)
 }
 
-/// Client side of the RTMP handshake; returns bytes that followed it.
-fn rtmp_client_handshake(sock: &mut TcpStream, shared: &Shared) -> Result<Vec<u8>, String> {
+/// Client side of the RTMP handshake (given up when `stop` is set); returns bytes that
+/// followed it.
+pub(crate) fn rtmp_client_handshake(sock: &mut TcpStream, stop: &AtomicBool) -> Result<Vec<u8>, String> {
     let mut hs = Handshake::new(PeerType::Client);
     let c0c1 = hs
         .generate_outbound_p0_and_p1()
@@ -420,7 +454,7 @@ fn rtmp_client_handshake(sock: &mut TcpStream, shared: &Shared) -> Result<Vec<u8
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut buf = [0u8; 8192];
     loop {
-        if shared.stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
+        if stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
             return Err("handshake not completed".into());
         }
         let n = match sock.read(&mut buf) {

@@ -1,5 +1,6 @@
 //! MPEG-TS segment verifier: packet framing, PAT/PMT first, continuity counters per PID
-//! (also across consecutive segments), PCR on the PCR PID, PES headers, DTS order per PID,
+//! (also across consecutive segments), PCR on the PCR PID, PES headers, DTS order per PID
+//! (modulo the 33-bit wrap),
 //! a keyframe with AUD, SPS and PPS first in every segment, and ADTS framing.
 
 use std::collections::HashMap;
@@ -10,8 +11,21 @@ use estuary_protocol::codec::avc::{annexb_nal_units, nal_type, nal_unit_type};
 use crate::ts::pes::parse_pes_header;
 use crate::ts::psi::{parse_pat, parse_pmt, ParsedPmt};
 use crate::ts::{
-    pcr_from_adaptation_field, PAT_PID, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264, TS_PACKET_LEN, TS_SYNC_BYTE,
+    pcr_from_adaptation_field, PAT_PID, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264, TIMESTAMP_MASK, TS_PACKET_LEN,
+    TS_SYNC_BYTE,
 };
+
+/// How far `b` is after `a` on the 33-bit 90 kHz clock (negative: before): PTS, DTS and the
+/// PCR base wrap every 2^33 ticks (26.5 hours, and at 2^32 ms of stream time), so order is
+/// the shorter way round the circle.
+fn ticks_after(a: u64, b: u64) -> i64 {
+    let diff = b.wrapping_sub(a) & TIMESTAMP_MASK;
+    if diff >= 1 << 32 {
+        diff as i64 - (1 << 33)
+    } else {
+        diff as i64
+    }
+}
 
 /// What a segment contained.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,9 +34,9 @@ pub struct SegmentReport {
     pub video_frames: usize,
     pub audio_frames: usize,
     pub pcr_count: usize,
-    /// Smallest PTS (90 kHz) of any PES.
+    /// Earliest PTS (90 kHz, 33 bits) of any PES.
     pub first_pts: Option<u64>,
-    /// Largest DTS (90 kHz) of any PES.
+    /// Latest DTS (90 kHz, 33 bits) of any PES.
     pub last_dts: Option<u64>,
     pub has_video: bool,
     pub has_audio: bool,
@@ -178,7 +192,7 @@ impl SegmentState<'_> {
             return;
         }
         self.report.pcr_count += 1;
-        if self.last_pcr.is_some_and(|last| pcr < last) {
+        if self.last_pcr.is_some_and(|last| ticks_after(last, pcr) < 0) {
             self.errors
                 .push(format!("packet {index}: pcr {pcr} is below the previous one"));
         }
@@ -273,17 +287,27 @@ impl SegmentState<'_> {
             return self.errors.push(format!("{at}: no pts"));
         };
         let dts = header.dts.unwrap_or(pts);
-        if pts < dts {
+        if ticks_after(dts, pts) < 0 {
             self.errors.push(format!("{at}: pts {pts} is below dts {dts}"));
         }
         if let Some(last) = self.checker.last_dts.insert(pid, dts) {
-            if dts <= last {
+            if ticks_after(last, dts) <= 0 {
                 self.errors
                     .push(format!("{at}: dts {dts} does not increase (previous {last})"));
             }
         }
-        self.report.first_pts = Some(self.report.first_pts.map_or(pts, |first| first.min(pts)));
-        self.report.last_dts = Some(self.report.last_dts.map_or(dts, |last| last.max(dts)));
+        self.report.first_pts =
+            Some(
+                self.report
+                    .first_pts
+                    .map_or(pts, |first| if ticks_after(first, pts) < 0 { pts } else { first }),
+            );
+        self.report.last_dts =
+            Some(
+                self.report
+                    .last_dts
+                    .map_or(dts, |last| if ticks_after(last, dts) > 0 { dts } else { last }),
+            );
         let es = pes.data.get(header.payload_offset..).unwrap_or_default();
         let stream_type = self
             .pmt

@@ -449,7 +449,10 @@ impl Fmp4Writer {
             starts_with_keyframe: file.fragment_keyframe,
             parts,
         }));
-        file.next_sequence += 1;
+        // `mfhd`'s sequence number is 32 bits. Fragments last at least the recorder's
+        // 100 ms minimum, so one file reaches 2^32 of them after 13 years; should one ever
+        // get there, the number wraps as the field does instead of ending the recording.
+        file.next_sequence = file.next_sequence.wrapping_add(1);
         for track in [file.video.as_mut(), file.audio.as_mut()].into_iter().flatten() {
             track.ready.clear();
         }

@@ -304,4 +304,28 @@ mod tests {
         assert_eq!(&tag[14..], &14u32.to_be_bytes());
         assert_eq!(tag_header(MediaKind::Video, 0x0102_0304, 3), tag[..11]);
     }
+
+    /// A packet's FLV tag carries its 64-bit stream clock modulo 2^32: the low 24 bits in
+    /// Timestamp, bits 24..32 in TimestampExtended, so a reader that combines them (as the
+    /// spec says) sees the wrap 49.7 days in and nothing else.
+    #[test]
+    fn tag_timestamps_wrap_at_2_32_with_the_extended_byte() {
+        const WRAP: u64 = 1 << 32;
+        let cases: [(u64, [u8; 4]); 5] = [
+            (0x00ff_ffff, [0xff, 0xff, 0xff, 0x00]),
+            (0x0100_0000, [0x00, 0x00, 0x00, 0x01]),
+            (WRAP - 1, [0xff, 0xff, 0xff, 0xff]),
+            (WRAP + 7, [0x00, 0x00, 0x07, 0x00]),
+            (WRAP + 0x8012_3456, [0x12, 0x34, 0x56, 0x80]),
+        ];
+        for (dts, bytes) in cases {
+            let mut p =
+                crate::media::Packet::from_flv_body(MediaKind::Audio, 0, Bytes::from_static(&[0xaf, 1, 0x21])).unwrap();
+            p.dts = dts;
+            let tag = p.flv_tag();
+            assert_eq!(tag[4..8], bytes, "dts {dts:#x}");
+            let read = u32::from_be_bytes([tag[7], tag[4], tag[5], tag[6]]);
+            assert_eq!(u64::from(read), dts % WRAP);
+        }
+    }
 }

@@ -281,6 +281,38 @@ fn rml_serializer_output_reads_back() {
     assert_eq!(got, expected);
 }
 
+/// A publisher whose 32-bit clock wraps mid-stream (one live for 49.7 days, or one that
+/// starts near the wrap) as `rml_rtmp` writes it: fmt-1/2 deltas and extended timestamps
+/// across the wrap read back as the wrapped timestamps, one per message.
+#[test]
+fn rml_serializer_deltas_across_the_32_bit_wrap_read_back() {
+    use rml_rtmp::chunk_io::ChunkSerializer;
+    use rml_rtmp::messages::MessagePayload;
+    use rml_rtmp::time::RtmpTimestamp;
+    let mut ser = ChunkSerializer::new();
+    let mut wire = Vec::new();
+    let mut expected = Vec::new();
+    let first = u32::MAX - 300;
+    for i in 0..20u32 {
+        let ts = first.wrapping_add(i * 33);
+        let data = Bytes::from(vec![i as u8; 60 + 50 * i as usize]);
+        let p = MessagePayload {
+            timestamp: RtmpTimestamp::new(ts),
+            type_id: 9,
+            message_stream_id: 1,
+            data: data.clone(),
+        };
+        wire.extend(ser.serialize(&p, false, false).unwrap().bytes);
+        expected.push((ts, data));
+    }
+    assert!(expected.windows(2).any(|w| w[1].0 < w[0].0), "the run crosses the wrap");
+    let got: Vec<(u32, Bytes)> = read_all(&mut reader(), &wire)
+        .into_iter()
+        .map(|m| (m.timestamp, m.payload))
+        .collect();
+    assert_eq!(got, expected);
+}
+
 proptest::proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096)) {

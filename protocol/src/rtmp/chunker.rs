@@ -13,7 +13,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::media::Packet;
+use crate::media::{wire_timestamp, Packet};
 use crate::media_kind::MediaKind;
 
 /// Chunk stream id for shared audio chunks.
@@ -35,7 +35,7 @@ pub fn chunk_media(packet: &Packet, stream_id: u32, chunk_size: u32) -> Bytes {
     chunk_message(
         csid,
         packet.kind as u8,
-        packet.dts as u32,
+        wire_timestamp(packet.dts),
         stream_id,
         &packet.payload,
         chunk_size,
@@ -86,4 +86,92 @@ pub fn chunk_message(csid: u8, type_id: u8, timestamp: u32, stream_id: u32, payl
         out.put_slice(piece);
     }
     out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::{Bytes, BytesMut};
+    use rml_rtmp::chunk_io::ChunkDeserializer;
+
+    use super::*;
+    use crate::rtmp::chunk::{ChunkLimits, ChunkReader};
+
+    const WRAP: u64 = 1 << 32;
+
+    fn video_at(dts: u64, len: usize) -> Packet {
+        let mut body = vec![0x27, 1, 0, 0, 0];
+        body.resize(len, 0x41);
+        let mut p = Packet::from_flv_body(MediaKind::Video, 0, Bytes::from(body)).unwrap();
+        p.dts = dts;
+        p
+    }
+
+    /// The timestamp fields of a fmt-0 chunk on a one-byte basic header: the 24-bit field
+    /// and, when it is 0xFFFFFF, the extended one.
+    fn header_timestamps(chunks: &[u8]) -> (u32, Option<u32>) {
+        let field = u32::from_be_bytes([0, chunks[1], chunks[2], chunks[3]]);
+        let extended =
+            (field == 0x00ff_ffff).then(|| u32::from_be_bytes([chunks[12], chunks[13], chunks[14], chunks[15]]));
+        (field, extended)
+    }
+
+    /// The 64-bit stream clock is written modulo 2^32: under 0xFFFFFF in the header, from
+    /// 0xFFFFFF up in the extended field (repeated on every continuation chunk, as FFmpeg
+    /// and librtmp read it), and back in the header once it wraps.
+    #[test]
+    fn chunk_timestamps_wrap_at_2_32_with_extended_timestamps() {
+        let cases: [(u64, u32, Option<u32>); 6] = [
+            (0x00ff_fffe, 0x00ff_fffe, None),
+            (0x00ff_ffff, 0x00ff_ffff, Some(0x00ff_ffff)),
+            (WRAP - 1, 0x00ff_ffff, Some(u32::MAX)),
+            (WRAP, 0, None),
+            (WRAP + 5, 5, None),
+            (WRAP + 0x0100_0000, 0x00ff_ffff, Some(0x0100_0000)),
+        ];
+        for (dts, field, extended) in cases {
+            let chunks = video_at(dts, 300).rtmp_chunks(128);
+            assert_eq!(header_timestamps(&chunks), (field, extended), "dts {dts:#x}");
+            let ext_len = if extended.is_some() { 4 } else { 0 };
+            // 300 bytes at 128 per chunk: two continuation chunks, each repeating the field.
+            assert_eq!(chunks.len(), 12 + ext_len + 300 + 2 * (1 + ext_len), "dts {dts:#x}");
+            let second = 12 + ext_len + 128;
+            assert_eq!(chunks[second], 0xc0 | VIDEO_CSID);
+            if let Some(ext) = extended {
+                assert_eq!(chunks[second + 1..second + 5], ext.to_be_bytes(), "dts {dts:#x}");
+            }
+        }
+    }
+
+    /// A run of packets whose stream clock crosses 2^32 reads back, with our reader and with
+    /// `rml_rtmp`'s (what players built on it use), as consecutive 32-bit timestamps that
+    /// step over the wrap by the packets' own spacing.
+    #[test]
+    fn chunks_across_the_wrap_read_back_as_wrapping_timestamps() {
+        let dts: Vec<u64> = (0..12).map(|i| WRAP - 200 + i * 40).collect();
+        let mut wire = Vec::new();
+        for (i, d) in dts.iter().enumerate() {
+            wire.extend_from_slice(&video_at(*d, 100 + 50 * i).rtmp_chunks(128));
+        }
+        let want: Vec<u32> = dts.iter().map(|d| (*d % WRAP) as u32).collect();
+        assert!(want.windows(2).any(|w| w[1] < w[0]), "the run crosses the wrap");
+
+        let mut reader = ChunkReader::new(ChunkLimits::default());
+        let mut buf = BytesMut::from(&wire[..]);
+        let mut ours = Vec::new();
+        while let Some(m) = reader.read(&mut buf).unwrap() {
+            ours.push(m.timestamp);
+        }
+        assert_eq!(ours, want);
+
+        let mut rml = ChunkDeserializer::new();
+        let mut theirs = Vec::new();
+        let mut input: &[u8] = &wire;
+        while let Some(m) = rml.get_next_message(input).unwrap() {
+            theirs.push(m.timestamp.value);
+            input = &[];
+        }
+        assert_eq!(theirs, want);
+        let steps: Vec<u32> = theirs.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+        assert!(steps.iter().all(|s| *s == 40), "{steps:?}");
+    }
 }

@@ -138,13 +138,27 @@ pub struct ServerSession {
     serializer: ChunkSerializer,
     outbound: BytesMut,
     connect_tx: f64,
+    /// The id the next `createStream` gets (see [`ServerSession::allocate_stream_id`]).
     next_stream_id: u32,
+    /// The message stream this connection publishes or plays on, once accepted.
+    active_stream: Option<u32>,
     bytes_received: u64,
     last_ack: u64,
     peer_window: u32,
     /// `connect` was accepted: the reader has the full limits instead of the pre-connect
     /// budget.
     connected: bool,
+}
+
+/// The message stream id after `id`, wrapping past `u32::MAX` to 1 and skipping `in_use`.
+fn next_stream_id_after(id: u32, in_use: Option<u32>) -> u32 {
+    let step = |id: u32| id.checked_add(1).unwrap_or(1);
+    let next = step(id);
+    if Some(next) == in_use {
+        step(next)
+    } else {
+        next
+    }
 }
 
 fn amf_object(props: &[(&str, Amf0Value)]) -> Amf0Value {
@@ -178,6 +192,7 @@ impl ServerSession {
             outbound: BytesMut::new(),
             connect_tx: 1.0,
             next_stream_id: 1,
+            active_stream: None,
             bytes_received: 0,
             last_ack: 0,
             peer_window: 0,
@@ -399,8 +414,7 @@ impl ServerSession {
                 }));
             }
             "createStream" => {
-                let id = self.next_stream_id;
-                self.next_stream_id += 1;
+                let id = self.allocate_stream_id();
                 self.send_command(
                     "_result",
                     transaction_id,
@@ -455,17 +469,13 @@ impl ServerSession {
             "FCUnpublish" => {
                 self.acknowledge(transaction_id)?;
                 // OBS sends FCUnpublish on stream 0 before deleteStream; stream 1 is the one.
-                events.push(SessionEvent::StreamClosed {
-                    stream_id: msg.stream_id.max(1),
-                });
+                events.push(self.stream_closed(msg.stream_id.max(1)));
             }
             "deleteStream" => {
                 let id = arg_num(0).map_or(msg.stream_id, |n| n as u32);
-                events.push(SessionEvent::StreamClosed { stream_id: id });
+                events.push(self.stream_closed(id));
             }
-            "closeStream" => events.push(SessionEvent::StreamClosed {
-                stream_id: msg.stream_id,
-            }),
+            "closeStream" => events.push(self.stream_closed(msg.stream_id)),
             _ => {} // pause, receiveAudio/Video, custom calls: not needed for live
         }
         Ok(())
@@ -508,8 +518,32 @@ impl ServerSession {
         self.send_command("_error", self.connect_tx, Amf0Value::Null, vec![info], 0)
     }
 
+    /// A fresh message stream id for `createStream`: 1, 2, 3, … Message stream ids are 32
+    /// bits and a peer may call `createStream` as often as it likes, so after `u32::MAX` the
+    /// count wraps to 1 (0 is the control stream), skipping the one id that is in use: a
+    /// connection publishes or plays on at most one stream (the server refuses a second),
+    /// and an id that was created but never published or played on carries nothing, so
+    /// handing it out again confuses no one.
+    fn allocate_stream_id(&mut self) -> u32 {
+        let mut id = self.next_stream_id;
+        if Some(id) == self.active_stream {
+            id = next_stream_id_after(id, self.active_stream);
+        }
+        self.next_stream_id = next_stream_id_after(id, self.active_stream);
+        id
+    }
+
+    /// The peer closed `stream_id`: its id may be handed out again.
+    fn stream_closed(&mut self, stream_id: u32) -> SessionEvent {
+        if self.active_stream == Some(stream_id) {
+            self.active_stream = None;
+        }
+        SessionEvent::StreamClosed { stream_id }
+    }
+
     /// Starts publishing on `stream_id`: `NetStream.Publish.Start`.
     pub fn accept_publish(&mut self, stream_id: u32, name: &str) -> Result<(), SessionError> {
+        self.active_stream = Some(stream_id);
         self.send_stream_begin(stream_id)?;
         let info = status(
             "status",
@@ -529,6 +563,7 @@ impl ServerSession {
     /// `NetStream.Play.Start` and `|RtmpSampleAccess`. The caller then writes media chunked
     /// for this stream id.
     pub fn accept_play(&mut self, stream_id: u32, name: &str) -> Result<(), SessionError> {
+        self.active_stream = Some(stream_id);
         self.send_stream_begin(stream_id)?;
         let reset = status(
             "status",

@@ -392,3 +392,39 @@ fn once_connected_the_chunk_stream_budget_applies() {
     let e = server.handle_input(&mut buf, n).unwrap_err();
     assert_eq!(e.budget(), Some("message"), "{e}");
 }
+
+/// `createStream` ids never overflow: past `u32::MAX` they wrap to 1 (never 0, the control
+/// stream), and the id the connection publishes or plays on is never handed out again while
+/// it is in use; once closed it may be.
+#[test]
+fn stream_ids_wrap_without_zero_or_the_one_in_use() {
+    let mut player = WirePlayer::connected();
+    let create = |player: &mut WirePlayer, tx: f64| match &player.call("createStream", tx, "")[..] {
+        [(0, values)] => match values.get(3) {
+            Some(Amf0Value::Number(id)) => *id as u32,
+            other => panic!("createStream result value: {other:?}"),
+        },
+        other => panic!("createStream answer: {other:?}"),
+    };
+    assert_eq!(create(&mut player, 2.0), 1);
+    player.server.next_stream_id = u32::MAX - 1;
+    assert_eq!(create(&mut player, 3.0), u32::MAX - 1);
+    player.server.accept_play(u32::MAX, "cam1").unwrap();
+    player.commands();
+    assert_eq!(create(&mut player, 4.0), 1, "skips the id in use and wraps past 0");
+    player.server.accept_publish(2, "cam1").unwrap();
+    player.commands();
+    assert_eq!(create(&mut player, 5.0), 3, "skips the id in use");
+    let closed = player.send(
+        &[
+            Amf0Value::Utf8String("deleteStream".into()),
+            Amf0Value::Number(6.0),
+            Amf0Value::Null,
+            Amf0Value::Number(2.0),
+        ],
+        0,
+    );
+    assert_eq!(closed, vec![SessionEvent::StreamClosed { stream_id: 2 }]);
+    player.server.next_stream_id = 2;
+    assert_eq!(create(&mut player, 7.0), 2, "a closed id may be reused");
+}

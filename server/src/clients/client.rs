@@ -192,7 +192,12 @@ impl Client {
 
     /// Bitrates over the last 30 s (since the start for a younger client).
     pub fn kbps(&self) -> Kbps {
-        self.samples.kbps(self.started, self.sent(), self.received())
+        self.kbps_at(Instant::now())
+    }
+
+    /// Bitrates as they are at `now`.
+    pub fn kbps_at(&self, now: Instant) -> Kbps {
+        self.samples.kbps(now, self.started, self.sent(), self.received())
     }
 
     pub(super) fn sample(&self, now: Instant) {

@@ -239,6 +239,86 @@ async fn lagging_viewer_skips_to_the_next_keyframe() {
     assert_eq!(viewer.dropped, 30);
 }
 
+/// A publisher whose audio is stamped 3 s ahead of its video (more than `max_lag_ms`): a
+/// viewer that keeps up gets every frame of both tracks; lag is measured on each track's own
+/// clock, not against the track that runs furthest ahead.
+#[tokio::test]
+async fn audio_stamped_ahead_of_video_does_not_make_a_viewer_skip() {
+    let hub = hub_with(crate::config::PlayConfig {
+        max_lag_ms: 500,
+        ..Default::default()
+    });
+    let publisher = hub.claim(&key(), 1, CancellationToken::new()).unwrap();
+    let mut viewer = hub.subscribe(&key());
+    let mut got = Vec::new();
+    for i in 0..100u32 {
+        publisher.publish(video(i * 40, i % 50 == 0));
+        publisher.publish(audio(3000 + i * 40));
+        while let Some(p) = viewer.try_recv() {
+            got.push(p.unwrap());
+        }
+    }
+    publisher.publish(video(4000, false)); // sends the audio held for it
+    while let Some(p) = viewer.try_recv() {
+        got.push(p.unwrap());
+    }
+    let frames = got.iter().filter(|p| p.is_video()).count();
+    let sounds = got.iter().filter(|p| p.is_audio()).count();
+    assert_eq!((frames, sounds), (101, 100), "every frame delivered");
+    assert_eq!(viewer.dropped, 0);
+
+    // The same holds with audio stamped 3 s behind video.
+    let late_key = StreamKey::new("live", "late-audio");
+    let publisher = hub.claim(&late_key, 2, CancellationToken::new()).unwrap();
+    let mut viewer = hub.subscribe(&late_key);
+    let mut delivered = 0;
+    for i in 0..100u32 {
+        publisher.publish(video(3000 + i * 40, i % 50 == 0));
+        publisher.publish(audio(i * 40));
+        while let Some(p) = viewer.try_recv() {
+            p.unwrap();
+            delivered += 1;
+        }
+    }
+    publisher.publish(video(7000, false));
+    while let Some(p) = viewer.try_recv() {
+        p.unwrap();
+        delivered += 1;
+    }
+    assert_eq!((delivered, viewer.dropped), (201, 0));
+}
+
+/// With audio stamped ahead of video, a viewer that really falls behind on video still
+/// skips to the next keyframe.
+#[tokio::test]
+async fn viewer_behind_on_video_still_skips_when_audio_runs_ahead() {
+    let hub = hub_with(crate::config::PlayConfig {
+        max_lag_ms: 500,
+        ..Default::default()
+    });
+    let publisher = hub.claim(&key(), 1, CancellationToken::new()).unwrap();
+    let mut viewer = hub.subscribe(&key());
+    for i in 0..30u32 {
+        publisher.publish(video(i * 40, i == 0)); // viewer reads nothing meanwhile
+        publisher.publish(audio(3000 + i * 40));
+    }
+    publisher.publish(video(1200, true));
+    publisher.publish(audio(4200));
+    let mut video_dts = Vec::new();
+    while let Some(p) = viewer.try_recv() {
+        let p = p.unwrap();
+        if p.is_video() {
+            video_dts.push(p.dts);
+        }
+    }
+    assert_eq!(
+        video_dts,
+        vec![1200],
+        "frames over max_lag behind are dropped up to the next keyframe"
+    );
+    assert!(viewer.dropped > 0);
+}
+
 #[tokio::test]
 async fn ring_overflow_resyncs_with_headers_and_a_keyframe() {
     let hub = hub();

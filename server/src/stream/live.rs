@@ -108,8 +108,11 @@ pub struct Stream {
     /// When the last packet was published, in ms since `created`.
     last_packet_ms: AtomicU64,
     live: watch::Sender<bool>,
-    /// Largest normalised timestamp published, for subscribers' lag checks.
-    edge_ms: AtomicU64,
+    /// The last normalised timestamp published on the audio and on the video track, for
+    /// subscribers' lag checks: a packet's lag is measured on its own track's clock, so audio
+    /// stamped ahead of video (or behind it) does not make video look late.
+    audio_edge_ms: AtomicU64,
+    video_edge_ms: AtomicU64,
     pub stats: StreamStats,
 }
 
@@ -140,7 +143,7 @@ impl Stream {
                     video: false,
                 },
                 gop: GopCache::new(gop_max, config.gop_cache_max_bytes),
-                timeline: Timeline::new(config.timestamp_jump_ms),
+                timeline: Timeline::new(config.timestamp_jump_ms, config.timeline_start_ms),
                 held: Vec::new(),
                 held_bytes: 0,
                 ring_window: RingWindow::new(config.queue_packets, config.ring_max_bytes),
@@ -155,7 +158,8 @@ impl Stream {
             created: Instant::now(),
             last_packet_ms: AtomicU64::new(0),
             live: watch::channel(false).0,
-            edge_ms: AtomicU64::new(0),
+            audio_edge_ms: AtomicU64::new(config.timeline_start_ms),
+            video_edge_ms: AtomicU64::new(config.timeline_start_ms),
             stats: StreamStats::default(),
         }
     }
@@ -299,7 +303,12 @@ impl Stream {
                 }
             }
         }
-        self.edge_ms.store(state.timeline.edge(), Ordering::Relaxed);
+        let (audio_edge, video_edge) = (
+            state.timeline.track_edge(MediaKind::Audio),
+            state.timeline.track_edge(MediaKind::Video),
+        );
+        self.audio_edge_ms.store(audio_edge, Ordering::Relaxed);
+        self.video_edge_ms.store(video_edge, Ordering::Relaxed);
         self.last_packet_ms
             .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
         // Audio between video frames waits for the next frame (bounded by audio_hold_ms of
@@ -478,9 +487,14 @@ impl Stream {
         self.tracks_locked(&state)
     }
 
-    /// Largest normalised timestamp published so far.
-    pub fn edge_ms(&self) -> u64 {
-        self.edge_ms.load(Ordering::Relaxed)
+    /// The live edge of `kind`'s track: the last normalised timestamp published on it
+    /// (script data follows the video track).
+    pub fn edge_ms(&self, kind: MediaKind) -> u64 {
+        match kind {
+            MediaKind::Audio => &self.audio_edge_ms,
+            MediaKind::Video | MediaKind::Script => &self.video_edge_ms,
+        }
+        .load(Ordering::Relaxed)
     }
 
     /// Number of subscribers: those reading the ring and those parked.

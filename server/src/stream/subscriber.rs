@@ -2,9 +2,10 @@
 //!
 //! A subscriber first gets the join snapshot (metadata, sequence headers, GOP), then live
 //! packets from the stream's ring. A viewer whose next packet is more than `max_lag_ms` of
-//! stream time behind the live edge, or that lost packets because the ring lapped it, drops
-//! audio and video until the next video keyframe (metadata and sequence headers always pass);
-//! one still behind after `slow_disconnect_ms` is ended with [`SubscriberEnd::TooSlow`].
+//! stream time behind the live edge of that packet's track (audio and video each keep
+//! their own clock), or that lost packets because the ring lapped it, drops audio and video
+//! until the next video keyframe (metadata and sequence headers always pass); one still
+//! behind after `slow_disconnect_ms` is ended with [`SubscriberEnd::TooSlow`].
 //!
 //! The ring carries batches (what the stream published together: a video frame and the
 //! audio held before it); the subscriber hands them out packet by packet, so the policy
@@ -264,7 +265,10 @@ impl Subscriber {
         if packet.seq_header || !(packet.is_video() || packet.is_audio()) {
             return Ok(Some(packet));
         }
-        let lag = self.stream.edge_ms().saturating_sub(packet.dts);
+        // Lag on the packet's own track: a publisher may stamp audio seconds ahead of (or
+        // behind) video, and measuring video against audio's clock would make every viewer
+        // of such a stream skip video.
+        let lag = self.stream.edge_ms(packet.kind).saturating_sub(packet.dts);
         if !self.skipping && lag > self.max_lag_ms {
             tracing::warn!(stream = %self.stream.key, lag_ms = lag, "viewer behind the live edge; skipping to the next keyframe");
             self.skipping = true;

@@ -132,6 +132,34 @@ fn cuts_at_the_first_keyframe_at_or_after_the_fragment() {
     assert_eq!(report.first_pts, Some(2070));
 }
 
+/// A stream whose clock passes 2^32 ms (49.7 days live, where the 33-bit 90 kHz clock also
+/// wraps): segments are cut and timed as anywhere else, with no discontinuity, and their
+/// PTS/DTS/PCR wrap as MPEG-TS defines, which the checker follows.
+#[test]
+fn segments_carry_on_across_the_33_bit_wrap() {
+    const START: u64 = (1 << 32) - 3000;
+    let mut packets = av_stream(9000, 1500);
+    for p in &mut packets {
+        if !p.seq_header {
+            p.dts += START;
+        }
+    }
+    let mut segmenter = HlsSegmenter::new(HlsSegmenterConfig::default());
+    let segments = run(&mut segmenter, &packets);
+    let starts: Vec<u64> = segments.iter().map(|s| s.start_dts - START).collect();
+    assert_eq!(starts, vec![0, 3000, 6000]);
+    assert!(segments.iter().all(|s| !s.discontinuity));
+    assert_eq!((segments[0].duration_ms, segments[1].duration_ms), (3000, 3000));
+    check_all(&segments);
+    // The second segment starts at 2^32 ms exactly, 0 on the wrapped 90 kHz clock.
+    let wrapped = crate::check::check_segment(&segments[1].data).unwrap();
+    assert!(
+        wrapped.first_pts.is_some_and(|pts| pts < 100 * 90),
+        "{:?}",
+        wrapped.first_pts
+    );
+}
+
 #[test]
 fn packets_before_the_first_keyframe_are_dropped() {
     let mut packets = av_stream(4000, 2000);
