@@ -378,6 +378,7 @@ impl HlsSegmenter {
         self.audio_wait_since = None;
         self.video_clock = TrackClock::default();
         self.audio_clock = TrackClock::default();
+        self.writer.restart_clock();
     }
 }
 

@@ -162,6 +162,56 @@ fn audio_only_streams_are_cut_by_duration() {
     assert!(report.pcr_count > 0);
 }
 
+/// Every segment passes the checker (which holds the PCR to 100 ms) and its PCRs come at
+/// most 100 ms apart: the largest interval seen, in ms.
+fn max_pcr_interval_ms(segments: &[Segment]) -> u64 {
+    check_all(segments);
+    let worst = segments
+        .iter()
+        .map(|s| crate::check::check_segment(&s.data).map_or(u64::MAX, |r| r.max_pcr_interval))
+        .max()
+        .unwrap();
+    worst / crate::ts::TICKS_PER_MS
+}
+
+#[test]
+fn low_frame_rates_keep_the_pcr_within_100_ms() {
+    // 2 fps video alone, and 5 fps video with 44.1 kHz AAC: the PCR rides on video.
+    for (fps, with_audio) in [(2u64, false), (5, true)] {
+        let mut packets = vec![video_header(OBS_AVC_RECORD)];
+        if with_audio {
+            packets.insert(0, audio_header(OBS_AAC_CONFIG));
+        }
+        let (mut frame, mut audio) = (0u64, 0u64);
+        while frame * 1000 / fps < 9000 {
+            let dts = frame * 1000 / fps;
+            while with_audio && audio_dts(audio) < dts {
+                packets.push(audio_frame(audio_dts(audio), 300));
+                audio += 1;
+            }
+            packets.push(video_frame(dts, frame % (2 * fps) == 0, 3000));
+            frame += 1;
+        }
+        let segments = run(&mut HlsSegmenter::new(HlsSegmenterConfig::default()), &packets);
+        assert!(segments.len() >= 4);
+        let worst = max_pcr_interval_ms(&segments);
+        assert!((90..=100).contains(&worst), "{fps} fps: {worst} ms");
+    }
+}
+
+#[test]
+fn audio_only_at_16_khz_keeps_the_pcr_within_100_ms() {
+    // AAC LC 16 kHz mono: 64 ms frames, four to a PES, 256 ms between PES headers.
+    let mut packets = vec![audio_header(&[0x14, 0x08])];
+    packets.extend((0..200).map(|i| audio_frame(i * 64, 150)));
+    let segments = run(&mut HlsSegmenter::new(HlsSegmenterConfig::default()), &packets);
+    assert!(segments.len() >= 4);
+    let report = crate::check::check_segment(&segments[1].data).unwrap();
+    assert!(report.has_audio && !report.has_video);
+    let worst = max_pcr_interval_ms(&segments);
+    assert!((90..=100).contains(&worst), "{worst} ms");
+}
+
 #[test]
 fn a_discontinuity_closes_the_segment_and_waits_for_a_keyframe() {
     let mut packets = av_stream(5000, 1000);
