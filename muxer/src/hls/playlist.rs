@@ -26,6 +26,7 @@ use bytes::Bytes;
 use m3u8_rs::{ExtTag, MediaPlaylist, MediaSegment};
 
 use super::date::rfc3339_millis;
+pub use super::duration::rounded_secs;
 use super::Segment;
 
 /// Settings of a [`LivePlaylist`].
@@ -265,11 +266,6 @@ fn media_segment(entry: &PlaylistEntry, segment_uri: &impl Fn(u64) -> String) ->
         }],
         ..Default::default()
     }
-}
-
-/// Seconds rounded to the nearest integer, as RFC 8216 §4.3.3.1 compares them.
-pub fn rounded_secs(ms: u64) -> u64 {
-    (ms + 500) / 1000
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

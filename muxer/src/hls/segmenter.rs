@@ -36,7 +36,7 @@ use estuary_protocol::codec::{AudioSpecificConfig, AvcDecoderConfig};
 use estuary_protocol::flv::tag::{AudioCodec, VideoCodec};
 use estuary_protocol::{Codec, MediaKind, Packet};
 
-use super::playlist::rounded_secs;
+use super::duration::rounded_secs;
 use crate::ts::{AdtsFrame, AvcAccessUnit, TrackLayout, TsWriter};
 use crate::MuxError;
 
