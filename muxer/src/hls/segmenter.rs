@@ -23,7 +23,7 @@
 //! not start with a keyframe, so it is not [`Segment::independent`] and the playlist drops
 //! `EXT-X-INDEPENDENT-SEGMENTS` while it is listed. A frame that comes later than the limit
 //! (the stream stalled) closes the segment at the end of its last frame and starts a
-//! discontinuous one.
+//! discontinuous one; so does video that stays silent while audio runs on.
 //!
 //! Contract (push/poll, as in retina): after each [`HlsSegmenter::push`] and after
 //! [`HlsSegmenter::finish`], call [`HlsSegmenter::poll_segment`] until it returns `None`.
@@ -120,6 +120,10 @@ struct OpenSegment {
     /// Estimated end of the last frame written: its DTS plus the track's frame interval.
     end_estimate: u64,
 }
+
+/// How long audio may run past a segment's longest duration while its video is silent
+/// before the segment is ended without it (a frame interval of jitter is far less).
+const VIDEO_STALL_GRACE_MS: u64 = 1000;
 
 /// How long an open segment is at a frame, against the longest it may last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,6 +338,7 @@ impl HlsSegmenter {
             self.cut_audio_only(packet);
         } else {
             self.cut_audio_waiting_for_video(packet);
+            self.end_segment_of_stalled_video(packet);
         }
         let Some(open) = self.open.as_mut().filter(|open| open.layout.audio) else {
             self.stats.dropped_packets += 1;
@@ -388,6 +393,20 @@ impl HlsSegmenter {
         if length != Length::Room {
             let layout = open.layout;
             self.cut(packet, length, layout, true);
+        }
+    }
+
+    /// Audio that runs [`VIDEO_STALL_GRACE_MS`] past the longest duration of a segment with
+    /// video means the video stalled: the segment ends at its limit, and the stream waits for
+    /// a keyframe, after a discontinuity, as at its start (the audio until then is dropped).
+    fn end_segment_of_stalled_video(&mut self, packet: &Packet) {
+        let Some(open) = self.open.as_ref().filter(|open| open.layout.video) else {
+            return;
+        };
+        let elapsed = packet.dts.saturating_sub(open.start_dts);
+        if elapsed > self.max_duration_ms() + VIDEO_STALL_GRACE_MS {
+            self.close_open(SegmentEnd::LastFrame);
+            self.pending_discontinuity = true;
         }
     }
 

@@ -342,6 +342,21 @@ fn a_stalled_stream_closes_the_segment_and_continues_discontinuous() {
 }
 
 #[test]
+fn video_silent_while_audio_runs_on_ends_the_segment_within_the_target() {
+    // 30 fps A/V with 2-s GOPs; the video stops at 3 s for 10 s while audio goes on.
+    let packets: Vec<Packet> = av_stream(20_000, 2000)
+        .into_iter()
+        .filter(|p| p.kind != MediaKind::Video || p.seq_header || !(3000..13_000).contains(&p.dts))
+        .collect();
+    let segments = run(&mut HlsSegmenter::new(HlsSegmenterConfig::default()), &packets);
+    assert_eq!(segments[0].target_duration_secs, 3);
+    let resumed = segments.iter().position(|s| s.start_dts == 14_000).unwrap();
+    assert!(segments[resumed].discontinuity && segments[resumed].independent);
+    assert_eq!(segments[resumed - 1].start_dts, 2000);
+    check_timing(&segments);
+}
+
+#[test]
 fn a_discontinuity_closes_the_segment_and_waits_for_a_keyframe() {
     let mut packets = av_stream(5000, 1000);
     let mut after: Vec<Packet> = av_stream(5000, 1000).into_iter().skip(2).collect();
