@@ -90,7 +90,9 @@ fn playlist_render(c: &mut Criterion) {
             sequence,
             duration_ms: 2000,
             discontinuity: sequence == 12,
+            independent: true,
             program_date_time_ms: 1_795_000_000_000 + sequence * 2000,
+            target_duration_secs: 3,
         };
         playlist.push_entry(entry).expect("consecutive");
     }

@@ -252,7 +252,9 @@ pub struct HlsConfig {
     /// Segments that left the playlist but are still served, for clients that read an
     /// older playlist.
     pub tail_segments: usize,
-    /// A segment that reaches this length without a keyframe is cut anyway.
+    /// No segment lasts longer than this: one that would, for want of a keyframe, is cut at
+    /// a frame that is not one (and the playlist drops `EXT-X-INDEPENDENT-SEGMENTS` while it
+    /// is listed). Also caps `EXT-X-TARGETDURATION` at `ceil(max_segment_ms / 1000)` s.
     pub max_segment_ms: u64,
     /// After the publisher leaves, the playlist stays live this long for a reconnect (which
     /// continues it after an `EXT-X-DISCONTINUITY`); then it gets `EXT-X-ENDLIST`.

@@ -41,9 +41,10 @@ pub const FRAMES_DROPPED_TOTAL: &str = "estuary_frames_dropped_total";
 pub const VIEWERS_DISCONNECTED_TOTAL: &str = "estuary_viewers_disconnected_total";
 /// Counter `{app}`: HLS segments produced (incremented by the HLS packager).
 pub const HLS_SEGMENTS_TOTAL: &str = "estuary_hls_segments_total";
-/// HLS segments longer than the playlist's fixed target duration (an encoder keyframe
-/// interval above `hls.fragment_ms`), by app.
-pub const HLS_OVERSIZE_SEGMENTS_TOTAL: &str = "estuary_hls_oversize_segments_total";
+/// Counter `{app}`: HLS segments cut without a keyframe, because the encoder's keyframe
+/// interval outgrew the playlist's target duration (or `hls.max_segment_ms`); the playlist
+/// drops `EXT-X-INDEPENDENT-SEGMENTS` while such a segment is listed.
+pub const HLS_FORCED_CUTS_TOTAL: &str = "estuary_hls_forced_cuts_total";
 /// Gauge `{app, stream, protocol}`: viewers of one stream; protocol is `rtmp`, `flv`, `hls`.
 pub const STREAM_VIEWERS: &str = "estuary_stream_viewers";
 /// Gauge `{app, stream, direction}`: a stream's bitrate over the last 30 s in kbit/s;
@@ -138,8 +139,8 @@ fn describe() {
     );
     describe_counter!(HLS_SEGMENTS_TOTAL, "HLS segments produced, by app.");
     describe_counter!(
-        HLS_OVERSIZE_SEGMENTS_TOTAL,
-        "HLS segments longer than the playlist's target duration, by app."
+        HLS_FORCED_CUTS_TOTAL,
+        "HLS segments cut without a keyframe (keyframe interval above the target duration), by app."
     );
     describe_counter!(RECORDING_BYTES_TOTAL, Unit::Bytes, "Bytes written to recording files.");
     describe_counter!(RECORDING_FRAGMENTS_TOTAL, "Recording fragments synced to disk.");
@@ -208,9 +209,9 @@ pub fn hls_segment(app: &str) {
     metrics::counter!(HLS_SEGMENTS_TOTAL, "app" => app.to_string()).increment(1);
 }
 
-/// Counts a segment that broke the playlist's target duration.
-pub fn hls_oversize_segment(app: &str) {
-    metrics::counter!(HLS_OVERSIZE_SEGMENTS_TOTAL, "app" => app.to_string()).increment(1);
+/// Counts an HLS segment of `app` cut without a keyframe.
+pub fn hls_forced_cut(app: &str) {
+    metrics::counter!(HLS_FORCED_CUTS_TOTAL, "app" => app.to_string()).increment(1);
 }
 
 /// Counts bytes written to a recording file.

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use estuary_muxer::check::{PlaylistChecker, PlaylistReport, TsChecker};
+use estuary_muxer::check::{PlaylistChecker, PlaylistReport, SegmentContext, TsChecker};
 use estuary_muxer::ts::pes::parse_pes_header;
 use estuary_muxer::ts::psi::{parse_pat, parse_pmt};
 use estuary_muxer::ts::{pcr_from_adaptation_field, PAT_PID, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264, TS_PACKET_LEN};
@@ -216,10 +216,16 @@ impl SegmentMedia {
         Ok(())
     }
 
+    /// Whether the first video access unit is an IDR (true without video).
+    pub fn starts_with_idr(&self) -> bool {
+        self.video_pid.is_none() || self.video.first().is_some_and(VideoAu::is_idr)
+    }
+
     /// Item-1 rules that `TsChecker` does not cover: PCR on the video PID, the segment starts
     /// with the video keyframe, and every IDR access unit carries AUD, SPS and PPS before its
-    /// first slice.
-    pub fn rule_violations(&self) -> Vec<String> {
+    /// first slice. A segment after a forced cut (`independent` false) starts with whatever
+    /// video frame came.
+    pub fn rule_violations(&self, independent: bool) -> Vec<String> {
         let mut errors = Vec::new();
         let Some(video_pid) = self.video_pid else {
             return errors;
@@ -236,14 +242,14 @@ impl SegmentMedia {
                 self.pcr_carriers
             ));
         }
-        if self.first_es_pid != Some(video_pid) {
+        if independent && self.first_es_pid != Some(video_pid) {
             errors.push(format!(
                 "the first PES is on pid {:?}, not the video pid: the segment does not start \
                  with its keyframe",
                 self.first_es_pid
             ));
         }
-        if !self.video.first().is_some_and(VideoAu::is_idr) {
+        if independent && !self.video.first().is_some_and(VideoAu::is_idr) {
             errors.push(format!(
                 "the first video access unit is not an IDR: {:?}",
                 self.video.first()
@@ -290,6 +296,8 @@ pub struct WalkedSegment {
     /// DTS (90 kHz) of the first video access unit.
     pub first_video_dts: Option<u64>,
     pub keyframes: usize,
+    /// Its first video access unit is an IDR (true without video).
+    pub starts_with_idr: bool,
 }
 
 /// What the walker expects of the stream.
@@ -301,6 +309,10 @@ pub struct WalkRules {
     pub window_segments: usize,
     pub expect_video: bool,
     pub expect_audio: bool,
+    /// The encoder's keyframe interval is longer than the target duration: segments may
+    /// start without a keyframe (forced cuts), but only while the playlist does not claim
+    /// `EXT-X-INDEPENDENT-SEGMENTS`.
+    pub forced_cuts: bool,
 }
 
 /// What one poll saw.
@@ -386,6 +398,7 @@ impl HlsWalker {
         }
         self.check_playlist_rules(&report, &text);
         self.walk_new_segments(&report);
+        self.check_independence(&report, &text);
         self.reports.push(report.clone());
         Ok(Polled::Playlist(Some(report)))
     }
@@ -461,6 +474,31 @@ impl HlsWalker {
         }
     }
 
+    /// `EXT-X-INDEPENDENT-SEGMENTS` (Apple 9.11) exactly while every listed segment starts
+    /// with an IDR.
+    fn check_independence(&mut self, report: &PlaylistReport, text: &str) {
+        let starts: Vec<(u64, bool)> = report
+            .segments
+            .iter()
+            .filter_map(|listed| {
+                let walked = self.segments.iter().rev().find(|w| w.sequence == listed.sequence)?;
+                Some((listed.sequence, walked.starts_with_idr))
+            })
+            .collect();
+        let dependent: Vec<u64> = starts.iter().filter(|(_, idr)| !idr).map(|(seq, _)| *seq).collect();
+        if report.independent_segments && !dependent.is_empty() {
+            self.error(format!(
+                "playlist claims EXT-X-INDEPENDENT-SEGMENTS but segments {dependent:?} do not start with an IDR:\n{text}"
+            ));
+        }
+        let all_known = starts.len() == report.segments.len() && !starts.is_empty();
+        if !report.independent_segments && all_known && dependent.is_empty() {
+            self.error(format!(
+                "every listed segment starts with an IDR but the playlist has no EXT-X-INDEPENDENT-SEGMENTS:\n{text}"
+            ));
+        }
+    }
+
     fn walk_new_segments(&mut self, report: &PlaylistReport) {
         let last_walked = self.segments.last().map(|s| s.sequence);
         for listed in &report.segments {
@@ -507,7 +545,20 @@ impl HlsWalker {
             }
             let fresh = self.segments.is_empty() || listed.discontinuity;
             let at = format!("segment {} ({})", listed.sequence, listed.uri);
-            match self.ts_checker.check_segment(&data, fresh) {
+            let media = match SegmentMedia::read(&data) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.error(format!("{at}: {e}"));
+                    SegmentMedia::default()
+                }
+            };
+            let starts_with_idr = media.starts_with_idr();
+            let independent = starts_with_idr || !self.rules.forced_cuts;
+            let context = SegmentContext {
+                discontinuity: fresh,
+                independent,
+            };
+            match self.ts_checker.check(&data, context) {
                 Ok(r) => {
                     if self.rules.expect_video && (!r.has_video || r.video_frames == 0) {
                         self.error(format!("{at}: no video ({r:?})"));
@@ -522,21 +573,14 @@ impl HlsWalker {
                     }
                 }
             }
-            let media = match SegmentMedia::read(&data) {
-                Ok(m) => m,
-                Err(e) => {
-                    self.error(format!("{at}: {e}"));
-                    SegmentMedia::default()
-                }
-            };
             if self.rules.expect_video {
-                for e in media.rule_violations() {
+                for e in media.rule_violations(independent) {
                     self.error(format!("{at}: {e}"));
                 }
             }
             let keyframes = media.keyframe_dts();
             let first_video_dts = media.video.first().map(|au| au.dts);
-            self.check_cut(listed, &keyframes, first_video_dts);
+            self.check_cut(listed, &keyframes, first_video_dts, starts_with_idr);
             self.segments.push(WalkedSegment {
                 sequence: listed.sequence,
                 uri: listed.uri.clone(),
@@ -547,14 +591,22 @@ impl HlsWalker {
                 video_size: media.video_size,
                 first_video_dts,
                 keyframes: keyframes.len(),
+                starts_with_idr,
             });
         }
     }
 
     /// Segments are cut at the first keyframe at or after `fragment_ms`: no keyframe inside a
     /// segment that far from its start, and (without a discontinuity between them) the next
-    /// segment starts that far or further. `EXTINF` is the distance between the starts.
-    fn check_cut(&mut self, listed: &estuary_muxer::check::PlaylistSegment, keyframes: &[u64], first_dts: Option<u64>) {
+    /// segment starts that far or further (unless it starts without a keyframe: a forced cut).
+    /// `EXTINF` is the distance between the starts.
+    fn check_cut(
+        &mut self,
+        listed: &estuary_muxer::check::PlaylistSegment,
+        keyframes: &[u64],
+        first_dts: Option<u64>,
+        starts_with_idr: bool,
+    ) {
         let fragment = self.rules.fragment_ms * TICKS_PER_MS;
         let at = format!("segment {}", listed.sequence);
         if let Some(start) = first_dts {
@@ -577,7 +629,7 @@ impl HlsWalker {
         }
         if let (Some(a), Some(b)) = (prev.first_video_dts, first_dts) {
             let ms = ts_diff(a, b) as f64 / TICKS_PER_MS as f64;
-            if ms < self.rules.fragment_ms as f64 {
+            if ms < self.rules.fragment_ms as f64 && starts_with_idr {
                 self.error(format!(
                     "segment {} was cut after {ms} ms, before the fragment duration {} ms",
                     prev.sequence, self.rules.fragment_ms

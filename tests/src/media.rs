@@ -24,6 +24,12 @@ pub enum Clip {
     AudioOnly,
     /// H.264 320x180 @30 only.
     VideoOnly,
+    /// H.264 320x180 at 5 fps with a keyframe every 10 s (50 frames), + AAC 44.1 kHz
+    /// stereo; 20 s long. A GOP longer than a small `hls.max_segment_ms`, and a frame rate
+    /// under the 10 a PCR on every frame would need.
+    LongGopLowFps,
+    /// AAC 16 kHz mono only: 64-ms frames, so four to a PES are 256 ms apart.
+    AudioOnly16k,
 }
 
 impl Clip {
@@ -33,6 +39,16 @@ impl Clip {
             Clip::Small => "small-320x180.flv",
             Clip::AudioOnly => "audio-only.flv",
             Clip::VideoOnly => "video-only.flv",
+            Clip::LongGopLowFps => "long-gop-5fps.flv",
+            Clip::AudioOnly16k => "audio-only-16k.flv",
+        }
+    }
+
+    /// Seconds long: a whole number of GOPs, so `-stream_loop` restarts on a keyframe.
+    fn seconds(self) -> u32 {
+        match self {
+            Clip::LongGopLowFps => 20,
+            _ => 12,
         }
     }
 
@@ -62,11 +78,36 @@ impl Clip {
             "800k",
         ];
         const AAC: [&str; 6] = ["-c:a", "aac", "-b:a", "96k", "-ac", "2"];
+        const VIDEO_5FPS: [&str; 4] = ["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=5"];
+        const H264_10S_GOP: [&str; 18] = [
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-bf",
+            "0",
+            "-g",
+            "50",
+            "-keyint_min",
+            "50",
+            "-sc_threshold",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            "-b:v",
+            "300k",
+            "-bufsize",
+            "600k",
+        ];
+        const AUDIO_16K: [&str; 4] = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000"];
+        const AAC_MONO: [&str; 6] = ["-c:a", "aac", "-b:a", "32k", "-ac", "1"];
         let parts: Vec<&[&'static str]> = match self {
             Clip::Main => vec![&VIDEO_640, &AUDIO_IN, &H264, &["-bufsize", "800k"], &AAC],
             Clip::Small => vec![&VIDEO_320, &AUDIO_IN, &H264, &["-bufsize", "800k"], &AAC],
             Clip::AudioOnly => vec![&AUDIO_IN, &AAC],
             Clip::VideoOnly => vec![&VIDEO_320, &H264, &["-bufsize", "800k"]],
+            Clip::LongGopLowFps => vec![&VIDEO_5FPS, &AUDIO_IN, &H264_10S_GOP, &AAC],
+            Clip::AudioOnly16k => vec![&AUDIO_16K, &AAC_MONO],
         };
         parts.concat()
     }
@@ -89,7 +130,7 @@ impl Clip {
         let mut cmd = Command::new("ffmpeg");
         cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-y"])
             .args(self.ffmpeg_args())
-            .args(["-t", "12", "-f", "flv"])
+            .args(["-t", &self.seconds().to_string(), "-f", "flv"])
             .arg(&tmp);
         let out = run_with_timeout(&mut cmd, Duration::from_secs(300));
         assert!(

@@ -29,6 +29,7 @@ fn rules(clip: Clip) -> WalkRules {
         window_segments: WINDOW,
         expect_video: matches!(clip, Clip::Main | Clip::Small | Clip::VideoOnly),
         expect_audio: matches!(clip, Clip::Main | Clip::Small | Clip::AudioOnly),
+        forced_cuts: false,
     }
 }
 

@@ -132,6 +132,7 @@ fn every_output_carries_on_across_the_32_bit_timestamp_wrap() {
         window_segments: 6,
         expect_video: true,
         expect_audio: true,
+        forced_cuts: false,
     };
     let mut walker = HlsWalker::new(&server.m3u8_url(app, stream), rules);
     let deadline = Instant::now() + 4 * LIMIT;

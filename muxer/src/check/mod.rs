@@ -10,5 +10,5 @@ mod ts;
 mod vod_playlist;
 
 pub use playlist::{PlaylistChecker, PlaylistReport, PlaylistSegment};
-pub use ts::{check_segment, SegmentReport, TsChecker};
+pub use ts::{check_segment, SegmentContext, SegmentReport, TsChecker};
 pub use vod_playlist::check_vod_playlist;

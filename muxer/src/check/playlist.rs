@@ -3,7 +3,8 @@
 //! sequence never decreasing and naming the same segments (§6.2.2), discontinuity sequence
 //! advancing exactly with removed `EXT-X-DISCONTINUITY` segments (§6.2.2; Apple 8.17: always
 //! present), `EXT-X-PROGRAM-DATE-TIME` on the first segment and after every discontinuity
-//! (Apple 8.4), `EXT-X-INDEPENDENT-SEGMENTS` (Apple 9.11).
+//! (Apple 8.4). Whether it claims `EXT-X-INDEPENDENT-SEGMENTS` (Apple 9.11) is reported:
+//! only the segments can tell whether the claim holds.
 
 use m3u8_rs::MediaPlaylist;
 
@@ -26,6 +27,8 @@ pub struct PlaylistReport {
     pub media_sequence: u64,
     pub discontinuity_sequence: u64,
     pub ended: bool,
+    /// `EXT-X-INDEPENDENT-SEGMENTS`: every listed segment must start with an IDR.
+    pub independent_segments: bool,
     pub segments: Vec<PlaylistSegment>,
 }
 
@@ -69,6 +72,7 @@ pub(super) fn report_of(playlist: &MediaPlaylist) -> PlaylistReport {
         media_sequence: playlist.media_sequence,
         discontinuity_sequence: playlist.discontinuity_sequence,
         ended: playlist.end_list,
+        independent_segments: playlist.independent_segments,
         segments: playlist
             .segments
             .iter()
@@ -95,9 +99,6 @@ fn check_tags(text: &[u8], playlist: &MediaPlaylist, errors: &mut Vec<String>) {
         if !has_tag(tag) {
             errors.push(format!("playlist has no {}", tag.trim_end_matches(':')));
         }
-    }
-    if !playlist.independent_segments {
-        errors.push("playlist has no EXT-X-INDEPENDENT-SEGMENTS".to_owned());
     }
     let fractional = playlist.segments.iter().any(|s| s.duration.fract() != 0.0);
     if fractional && playlist.version.unwrap_or(1) < 3 {

@@ -1,7 +1,8 @@
 //! MPEG-TS segment verifier: packet framing, PAT/PMT first, continuity counters per PID
-//! (also across consecutive segments), PCR on the PCR PID, PES headers, DTS order per PID
-//! (modulo the 33-bit wrap),
-//! a keyframe with AUD, SPS and PPS first in every segment, and ADTS framing.
+//! (also across consecutive segments), PCR on the PCR PID at most 100 ms apart within a
+//! segment (ISO/IEC 13818-1 §2.7.2; between segments the gap is the media's own, which a
+//! recording range may have), PES headers, DTS order per PID (modulo the 33-bit wrap), a
+//! keyframe with AUD, SPS and PPS first in every independent segment, and ADTS framing.
 
 use std::collections::HashMap;
 
@@ -11,8 +12,8 @@ use estuary_protocol::codec::avc::{annexb_nal_units, nal_type, nal_unit_type};
 use crate::ts::pes::parse_pes_header;
 use crate::ts::psi::{parse_pat, parse_pmt, ParsedPmt};
 use crate::ts::{
-    pcr_from_adaptation_field, PAT_PID, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264, TIMESTAMP_MASK, TS_PACKET_LEN,
-    TS_SYNC_BYTE,
+    pcr_from_adaptation_field, MAX_PCR_INTERVAL_MS, PAT_PID, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264, TICKS_PER_MS,
+    TIMESTAMP_MASK, TS_PACKET_LEN, TS_SYNC_BYTE,
 };
 
 /// How far `b` is after `a` on the 33-bit 90 kHz clock (negative: before): PTS, DTS and the
@@ -40,6 +41,22 @@ pub struct SegmentReport {
     pub last_dts: Option<u64>,
     pub has_video: bool,
     pub has_audio: bool,
+    /// The first video access unit has an IDR (false for a segment cut without a keyframe).
+    pub starts_with_idr: bool,
+    /// Longest time between two consecutive PCRs of the segment (90 kHz).
+    pub max_pcr_interval: u64,
+}
+
+/// Where a segment stands in its stream, which decides what it must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentContext {
+    /// After `EXT-X-DISCONTINUITY`, or the first segment fetched: continuity counters and
+    /// timestamps start afresh.
+    pub discontinuity: bool,
+    /// The segment must start with an IDR carrying SPS and PPS, as every segment of a
+    /// playlist with `EXT-X-INDEPENDENT-SEGMENTS` does; a segment cut without a keyframe
+    /// (a forced cut) starts with whatever frame came.
+    pub independent: bool,
 }
 
 /// Checks one segment with no history.
@@ -68,6 +85,7 @@ struct SegmentState<'a> {
     pmt: Option<ParsedPmt>,
     pes: HashMap<u16, PesInProgress>,
     last_pcr: Option<u64>,
+    independent: bool,
     seen_first_video: bool,
     checker: &'a mut TsChecker,
 }
@@ -77,10 +95,22 @@ impl TsChecker {
         TsChecker::default()
     }
 
-    /// Checks the next segment. With `discontinuity` (the playlist's `EXT-X-DISCONTINUITY`,
-    /// or the first segment fetched) counters and timestamps start afresh.
+    /// Checks the next segment, which must start with an IDR. With `discontinuity` (the
+    /// playlist's `EXT-X-DISCONTINUITY`, or the first segment fetched) counters and
+    /// timestamps start afresh.
     pub fn check_segment(&mut self, data: &[u8], discontinuity: bool) -> Result<SegmentReport, Vec<String>> {
-        if discontinuity {
+        self.check(
+            data,
+            SegmentContext {
+                discontinuity,
+                independent: true,
+            },
+        )
+    }
+
+    /// Checks the next segment in `context`.
+    pub fn check(&mut self, data: &[u8], context: SegmentContext) -> Result<SegmentReport, Vec<String>> {
+        if context.discontinuity {
             self.continuity.clear();
             self.last_dts.clear();
         }
@@ -91,6 +121,7 @@ impl TsChecker {
             pmt: None,
             pes: HashMap::new(),
             last_pcr: None,
+            independent: context.independent,
             seen_first_video: false,
             checker: self,
         };
@@ -192,9 +223,20 @@ impl SegmentState<'_> {
             return;
         }
         self.report.pcr_count += 1;
-        if self.last_pcr.is_some_and(|last| ticks_after(last, pcr) < 0) {
-            self.errors
-                .push(format!("packet {index}: pcr {pcr} is below the previous one"));
+        if let Some(last) = self.last_pcr {
+            let interval = pcr.wrapping_sub(last) & TIMESTAMP_MASK;
+            if interval >= 1 << 32 {
+                self.errors
+                    .push(format!("packet {index}: pcr {pcr} is below the previous one ({last})"));
+            } else {
+                self.report.max_pcr_interval = self.report.max_pcr_interval.max(interval);
+                if interval > MAX_PCR_INTERVAL_MS * TICKS_PER_MS {
+                    self.errors.push(format!(
+                        "packet {index}: pcr {} ms after the previous one, above {MAX_PCR_INTERVAL_MS} ms",
+                        interval as f64 / TICKS_PER_MS as f64
+                    ));
+                }
+            }
         }
         self.last_pcr = Some(pcr);
     }
@@ -335,6 +377,10 @@ impl SegmentState<'_> {
         }
         if !self.seen_first_video {
             self.seen_first_video = true;
+            self.report.starts_with_idr = has_idr;
+            if !self.independent {
+                return;
+            }
             for (kind, name) in [
                 (nal_type::IDR_SLICE, "an idr"),
                 (nal_type::SPS, "an sps"),

@@ -2,6 +2,7 @@
 //! [`LivePlaylist`] that lists them.
 
 pub(crate) mod date;
+pub mod duration;
 pub mod playlist;
 pub mod segmenter;
 

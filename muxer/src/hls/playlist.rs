@@ -2,8 +2,9 @@
 //! with `m3u8-rs`.
 //!
 //! What it writes, every time: `EXT-X-VERSION:3` (decimal `EXTINF`), `EXT-X-INDEPENDENT-
-//! SEGMENTS` (every segment starts with an IDR), `EXT-X-TARGETDURATION`, `EXT-X-MEDIA-
-//! SEQUENCE`, `EXT-X-DISCONTINUITY-SEQUENCE` (Apple 8.17: always present when a
+//! SEGMENTS` while every listed segment starts with an IDR (Apple 9.11; after a forced cut
+//! it is left out until that segment has left the window), `EXT-X-TARGETDURATION`,
+//! `EXT-X-MEDIA-SEQUENCE`, `EXT-X-DISCONTINUITY-SEQUENCE` (Apple 8.17: always present when a
 //! discontinuity may ever appear), then per segment `EXT-X-DISCONTINUITY` when it has one,
 //! `EXT-X-PROGRAM-DATE-TIME` (Apple 8.4) and `EXTINF`; `EXT-X-ENDLIST` once ended.
 //!
@@ -14,13 +15,10 @@
 //! # Target duration
 //!
 //! `EXT-X-TARGETDURATION` must not change (RFC 8216 §6.2.1) and every `EXTINF` rounded to
-//! the nearest second must be at most it (§4.3.3.1). It is chosen once, when the first
-//! segment arrives: `max(ceil(1.5 × fragment), round(first segment) + 1)` seconds. The
-//! first term gives keyframe jitter room over the configured fragment; the second follows
-//! encoders whose keyframe interval is longer than the fragment (OBS defaults to 250
-//! frames), since a segment must start with a keyframe and so lasts at least one GOP.
-//! A later segment that still exceeds it is listed and counted in
-//! [`LivePlaylist::oversize_segments`].
+//! the nearest second must be at most it (§4.3.3.1). The segmenter chooses it and cuts
+//! segments to keep it (see [`super::segmenter`]); the playlist writes the target its first
+//! segment came with. A segment that exceeds it anyway is refused, never listed: the
+//! playlist would lie (counted in [`LivePlaylist::oversize_segments`]).
 
 use std::collections::VecDeque;
 
@@ -28,6 +26,7 @@ use bytes::Bytes;
 use m3u8_rs::{ExtTag, MediaPlaylist, MediaSegment};
 
 use super::date::rfc3339_millis;
+pub use super::duration::rounded_secs;
 use super::Segment;
 
 /// Settings of a [`LivePlaylist`].
@@ -55,7 +54,11 @@ pub struct PlaylistEntry {
     pub sequence: u64,
     pub duration_ms: u64,
     pub discontinuity: bool,
+    /// Starts with an IDR: decodes without the segment before it.
+    pub independent: bool,
     pub program_date_time_ms: u64,
+    /// The target duration the segmenter cut it for ([`Segment::target_duration_secs`]).
+    pub target_duration_secs: u64,
 }
 
 impl From<&Segment> for PlaylistEntry {
@@ -64,7 +67,9 @@ impl From<&Segment> for PlaylistEntry {
             sequence: segment.sequence,
             duration_ms: segment.duration_ms,
             discontinuity: segment.discontinuity,
+            independent: segment.independent,
             program_date_time_ms: segment.program_date_time_ms,
+            target_duration_secs: segment.target_duration_secs,
         }
     }
 }
@@ -75,8 +80,6 @@ pub struct SegmentAdded {
     /// Sequence numbers that left the playlist. The server keeps serving them for their
     /// duration plus the playlist's duration (RFC 8216 §6.2.2), then drops them.
     pub removed: std::ops::Range<u64>,
-    /// The segment's rounded duration exceeds the target duration.
-    pub oversize: bool,
 }
 
 /// Why a segment was not added.
@@ -84,6 +87,14 @@ pub struct SegmentAdded {
 pub enum PlaylistError {
     #[error("hls segment {got} does not follow segment {last}; sequence numbers must be consecutive")]
     SequenceGap { last: u64, got: u64 },
+    #[error(
+        "hls segment {sequence} lasts {duration_ms} ms, which rounds above the target duration of {target_secs} s"
+    )]
+    LongerThanTarget {
+        sequence: u64,
+        duration_ms: u64,
+        target_secs: u64,
+    },
 }
 
 /// A live media playlist over a sliding window of segments.
@@ -111,7 +122,9 @@ impl LivePlaylist {
         }
     }
 
-    /// Appends a segment and slides the window. Pushing after [`LivePlaylist::end`] reopens
+    /// Appends a segment and slides the window. A segment whose rounded duration exceeds the
+    /// target duration is refused rather than listed (the segmenter never makes one; the
+    /// segments after a refused one are then refused as a sequence gap). Pushing after [`LivePlaylist::end`] reopens
     /// the playlist (the segmenter marks that segment discontinuous); RFC 8216 §6.2.1 wants
     /// an ended playlist never to change, so a strict server starts a new playlist instead.
     pub fn push_segment(&mut self, segment: &Segment) -> Result<SegmentAdded, PlaylistError> {
@@ -127,16 +140,20 @@ impl LivePlaylist {
                     got: entry.sequence,
                 });
             }
-        } else {
+        }
+        let target = self.target_duration_secs.unwrap_or(entry.target_duration_secs.max(1));
+        if rounded_secs(entry.duration_ms) > target {
+            self.oversize_segments += 1;
+            return Err(PlaylistError::LongerThanTarget {
+                sequence: entry.sequence,
+                duration_ms: entry.duration_ms,
+                target_secs: target,
+            });
+        }
+        if self.entries.is_empty() {
             self.media_sequence = entry.sequence;
         }
-        let target = *self.target_duration_secs.get_or_insert_with(|| {
-            let from_fragment = (self.config.fragment_ms * 3).div_ceil(2000);
-            let from_first_segment = rounded_secs(entry.duration_ms) + 1;
-            from_fragment.max(from_first_segment).max(1)
-        });
-        let oversize = rounded_secs(entry.duration_ms) > target;
-        self.oversize_segments += u64::from(oversize);
+        self.target_duration_secs = Some(target);
         self.ended = false;
         self.entries.push_back(entry);
         let first_removed = self.media_sequence;
@@ -161,7 +178,6 @@ impl LivePlaylist {
         }
         Ok(SegmentAdded {
             removed: first_removed..self.media_sequence,
-            oversize,
         })
     }
 
@@ -194,7 +210,8 @@ impl LivePlaylist {
         self.discontinuity_sequence
     }
 
-    /// Segments whose rounded duration exceeded the target duration (for a metric).
+    /// Segments refused because their rounded duration exceeded the target duration (for a
+    /// metric; the segmenter never makes one).
     pub fn oversize_segments(&self) -> u64 {
         self.oversize_segments
     }
@@ -221,7 +238,7 @@ impl LivePlaylist {
             media_sequence: 0,
             discontinuity_sequence: 0,
             end_list: self.ended,
-            independent_segments: true,
+            independent_segments: self.entries.iter().all(|entry| entry.independent),
             segments: self
                 .entries
                 .iter()
@@ -255,11 +272,6 @@ fn media_segment(entry: &PlaylistEntry, segment_uri: &impl Fn(u64) -> String) ->
         }],
         ..Default::default()
     }
-}
-
-/// Seconds rounded to the nearest integer, as RFC 8216 §4.3.3.1 compares them.
-pub fn rounded_secs(ms: u64) -> u64 {
-    (ms + 500) / 1000
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

@@ -7,6 +7,24 @@
 //! header or of the set of tracks starts a new segment marked discontinuous, which the
 //! playlist turns into `EXT-X-DISCONTINUITY` (RFC 8216 §4.3.2.3; Apple 8.13).
 //!
+//! # Target duration and forced cuts
+//!
+//! Every segment's duration, rounded to the nearest second, is at most the playlist's
+//! `EXT-X-TARGETDURATION` (RFC 8216 §4.3.3.1), which never changes (§6.2.1). Only the
+//! segmenter can keep that promise, so it owns the target: it is fixed when the first
+//! segment closes, at `max(ceil(1.5 × fragment), round(first segment) + 1)` seconds, at most
+//! `ceil(max_segment_ms / 1000)`, and every [`Segment`] carries it. The first term gives
+//! keyframe jitter room over the fragment; the second follows an encoder whose keyframe
+//! interval is longer than the fragment (OBS's default of 250 frames is 8.3 s at 30 fps,
+//! 10 s at 25 fps), whose segments last a whole GOP: those keep starting with keyframes.
+//!
+//! A segment that would outgrow the target (or `max_segment_ms`) without a keyframe is cut
+//! at the last video frame that keeps it within: a forced cut. The segment after it does
+//! not start with a keyframe, so it is not [`Segment::independent`] and the playlist drops
+//! `EXT-X-INDEPENDENT-SEGMENTS` while it is listed. A frame that comes later than the limit
+//! (the stream stalled) closes the segment at the end of its last frame and starts a
+//! discontinuous one; so does video that stays silent while audio runs on.
+//!
 //! Contract (push/poll, as in retina): after each [`HlsSegmenter::push`] and after
 //! [`HlsSegmenter::finish`], call [`HlsSegmenter::poll_segment`] until it returns `None`.
 
@@ -18,6 +36,7 @@ use estuary_protocol::codec::{AudioSpecificConfig, AvcDecoderConfig};
 use estuary_protocol::flv::tag::{AudioCodec, VideoCodec};
 use estuary_protocol::{Codec, MediaKind, Packet};
 
+use super::duration::rounded_secs;
 use crate::ts::{AdtsFrame, AvcAccessUnit, TrackLayout, TsWriter};
 use crate::MuxError;
 
@@ -27,9 +46,10 @@ pub struct HlsSegmenterConfig {
     /// A segment is cut at the first keyframe at or after this many ms (default 2000),
     /// less half a frame interval to absorb timestamp rounding.
     pub fragment_ms: u64,
-    /// A segment that reaches this length without a keyframe is cut anyway, at the next
-    /// video frame, so memory stays bounded; the next segment then does not start with a
-    /// keyframe (counted in [`SegmenterStats::forced_cuts`]). Default 60 000.
+    /// No segment lasts longer than this (default 60 000): one that would, without a
+    /// keyframe, is cut at the last video frame that keeps it within; the next segment then
+    /// does not start with a keyframe (counted in [`SegmenterStats::forced_cuts`]). Also
+    /// caps the target duration at `ceil(max_segment_ms / 1000)` seconds.
     pub max_segment_ms: u64,
     /// With no video sequence header seen, audio arriving for this many ms makes the
     /// stream audio-only (default 1000). A later video sequence header switches it back,
@@ -73,6 +93,13 @@ pub struct Segment {
     pub program_date_time_ms: u64,
     /// The timeline or the encoding changed before this segment.
     pub discontinuity: bool,
+    /// It starts with an IDR (or carries audio alone), so it decodes without the segment
+    /// before it; false after a forced cut.
+    pub independent: bool,
+    /// `EXT-X-TARGETDURATION` of the playlists that list this stream: fixed when the first
+    /// segment closed, the same on every segment, and never exceeded by a segment's
+    /// duration rounded to the nearest second.
+    pub target_duration_secs: u64,
     /// The whole segment: PAT, PMT, then PES packets.
     pub data: Bytes,
 }
@@ -84,7 +111,8 @@ pub struct SegmenterStats {
     /// Packets dropped while waiting for a keyframe (stream start, after a discontinuity,
     /// or a track that the current segment's PMT does not list).
     pub dropped_packets: u64,
-    /// Segments cut without a keyframe because they reached `max_segment_ms`.
+    /// Segments cut without a keyframe because they would have outgrown the target
+    /// duration or `max_segment_ms`.
     pub forced_cuts: u64,
     /// Segments cut because they reached `max_segment_bytes`.
     pub byte_cuts: u64,
@@ -95,9 +123,34 @@ struct OpenSegment {
     start_dts: u64,
     program_date_time_ms: u64,
     discontinuity: bool,
+    independent: bool,
     layout: TrackLayout,
     /// Estimated end of the last frame written: its DTS plus the track's frame interval.
     end_estimate: u64,
+}
+
+/// How long audio may run past a segment's longest duration while its video is silent
+/// before the segment is ended without it (a frame interval of jitter is far less).
+const VIDEO_STALL_GRACE_MS: u64 = 1000;
+
+/// How long an open segment is at a frame, against the longest it may last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Length {
+    /// The next frame still fits.
+    Room,
+    /// The frame fits, the next one (a frame interval later) would not: cut here.
+    Full,
+    /// The frame comes after the limit: the stream stalled or jumped.
+    Overrun,
+}
+
+/// Where a closing segment ends.
+#[derive(Debug, Clone, Copy)]
+enum SegmentEnd {
+    /// Where the next one starts.
+    At(u64),
+    /// Where its last frame ends (estimated), at most its longest duration.
+    LastFrame,
 }
 
 /// Frame interval of one track, learnt from consecutive DTS values.
@@ -141,6 +194,8 @@ pub struct HlsSegmenter {
     video_clock: TrackClock,
     audio_clock: TrackClock,
     last_segment_len: usize,
+    /// Fixed when the first segment closes; see the module documentation.
+    target_duration_secs: Option<u64>,
     stats: SegmenterStats,
 }
 
@@ -163,6 +218,7 @@ impl HlsSegmenter {
             video_clock: TrackClock::default(),
             audio_clock: TrackClock::default(),
             last_segment_len: 0,
+            target_duration_secs: None,
             stats: SegmenterStats::default(),
         }
     }
@@ -226,28 +282,34 @@ impl HlsSegmenter {
         }
         let config = self.avc.clone().ok_or(MuxError::VideoBeforeSequenceHeader)?;
         let au = AvcAccessUnit::from_avcc(&body, &config, packet.keyframe).map_err(MuxError::VideoFrame)?;
-        let layout = self.layout_now();
+        let random_access = au.is_random_access();
+        let mut layout = self.layout_now();
+        let mut length = Length::Room;
         let cut = match &self.open {
-            None => au.is_random_access(),
-            Some(open) if au.is_random_access() => {
-                open.layout != layout
-                    || self.config_changed
-                    || self.fragment_reached(open.start_dts, packet.dts, self.video_clock)
+            None => random_access,
+            Some(open) => {
+                length = self.length_at(open.start_dts, packet.dts, self.video_clock);
+                let changed = open.layout != layout || self.config_changed;
+                if random_access {
+                    self.pending_discontinuity |= changed;
+                    changed
+                        || length != Length::Room
+                        || self.fragment_reached(open.start_dts, packet.dts, self.video_clock)
+                } else {
+                    // A forced cut keeps the tracks: a change waits for its keyframe.
+                    layout = open.layout;
+                    open.layout.video && length != Length::Room
+                }
             }
-            Some(open) => open.layout.video && packet.dts.saturating_sub(open.start_dts) >= self.config.max_segment_ms,
         };
         if cut {
-            if let Some(open) = &self.open {
-                if open.layout != layout || self.config_changed {
-                    self.pending_discontinuity = true;
-                }
-                if !au.is_random_access() {
-                    self.stats.forced_cuts += 1;
-                }
+            if self.open.is_some() && !random_access {
+                self.stats.forced_cuts += 1;
             }
-            self.close_open(Some(packet.dts));
-            self.config_changed = false;
-            self.open_segment(packet, layout);
+            self.cut(packet, length, layout, random_access);
+            if random_access {
+                self.config_changed = false;
+            }
         }
         let Some(open) = self.open.as_mut().filter(|open| open.layout.video) else {
             self.stats.dropped_packets += 1;
@@ -283,6 +345,9 @@ impl HlsSegmenter {
         let frame = AdtsFrame { header, data: body };
         if self.avc.is_none() {
             self.cut_audio_only(packet);
+        } else {
+            self.cut_audio_waiting_for_video(packet);
+            self.end_segment_of_stalled_video(packet);
         }
         let Some(open) = self.open.as_mut().filter(|open| open.layout.audio) else {
             self.stats.dropped_packets += 1;
@@ -321,9 +386,11 @@ impl HlsSegmenter {
             return;
         }
         let layout = open.layout;
+        // Cut on anything but a video keyframe, the new segment is not independent.
+        let independent = !layout.video || (packet.kind == MediaKind::Video && packet.keyframe);
         self.stats.byte_cuts += 1;
-        self.close_open(Some(packet.dts));
-        self.open_segment(packet, layout);
+        self.close_open(SegmentEnd::At(packet.dts));
+        self.open_segment(packet, layout, independent);
     }
 
     /// Starts or cuts segments of a stream that has no video sequence header.
@@ -333,19 +400,95 @@ impl HlsSegmenter {
             None => {
                 let since = *self.audio_wait_since.get_or_insert(packet.dts);
                 if packet.dts.saturating_sub(since) >= self.config.audio_only_after_ms {
-                    self.open_segment(packet, layout);
+                    self.open_segment(packet, layout, true);
                 }
             }
             Some(open) => {
                 let changed = open.layout != layout || self.config_changed;
-                if changed || self.fragment_reached(open.start_dts, packet.dts, self.audio_clock) {
+                let length = self.length_at(open.start_dts, packet.dts, self.audio_clock);
+                if changed
+                    || length != Length::Room
+                    || self.fragment_reached(open.start_dts, packet.dts, self.audio_clock)
+                {
                     self.pending_discontinuity |= changed;
-                    self.close_open(Some(packet.dts));
+                    self.cut(packet, length, layout, true);
                     self.config_changed = false;
-                    self.open_segment(packet, layout);
                 }
             }
         }
+    }
+
+    /// Keeps an audio-only segment within its longest duration while the video that just
+    /// got a sequence header waits for its first keyframe (which starts the next segment).
+    fn cut_audio_waiting_for_video(&mut self, packet: &Packet) {
+        let Some(open) = self.open.as_ref().filter(|open| !open.layout.video) else {
+            return;
+        };
+        let length = self.length_at(open.start_dts, packet.dts, self.audio_clock);
+        if length != Length::Room {
+            let layout = open.layout;
+            self.cut(packet, length, layout, true);
+        }
+    }
+
+    /// Audio that runs [`VIDEO_STALL_GRACE_MS`] past the longest duration of a segment with
+    /// video means the video stalled: the segment ends at its limit, and the stream waits for
+    /// a keyframe, after a discontinuity, as at its start (the audio until then is dropped).
+    fn end_segment_of_stalled_video(&mut self, packet: &Packet) {
+        let Some(open) = self.open.as_ref().filter(|open| open.layout.video) else {
+            return;
+        };
+        let elapsed = packet.dts.saturating_sub(open.start_dts);
+        if elapsed > self.max_duration_ms() + VIDEO_STALL_GRACE_MS {
+            self.close_open(SegmentEnd::LastFrame);
+            self.pending_discontinuity = true;
+        }
+    }
+
+    /// Closes the open segment and starts one at `packet` with `layout`. An overrun closes
+    /// it where its last frame ends, and the new one is discontinuous: the media has a gap
+    /// that the durations cannot show.
+    fn cut(&mut self, packet: &Packet, length: Length, layout: TrackLayout, independent: bool) {
+        if length == Length::Overrun {
+            self.pending_discontinuity = true;
+            self.close_open(SegmentEnd::LastFrame);
+        } else {
+            self.close_open(SegmentEnd::At(packet.dts));
+        }
+        self.open_segment(packet, layout, independent);
+    }
+
+    /// The longest a segment may last: `max_segment_ms`, and once the target duration is
+    /// fixed, what still rounds to it.
+    fn max_duration_ms(&self) -> u64 {
+        let limit = self.config.max_segment_ms.max(1);
+        self.target_duration_secs
+            .map_or(limit, |target| limit.min(target * 1000 + 499))
+    }
+
+    /// How long a segment that started at `start_dts` is at a frame at `dts` of the track
+    /// timed by `clock`.
+    fn length_at(&self, start_dts: u64, dts: u64, clock: TrackClock) -> Length {
+        let limit = self.max_duration_ms();
+        let elapsed = dts.saturating_sub(start_dts);
+        if elapsed > limit {
+            Length::Overrun
+        } else if elapsed + clock.interval > limit {
+            Length::Full
+        } else {
+            Length::Room
+        }
+    }
+
+    /// The target duration, fixed by the first segment to close (see the module docs).
+    fn target_duration_secs(&mut self, first_segment_ms: u64) -> u64 {
+        let config = &self.config;
+        *self.target_duration_secs.get_or_insert_with(|| {
+            let from_fragment = (config.fragment_ms * 3).div_ceil(2000);
+            let from_first_segment = rounded_secs(first_segment_ms) + 1;
+            let most = config.max_segment_ms.div_ceil(1000);
+            from_fragment.max(from_first_segment).min(most).max(1)
+        })
     }
 
     /// Whether a segment that started at `start_dts` is long enough to be cut at `dts`.
@@ -363,7 +506,7 @@ impl HlsSegmenter {
         }
     }
 
-    fn open_segment(&mut self, packet: &Packet, layout: TrackLayout) {
+    fn open_segment(&mut self, packet: &Packet, layout: TrackLayout, independent: bool) {
         let mut buf = BytesMut::with_capacity(self.last_segment_len + self.last_segment_len / 4);
         self.writer.write_tables(&mut buf, layout);
         self.open = Some(OpenSegment {
@@ -371,6 +514,7 @@ impl HlsSegmenter {
             start_dts: packet.dts,
             program_date_time_ms: packet.arrival_ms,
             discontinuity: std::mem::take(&mut self.pending_discontinuity),
+            independent,
             layout,
             end_estimate: packet.dts,
         });
@@ -385,18 +529,26 @@ impl HlsSegmenter {
         self.pending_audio.clear();
     }
 
-    /// Closes the open segment, ending at `end_dts` or at its estimated end.
-    fn close_open(&mut self, end_dts: Option<u64>) {
+    /// Closes the open segment.
+    fn close_open(&mut self, end: SegmentEnd) {
         self.flush_audio();
+        let longest = self.max_duration_ms();
         let Some(open) = self.open.take() else { return };
-        let end = end_dts.unwrap_or(open.end_estimate).max(open.start_dts);
+        let end = match end {
+            SegmentEnd::At(dts) => dts,
+            SegmentEnd::LastFrame => open.end_estimate.min(open.start_dts.saturating_add(longest)),
+        };
+        let duration_ms = end.saturating_sub(open.start_dts);
+        let target_duration_secs = self.target_duration_secs(duration_ms);
         self.last_segment_len = open.buf.len();
         self.ready.push_back(Segment {
             sequence: self.next_sequence,
-            duration_ms: end - open.start_dts,
+            duration_ms,
             start_dts: open.start_dts,
             program_date_time_ms: open.program_date_time_ms,
             discontinuity: open.discontinuity,
+            independent: open.independent,
+            target_duration_secs,
             data: open.buf.freeze(),
         });
         self.next_sequence += 1;
@@ -406,11 +558,12 @@ impl HlsSegmenter {
     /// Closes the open segment where its last frame ends; the next one is discontinuous.
     fn break_timeline(&mut self) {
         let had_output = self.open.is_some() || self.next_sequence != self.config.first_sequence;
-        self.close_open(None);
+        self.close_open(SegmentEnd::LastFrame);
         self.pending_discontinuity |= had_output;
         self.audio_wait_since = None;
         self.video_clock = TrackClock::default();
         self.audio_clock = TrackClock::default();
+        self.writer.restart_clock();
     }
 }
 

@@ -20,4 +20,4 @@ pub use ids::{
 };
 pub use packet::{pcr_from_adaptation_field, TS_PACKET_LEN, TS_SYNC_BYTE};
 pub use video::AvcAccessUnit;
-pub use writer::{AdtsFrame, CounterEnd, TrackLayout, TsWriter, PCR_LEAD_MS};
+pub use writer::{AdtsFrame, CounterEnd, TrackLayout, TsWriter, MAX_PCR_INTERVAL_MS, PCR_LEAD_MS};

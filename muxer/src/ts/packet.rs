@@ -112,6 +112,19 @@ pub(crate) fn write_pes_packets(
     }
 }
 
+/// Writes a packet on `pid` that carries only an adaptation field with a PCR: it keeps the
+/// PCR interval when no PES of the PCR PID is due. With no payload, it carries the counter
+/// of the PID's previous packet, `cc` (§2.4.3.3).
+pub(crate) fn write_pcr_packet(out: &mut BytesMut, pid: u16, cc: u8, pcr: u64) {
+    let mut cc = cc;
+    write_header(out, pid, false, true, false, &mut cc);
+    let flags = FirstPacketFlags {
+        pcr: Some(pcr),
+        ..FirstPacketFlags::default()
+    };
+    write_adaptation_field(out, TS_PACKET_LEN - HEADER_LEN, &flags);
+}
+
 /// Writes one PSI section (with its pointer field) as a single transport packet padded
 /// with 0xff, as §2.4.4 allows. Sections here are far below 183 bytes.
 pub(crate) fn write_section_packet(out: &mut BytesMut, pid: u16, cc: &mut u8, section: &[u8]) {
@@ -209,6 +222,16 @@ mod tests {
         assert_eq!(pcr_from_adaptation_field(packet), Some(0x1_2345_6789));
         assert_eq!(packet[5] & 0x40, 0x40);
         assert_eq!(payload_of(packet), &[1, 2, 3]);
+    }
+
+    #[test]
+    fn pcr_packets_carry_no_payload_and_keep_the_counter() {
+        let mut out = BytesMut::new();
+        write_pcr_packet(&mut out, 0x100, 7, 123_456);
+        let packet = packets(&out)[0];
+        assert_eq!(pcr_from_adaptation_field(packet), Some(123_456));
+        assert_eq!(packet[3], 0x20 | 7, "adaptation field only, counter as it was");
+        assert_eq!(usize::from(packet[4]), TS_PACKET_LEN - 5);
     }
 
     #[test]

@@ -8,7 +8,9 @@ fn entry(sequence: u64, duration_ms: u64, discontinuity: bool) -> PlaylistEntry 
         sequence,
         duration_ms,
         discontinuity,
+        independent: true,
         program_date_time_ms: 1_714_566_896_789 + sequence * 2000,
+        target_duration_secs: 3,
     }
 }
 
@@ -98,16 +100,59 @@ fn zero_length_segments_do_not_grow_the_playlist_without_bound() {
 }
 
 #[test]
-fn target_duration_follows_a_long_first_gop_and_then_stays() {
+fn the_first_segment_fixes_the_target_and_no_listed_segment_exceeds_it() {
     let mut playlist = LivePlaylist::new(LivePlaylistConfig::default());
-    assert_eq!(playlist.target_duration_secs(), 3);
-    playlist.push_entry(entry(0, 8333, false)).unwrap();
+    assert_eq!(playlist.target_duration_secs(), 3, "provisional: 1.5 fragments");
+    let long_gop = |sequence, duration_ms| PlaylistEntry {
+        target_duration_secs: 9,
+        ..entry(sequence, duration_ms, false)
+    };
+    playlist.push_entry(long_gop(0, 8333)).unwrap();
     assert_eq!(playlist.target_duration_secs(), 9);
-    let added = playlist.push_entry(entry(1, 9600, false)).unwrap();
-    assert!(added.oversize);
+    // RFC 8216 §4.3.3.1: 9.6 s rounds to 10 > 9, so it is refused, not listed.
+    assert_eq!(
+        playlist.push_entry(long_gop(1, 9600)),
+        Err(PlaylistError::LongerThanTarget {
+            sequence: 1,
+            duration_ms: 9600,
+            target_secs: 9
+        })
+    );
     assert_eq!(playlist.oversize_segments(), 1);
+    assert_eq!(playlist.entries().len(), 1);
+    playlist.push_entry(long_gop(1, 9499)).unwrap();
+    // A later segment cannot move the target (§6.2.1).
+    playlist
+        .push_entry(PlaylistEntry {
+            target_duration_secs: 20,
+            ..entry(2, 9000, false)
+        })
+        .unwrap();
     assert_eq!(playlist.target_duration_secs(), 9);
-    assert!(!playlist.push_entry(entry(2, 9499, false)).unwrap().oversize);
+    let report = PlaylistChecker::new().check(&playlist.render(uri)).unwrap();
+    assert_eq!(report.target_duration_secs, 9);
+}
+
+#[test]
+fn independent_segments_only_while_every_listed_segment_starts_with_an_idr() {
+    let mut playlist = LivePlaylist::new(LivePlaylistConfig::default());
+    let mut checker = PlaylistChecker::new();
+    for sequence in 0..14 {
+        // Segment 3 follows a forced cut: it does not start with a keyframe.
+        let independent = sequence != 3;
+        playlist
+            .push_entry(PlaylistEntry {
+                independent,
+                ..entry(sequence, 2000, false)
+            })
+            .unwrap();
+        let listed = playlist.contains(3);
+        let text = text(&playlist);
+        assert_eq!(!text.contains("#EXT-X-INDEPENDENT-SEGMENTS\n"), listed, "{text}");
+        let report = checker.check(text.as_bytes()).unwrap();
+        assert_eq!(report.independent_segments, !listed);
+    }
+    assert!(!playlist.contains(3));
 }
 
 #[test]
@@ -183,8 +228,7 @@ proptest! {
         let mut playlist = LivePlaylist::new(LivePlaylistConfig { fragment_ms: 2000, window_segments: window });
         let mut checker = PlaylistChecker::new();
         for (sequence, (duration_ms, discontinuity)) in segments.iter().enumerate() {
-            let added = playlist.push_entry(entry(sequence as u64, *duration_ms, *discontinuity)).unwrap();
-            prop_assert!(!added.oversize);
+            playlist.push_entry(entry(sequence as u64, *duration_ms, *discontinuity)).unwrap();
             let total: u64 = playlist.entries().map(|e| e.duration_ms).sum();
             let first = playlist.entries().next().unwrap().duration_ms;
             prop_assert!(playlist.entries().len() <= window.max(1) || total - first < playlist.target_duration_secs() * 3000);

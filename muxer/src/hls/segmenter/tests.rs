@@ -4,7 +4,8 @@ use estuary_protocol::{Codec, MediaKind, Packet};
 use proptest::prelude::*;
 
 use super::*;
-use crate::check::TsChecker;
+use crate::check::{PlaylistChecker, SegmentContext, TsChecker};
+use crate::hls::{LivePlaylist, LivePlaylistConfig};
 
 /// OBS 29.0.2's AVC sequence header (High 3.1, 1280x720) and AAC config.
 const OBS_AVC_RECORD: &[u8] = &[
@@ -190,6 +191,199 @@ fn audio_only_streams_are_cut_by_duration() {
     assert!(report.pcr_count > 0);
 }
 
+/// Every segment passes the checker (which holds the PCR to 100 ms) and its PCRs come at
+/// most 100 ms apart: the largest interval seen, in ms.
+fn max_pcr_interval_ms(segments: &[Segment]) -> u64 {
+    check_all(segments);
+    let worst = segments
+        .iter()
+        .map(|s| crate::check::check_segment(&s.data).map_or(u64::MAX, |r| r.max_pcr_interval))
+        .max()
+        .unwrap();
+    worst / crate::ts::TICKS_PER_MS
+}
+
+#[test]
+fn low_frame_rates_keep_the_pcr_within_100_ms() {
+    // 2 fps video alone, and 5 fps video with 44.1 kHz AAC: the PCR rides on video.
+    for (fps, with_audio) in [(2u64, false), (5, true)] {
+        let mut packets = vec![video_header(OBS_AVC_RECORD)];
+        if with_audio {
+            packets.insert(0, audio_header(OBS_AAC_CONFIG));
+        }
+        let (mut frame, mut audio) = (0u64, 0u64);
+        while frame * 1000 / fps < 9000 {
+            let dts = frame * 1000 / fps;
+            while with_audio && audio_dts(audio) < dts {
+                packets.push(audio_frame(audio_dts(audio), 300));
+                audio += 1;
+            }
+            packets.push(video_frame(dts, frame % (2 * fps) == 0, 3000));
+            frame += 1;
+        }
+        let segments = run(&mut HlsSegmenter::new(HlsSegmenterConfig::default()), &packets);
+        assert!(segments.len() >= 4);
+        let worst = max_pcr_interval_ms(&segments);
+        assert!((90..=100).contains(&worst), "{fps} fps: {worst} ms");
+    }
+}
+
+#[test]
+fn audio_only_at_16_khz_keeps_the_pcr_within_100_ms() {
+    // AAC LC 16 kHz mono: 64 ms frames, four to a PES, 256 ms between PES headers.
+    let mut packets = vec![audio_header(&[0x14, 0x08])];
+    packets.extend((0..200).map(|i| audio_frame(i * 64, 150)));
+    let segments = run(&mut HlsSegmenter::new(HlsSegmenterConfig::default()), &packets);
+    assert!(segments.len() >= 4);
+    let report = crate::check::check_segment(&segments[1].data).unwrap();
+    assert!(report.has_audio && !report.has_video);
+    let worst = max_pcr_interval_ms(&segments);
+    assert!((90..=100).contains(&worst), "{worst} ms");
+}
+
+/// Video alone at `fps` with a keyframe every `gop_ms` (and at 0), for `duration_ms`.
+fn video_stream(fps: u64, gop_ms: u64, duration_ms: u64) -> Vec<Packet> {
+    let mut packets = vec![video_header(OBS_AVC_RECORD)];
+    let mut frame = 0;
+    while frame * 1000 / fps < duration_ms {
+        let dts = frame * 1000 / fps;
+        packets.push(video_frame(dts, dts.is_multiple_of(gop_ms), 1500));
+        frame += 1;
+    }
+    packets
+}
+
+/// Checks the segments in order, each as what it claims to be, and that none outlasts the
+/// target duration (RFC 8216 §4.3.3.1).
+fn check_timing(segments: &[Segment]) {
+    let target = segments[0].target_duration_secs;
+    let mut checker = TsChecker::new();
+    for segment in segments {
+        assert_eq!(segment.target_duration_secs, target);
+        assert!(
+            rounded_secs(segment.duration_ms) <= target,
+            "segment {} lasts {} ms, target {target} s",
+            segment.sequence,
+            segment.duration_ms
+        );
+        let context = SegmentContext {
+            discontinuity: segment.sequence == 0 || segment.discontinuity,
+            independent: segment.independent,
+        };
+        let report = checker
+            .check(&segment.data, context)
+            .unwrap_or_else(|e| panic!("segment {}: {e:#?}", segment.sequence));
+        assert_eq!(
+            report.starts_with_idr, segment.independent,
+            "segment {}",
+            segment.sequence
+        );
+    }
+}
+
+#[test]
+fn obs_default_ten_second_gops_set_the_target_and_stay_whole() {
+    // OBS's automatic keyframe interval, 250 frames, at 25 fps: a keyframe every 10 s.
+    let segments = run(
+        &mut HlsSegmenter::new(HlsSegmenterConfig::default()),
+        &video_stream(25, 10_000, 45_000),
+    );
+    assert_eq!(segments[0].target_duration_secs, 11);
+    let durations: Vec<u64> = segments.iter().map(|s| s.duration_ms).collect();
+    assert_eq!(&durations[..4], &[10_000; 4]);
+    assert!(segments.iter().all(|s| s.independent));
+    check_timing(&segments);
+}
+
+#[test]
+fn a_gop_longer_than_max_segment_is_cut_without_a_keyframe_within_the_target() {
+    // 5 fps, a keyframe every 10 s, segments of at most 4 s.
+    let config = HlsSegmenterConfig {
+        max_segment_ms: 4000,
+        ..HlsSegmenterConfig::default()
+    };
+    let mut segmenter = HlsSegmenter::new(config);
+    let segments = run(&mut segmenter, &video_stream(5, 10_000, 30_000));
+    let cuts: Vec<(u64, u64, bool)> = segments
+        .iter()
+        .map(|s| (s.start_dts, s.duration_ms, s.independent))
+        .collect();
+    assert_eq!(
+        &cuts[..6],
+        &[
+            (0, 4000, true),
+            (4000, 4000, false),
+            (8000, 2000, false),
+            (10_000, 4000, true),
+            (14_000, 4000, false),
+            (18_000, 2000, false),
+        ]
+    );
+    assert_eq!(segments[0].target_duration_secs, 4);
+    assert!(segments.iter().all(|s| !s.discontinuity));
+    assert_eq!(segmenter.stats().forced_cuts, 6);
+    check_timing(&segments);
+}
+
+#[test]
+fn a_short_first_gop_fixes_a_short_target_that_later_long_gops_keep() {
+    // 30 fps: one 2-s GOP, then 9-s GOPs. The target is fixed at 3 s by the first segment;
+    // the long GOPs are cut at the last frame that rounds to 3 s.
+    let mut packets = vec![video_header(OBS_AVC_RECORD)];
+    for frame in 0..900u64 {
+        let dts = frame * 100 / 3;
+        let keyframe = dts == 0 || (dts >= 2000 && (dts - 2000) % 9000 == 0);
+        packets.push(video_frame(dts, keyframe, 1500));
+    }
+    let segments = run(&mut HlsSegmenter::new(HlsSegmenterConfig::default()), &packets);
+    assert_eq!(segments[0].target_duration_secs, 3);
+    assert_eq!((segments[1].start_dts, segments[1].independent), (2000, true));
+    assert!(segments.iter().any(|s| !s.independent));
+    assert!(segments.iter().all(|s| s.duration_ms <= 3499));
+    check_timing(&segments);
+}
+
+#[test]
+fn a_stalled_stream_closes_the_segment_and_continues_discontinuous() {
+    // 30 fps, keyframes every 2 s; after 5 s the video stalls for 8 s, then goes on.
+    let mut packets = video_stream(30, 2000, 5000);
+    packets.extend(
+        video_stream(30, 2000, 6000)
+            .into_iter()
+            .skip(1)
+            .map(|mut p| {
+                p.dts += 13_000;
+                p.keyframe = false;
+                p
+            })
+            .map(|p| video_frame(p.dts, false, 1500)),
+    );
+    let segments = run(&mut HlsSegmenter::new(HlsSegmenterConfig::default()), &packets);
+    assert_eq!(segments[0].target_duration_secs, 3);
+    let stalled = segments.iter().position(|s| s.start_dts == 13_000).unwrap();
+    assert!(segments[stalled].discontinuity && !segments[stalled].independent);
+    let before = &segments[stalled - 1];
+    // It ends where its last frame (at 4966 ms) ends, not where the stream resumed.
+    assert_eq!(before.start_dts, 4000);
+    assert!((990..=1010).contains(&before.duration_ms), "{}", before.duration_ms);
+    check_timing(&segments);
+}
+
+#[test]
+fn video_silent_while_audio_runs_on_ends_the_segment_within_the_target() {
+    // 30 fps A/V with 2-s GOPs; the video stops at 3 s for 10 s while audio goes on.
+    let packets: Vec<Packet> = av_stream(20_000, 2000)
+        .into_iter()
+        .filter(|p| p.kind != MediaKind::Video || p.seq_header || !(3000..13_000).contains(&p.dts))
+        .collect();
+    let segments = run(&mut HlsSegmenter::new(HlsSegmenterConfig::default()), &packets);
+    assert_eq!(segments[0].target_duration_secs, 3);
+    let resumed = segments.iter().position(|s| s.start_dts == 14_000).unwrap();
+    assert!(segments[resumed].discontinuity && segments[resumed].independent);
+    assert_eq!(segments[resumed - 1].start_dts, 2000);
+    check_timing(&segments);
+}
+
 #[test]
 fn a_discontinuity_closes_the_segment_and_waits_for_a_keyframe() {
     let mut packets = av_stream(5000, 1000);
@@ -332,13 +526,15 @@ fn segment_data_is_whole_packets_with_tables_first() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(32))]
+    #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
     fn arbitrary_gop_patterns_make_valid_segments(
         gops in proptest::collection::vec((1u64..90, 1usize..6000), 1..12),
         fragment_ms in 500u64..4000,
+        max_extra_ms in 0u64..5000,
         with_audio in any::<bool>(),
     ) {
+        let max_segment_ms = fragment_ms + max_extra_ms;
         let mut packets = vec![video_header(OBS_AVC_RECORD)];
         if with_audio {
             packets.insert(0, audio_header(OBS_AAC_CONFIG));
@@ -356,21 +552,35 @@ proptest! {
                 frame += 1;
             }
         }
-        let config = HlsSegmenterConfig { fragment_ms, ..Default::default() };
+        let config = HlsSegmenterConfig { fragment_ms, max_segment_ms, ..Default::default() };
         let segments = run(&mut HlsSegmenter::new(config), &packets);
         prop_assert!(!segments.is_empty());
+        let target = segments[0].target_duration_secs;
         let mut checker = TsChecker::new();
+        let mut playlist = LivePlaylist::new(LivePlaylistConfig { fragment_ms, window_segments: 6 });
+        let mut playlist_checker = PlaylistChecker::new();
         let mut expected_start = 0;
         for (i, segment) in segments.iter().enumerate() {
             prop_assert_eq!(segment.sequence, i as u64);
             prop_assert_eq!(segment.start_dts, expected_start);
+            prop_assert!(!segment.discontinuity);
             expected_start = segment.start_dts + segment.duration_ms;
+            // RFC 8216 §4.3.3.1, with a target that never changes (§6.2.1).
+            prop_assert_eq!(segment.target_duration_secs, target);
+            prop_assert!(segment.duration_ms <= max_segment_ms);
+            prop_assert!(rounded_secs(segment.duration_ms) <= target, "{} ms, target {} s", segment.duration_ms, target);
             if i + 1 < segments.len() {
                 // Half a frame (20 ms) of slack for timestamp rounding.
-                prop_assert!(segment.duration_ms + 20 >= fragment_ms);
+                prop_assert!(segment.duration_ms + 20 >= fragment_ms.min(max_segment_ms - 40));
             }
-            let result = checker.check_segment(&segment.data, i == 0);
+            let context = SegmentContext { discontinuity: i == 0, independent: segment.independent };
+            let result = checker.check(&segment.data, context);
             prop_assert!(result.is_ok(), "segment {}: {:?}", i, result);
+            prop_assert_eq!(result.unwrap().starts_with_idr, segment.independent);
+            playlist.push_segment(segment).unwrap();
+            let listed = playlist_checker.check(&playlist.render(|seq| format!("{seq}.ts"))).unwrap();
+            let all_independent = segments[listed.media_sequence as usize..=i].iter().all(|s| s.independent);
+            prop_assert_eq!(listed.independent_segments, all_independent);
         }
     }
 }

@@ -8,7 +8,7 @@ mod store;
 
 use std::time::Duration;
 
-pub use names::{parse_segment_name, segment_name};
+pub use names::{parse_segment_name, segment_name, segment_uri};
 pub use packager::Packaging;
 pub use store::{HlsStore, HlsStream};
 

@@ -1,4 +1,7 @@
-//! Segment names: `{stream}-{instance}-{sequence}.ts`, beside the playlist.
+//! Segment names: `{stream}-{instance}-{sequence}.ts`, beside the playlist. In the
+//! playlist, the stream part is percent-encoded ([`segment_uri`]): `stream.name_extra_chars`
+//! may allow characters (`@`, `+`, `:` …) that a URI must not carry raw; the HTTP handler
+//! decodes the request path before [`parse_segment_name`].
 //!
 //! Segments are served as `immutable`, so a name must never be reused for other bytes: not
 //! by the next packaging run of the same stream, not after a restart, not by another node
@@ -22,7 +25,13 @@ pub fn segment_name(stream: &str, instance: &str, sequence: u64) -> String {
     format!("{stream}-{instance}-{sequence}.ts")
 }
 
-/// Splits a segment file name into (stream, instance, sequence).
+/// The segment's URI relative to its playlist: [`segment_name`] with the stream
+/// percent-encoded.
+pub fn segment_uri(stream: &str, instance: &str, sequence: u64) -> String {
+    segment_name(&crate::percent::encode_path_segment(stream), instance, sequence)
+}
+
+/// Splits a (decoded) segment file name into (stream, instance, sequence).
 pub fn parse_segment_name(file: &str) -> Option<(&str, &str, u64)> {
     let rest = file.strip_suffix(".ts")?;
     let (rest, seq) = rest.rsplit_once('-')?;
@@ -41,6 +50,14 @@ mod tests {
         assert_eq!(parse_segment_name(&name), Some(("cam-1", "65a1f", 42)));
         assert_eq!(parse_segment_name("cam.ts"), None);
         assert_eq!(parse_segment_name("cam-x-y.ts"), None);
+    }
+
+    #[test]
+    fn segment_uris_percent_encode_the_stream() {
+        let uri = segment_uri("cam~1@x+y", "65a1f", 7);
+        assert_eq!(uri, "cam~1%40x%2By-65a1f-7.ts");
+        let decoded = crate::percent::decode(&uri);
+        assert_eq!(parse_segment_name(&decoded), Some(("cam~1@x+y", "65a1f", 7)));
     }
 
     #[test]

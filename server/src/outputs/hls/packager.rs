@@ -16,7 +16,7 @@ use estuary_muxer::{HlsSegmenter, HlsSegmenterConfig, LivePlaylist, LivePlaylist
 use estuary_protocol::Packet;
 use tracing::{debug, info, warn};
 
-use super::names::{new_instance, segment_name};
+use super::names::{new_instance, segment_name, segment_uri};
 use super::store::{HlsStore, HlsStream};
 use crate::config::HlsConfig;
 use crate::hooks::{ClientInfo, HlsSegmentInfo, Hooks, NotifyEvent, StreamInfo};
@@ -36,6 +36,7 @@ pub struct Packaging {
     errors_logged: u32,
     /// The segmenter's `byte_cuts` already counted in the metrics.
     byte_cuts: u64,
+    forced_cut_logged: bool,
 }
 
 impl Packaging {
@@ -62,12 +63,13 @@ impl Packaging {
             linger: Duration::from_millis(hls.dispose_ms),
             errors_logged: 0,
             byte_cuts: 0,
+            forced_cut_logged: false,
         }
     }
 
     fn render(&self) -> bytes::Bytes {
         let (stream, instance) = (self.key.name.as_str(), self.out.instance.as_str());
-        self.playlist.render(|seq| segment_name(stream, instance, seq))
+        self.playlist.render(|seq| segment_uri(stream, instance, seq))
     }
 
     fn drain(&mut self) {
@@ -77,20 +79,21 @@ impl Packaging {
     }
 
     fn add(&mut self, segment: Segment) {
-        match self.playlist.push_segment(&segment) {
-            Ok(added) => {
-                if added.oversize {
-                    crate::metrics::hls_oversize_segment(&self.key.app);
-                    warn!(
-                        stream = %self.key,
-                        sequence = segment.sequence,
-                        duration_ms = segment.duration_ms,
-                        target_secs = self.playlist.target_duration_secs(),
-                        "hls segment longer than the target duration (encoder keyframe interval above hls.fragment_ms?)"
-                    );
-                }
+        if let Err(e) = self.playlist.push_segment(&segment) {
+            return warn!(stream = %self.key, cause = %e, "hls segment not added");
+        }
+        if !segment.independent {
+            crate::metrics::hls_forced_cut(&self.key.app);
+            // Once per run is enough: an encoder that does it once does it every GOP.
+            if !self.forced_cut_logged {
+                self.forced_cut_logged = true;
+                warn!(
+                    stream = %self.key,
+                    sequence = segment.sequence,
+                    target_secs = segment.target_duration_secs,
+                    "hls segment cut without a keyframe: the encoder's keyframe interval is longer than the target duration (set it to hls.fragment_ms)"
+                );
             }
-            Err(e) => return warn!(stream = %self.key, cause = %e, "hls segment not added"),
         }
         let playlist = self.render();
         let (sequence, duration_ms) = (segment.sequence, segment.duration_ms);
@@ -112,6 +115,7 @@ impl Packaging {
     fn notify(&self, sequence: u64, duration_ms: u64) {
         let (app, name) = (&self.key.app, &self.key.name);
         let file = segment_name(name, &self.out.instance, sequence);
+        let uri = segment_uri(name, &self.out.instance, sequence);
         let client = ClientInfo::new("hls", "127.0.0.1", app.clone());
         let stream = StreamInfo {
             stream: name.clone(),
@@ -122,7 +126,7 @@ impl Packaging {
             duration: duration_ms as f64 / 1000.0,
             cwd: String::new(),
             file: format!("/{app}/{file}"),
-            url: file,
+            url: uri,
             m3u8: format!("/{app}/{name}.m3u8"),
             m3u8_url: format!("/{app}/{name}.m3u8"),
             seq_no: sequence,

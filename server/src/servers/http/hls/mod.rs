@@ -1,5 +1,6 @@
 //! HLS over HTTP: `GET|HEAD /{app}/{stream}.m3u8` and the segments beside it,
-//! `/{app}/{stream}-{instance}-{sequence}.ts`, straight from the in-memory store.
+//! `/{app}/{stream}-{instance}-{sequence}.ts`, straight from the in-memory store. Both are
+//! percent-decoded (the playlist's segment URIs encode the stream name).
 //!
 //! Caching (RFC 8216 App. B advice, and what CDNs need): the playlist may be cached by the
 //! player for at most a second (it changes every target duration) and by no shared cache (it
@@ -40,6 +41,7 @@ use crate::context::Context;
 use crate::hooks::HookSubject;
 use crate::hooks::{ClientInfo, StreamInfo};
 use crate::outputs::hls::parse_segment_name;
+use crate::percent::decode;
 use crate::stream::StreamKey;
 use session_urls::{hls_session_param, playlist_with_session};
 use tracing::warn;
@@ -54,6 +56,11 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
     let Some((app, file)) = path.strip_prefix('/').and_then(|p| p.rsplit_once('/')) else {
         return text(StatusCode::NOT_FOUND, "not found\n");
     };
+    // Split first, then decode: the playlist's segment URIs percent-encode the stream name,
+    // and players may encode a playlist URL's marks too. An encoded `/` stays in its part and
+    // so names no stream.
+    let (app, file) = (decode(app), decode(file));
+    let (app, file) = (app.as_str(), file.as_str());
     let head = req.method() == Method::HEAD;
     let token = hls_session_param(req.uri().query());
     if let Some(stream) = file.strip_suffix(".m3u8") {
