@@ -68,6 +68,14 @@ pub const RECORDING_FAILURES_TOTAL: &str = "estuary_recording_failures_total";
 /// lost packets (it resumes at the next keyframe, after a discontinuity).
 pub const OUTPUT_GAPS_TOTAL: &str = "estuary_output_gaps_total";
 
+// Leaks show here first (the soak scenario, `bench/src/soak/`, checks both return to their
+// idle values after every client left); computed at scrape time.
+/// Gauge: tokio tasks alive in the server's runtime (every connection, viewer, output,
+/// timer and hook delivery task).
+pub const TASKS: &str = "estuary_tasks";
+/// Gauge: connection and output tasks, the ones shutdown waits for.
+pub const TRACKED_TASKS: &str = "estuary_tracked_tasks";
+
 /// Bucket bounds of the hook latency histogram, in seconds.
 const HOOK_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
