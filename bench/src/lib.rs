@@ -13,6 +13,7 @@ pub mod report;
 pub mod run;
 pub mod scan;
 pub mod sei;
+pub mod soak;
 pub mod stats;
 pub mod table;
 pub mod viewers;

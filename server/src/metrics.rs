@@ -84,6 +84,14 @@ pub const CONNECTIONS_TIMED_OUT_TOTAL: &str = "estuary_connections_timed_out_tot
 /// `chunk_streams`, `pre_connect` (the RTMP connection is closed).
 pub const BUDGET_EXCEEDED_TOTAL: &str = "estuary_budget_exceeded_total";
 
+// Leaks show here first (the soak scenario, `bench/src/soak/`, checks both return to their
+// idle values after every client left); computed at scrape time.
+/// Gauge: tokio tasks alive in the server's runtime (every connection, viewer, output,
+/// timer and hook delivery task).
+pub const TASKS: &str = "estuary_tasks";
+/// Gauge: connection and output tasks, the ones shutdown waits for.
+pub const TRACKED_TASKS: &str = "estuary_tracked_tasks";
+
 /// Bucket bounds of the hook latency histogram, in seconds.
 const HOOK_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 

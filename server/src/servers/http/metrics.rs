@@ -14,7 +14,7 @@ use crate::clients::{per_stream, ClientKind};
 use crate::context::Context;
 use crate::metrics::{
     CLIENTS, PROCESS_CPU_SECONDS_TOTAL, PROCESS_RESIDENT_MEMORY_BYTES, RECORDINGS_ACTIVE, STREAMS, STREAMS_LIVE,
-    STREAM_KBPS, STREAM_VIEWERS, UPTIME_SECONDS,
+    STREAM_KBPS, STREAM_VIEWERS, TASKS, TRACKED_TASKS, UPTIME_SECONDS,
 };
 
 /// Answers `GET /metrics`.
@@ -120,4 +120,16 @@ fn render_state(ctx: &Context, out: &mut String) {
     let _ = writeln!(out, "{PROCESS_RESIDENT_MEMORY_BYTES} {}", proc.rss_bytes);
     gauge_header(out, UPTIME_SECONDS, "gauge", "Seconds since the server started.");
     let _ = writeln!(out, "{UPTIME_SECONDS} {}", ctx.started.elapsed().as_secs_f64());
+
+    // `/metrics` is served inside the runtime; outside one (never, today) the gauge says 0.
+    let alive = tokio::runtime::Handle::try_current().map_or(0, |h| h.metrics().num_alive_tasks());
+    gauge_header(out, TASKS, "gauge", "Tokio tasks alive in the server's runtime.");
+    let _ = writeln!(out, "{TASKS} {alive}");
+    gauge_header(
+        out,
+        TRACKED_TASKS,
+        "gauge",
+        "Connection and output tasks (the ones shutdown waits for).",
+    );
+    let _ = writeln!(out, "{TRACKED_TASKS} {}", ctx.tasks.len());
 }
