@@ -5,6 +5,10 @@
 //! so a new subscriber's snapshot and its place in the ring line up: no gap, no duplicate.
 //! Sending into the ring never blocks: a subscriber that falls a whole ring behind loses
 //! packets and is told so (DESIGN.md rules 2 and 4).
+//!
+//! No lock is held across a syscall: the lock covers only the stream's bookkeeping, and the
+//! parked viewers' sockets are written after it is released, by the publisher's task
+//! (`direct.rs`), so a join, the API or a claim never waits for a fan-out.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,7 +19,7 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::batch::Batch;
-use super::direct::{DirectSet, DirectSink, Returned};
+use super::direct::{DirectSet, DirectSink, Pass, Returned};
 use super::gop::GopCache;
 use super::key::StreamKey;
 use super::metadata::{self, Tracks};
@@ -73,8 +77,6 @@ struct State {
     held: Vec<Arc<Packet>>,
     /// The last batch's `seq`.
     seq: u64,
-    /// Viewers at the live edge, written to directly.
-    direct: DirectSet,
 }
 
 /// Counters of one stream, for the API and metrics.
@@ -91,6 +93,8 @@ pub struct Stream {
     pub key: StreamKey,
     state: Mutex<State>,
     ring: broadcast::Sender<Arc<Batch>>,
+    /// Viewers at the live edge, written to directly; batches go on the ring through it.
+    direct: DirectSet,
     /// `[stream] audio_hold_ms`.
     audio_hold_ms: u64,
     /// `[stream] merge_write_ms`.
@@ -134,8 +138,8 @@ impl Stream {
                 timeline: Timeline::new(config.timestamp_jump_ms),
                 held: Vec::new(),
                 seq: 0,
-                direct: DirectSet::default(),
             }),
+            direct: DirectSet::new(ring.clone()),
             ring,
             audio_hold_ms: config.audio_hold_ms,
             merge_write_ms: config.merge_write_ms,
@@ -219,9 +223,12 @@ impl Stream {
             return false;
         }
         state.publisher = None;
-        self.flush_held(&mut state);
+        let pass = self.flush_held(&mut state);
         Self::reset_publisher_state(&mut state);
         drop(state);
+        if let Some(pass) = pass {
+            pass.run();
+        }
         self.live.send_replace(false);
         true
     }
@@ -249,15 +256,37 @@ impl Stream {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// Puts a packet from publisher `conn_id` on the timeline and fans it out. Returns false
-    /// if `conn_id` is no longer the publisher (it was replaced).
-    pub fn publish(&self, conn_id: u64, mut packet: Packet) -> bool {
+    /// Puts a packet from publisher `conn_id` on the timeline and fans it out, writing the
+    /// parked viewers' sockets before it returns. Returns false if `conn_id` is no longer the
+    /// publisher (it was replaced).
+    pub fn publish(&self, conn_id: u64, packet: Packet) -> bool {
+        let (published, pass) = self.put(conn_id, packet);
+        if let Some(pass) = pass {
+            pass.run();
+        }
+        published
+    }
+
+    /// [`publish`](Self::publish) for a publisher's task: between groups of parked sockets
+    /// it yields to the runtime, so a large fan-out does not hold up other connections on
+    /// the same thread for its whole length.
+    pub async fn publish_yielding(&self, conn_id: u64, packet: Packet) -> bool {
+        let (published, pass) = self.put(conn_id, packet);
+        if let Some(pass) = pass {
+            pass.run_yielding().await;
+        }
+        published
+    }
+
+    /// The bookkeeping of `publish`, under the lock; returns the pass that writes the parked
+    /// sockets, to run after the lock is released.
+    pub(super) fn put(&self, conn_id: u64, mut packet: Packet) -> (bool, Option<Pass<'_>>) {
         let len = packet.payload.len() as u64;
         let is_frame = packet.kind == MediaKind::Video && !packet.seq_header;
         let mut state = self.lock();
         match &mut state.publisher {
             Some(p) if p.conn_id == conn_id => p.last_packet = Instant::now(),
-            _ => return false,
+            _ => return (false, None),
         }
         let mapped = state.timeline.map(packet.kind, packet.dts as u32);
         packet.dts = mapped.dts;
@@ -307,27 +336,22 @@ impl Stream {
             && held_span < self.merge_write_ms;
         let hold = hold_audio || merge;
         state.held.push(packet);
-        if !hold {
-            self.flush_held(&mut state);
-        }
+        let pass = if hold { None } else { self.flush_held(&mut state) };
         drop(state);
         self.stats.bytes_in.fetch_add(len, Ordering::Relaxed);
         self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
         if is_frame {
             self.stats.video_frames.fetch_add(1, Ordering::Relaxed);
         }
-        true
+        (true, pass)
     }
 
-    /// Sends the held packets to the ring as one batch, writes it to the parked viewers and
-    /// records it in the GOP cache.
-    ///
-    /// The parked viewers are written to under the stream's lock, which keeps them in step
-    /// with the ring; what else takes this lock (a joining viewer, the API) waits at most
-    /// one pass of non-blocking writes.
-    fn flush_held(&self, state: &mut State) {
+    /// Sends the held packets to the ring as one batch, queues it for the parked viewers
+    /// and records it in the GOP cache. Returns the pass that writes the parked viewers'
+    /// sockets, which the caller runs once it has released the lock.
+    fn flush_held(&self, state: &mut State) -> Option<Pass<'_>> {
         if state.held.is_empty() {
-            return;
+            return None;
         }
         state.seq += 1;
         let batch = Arc::new(Batch {
@@ -341,9 +365,7 @@ impl Stream {
         {
             state.gop.push(p);
         }
-        // No receivers is fine: nobody is watching yet.
-        let _ = self.ring.send(Arc::clone(&batch));
-        state.direct.write(&batch, &self.ring);
+        self.direct.send(batch)
     }
 
     /// Parks `sink` (see `direct.rs`) if `ring` has nothing waiting, taking the receiver:
@@ -355,22 +377,17 @@ impl Stream {
         ring: broadcast::Receiver<Arc<Batch>>,
         seq: u64,
     ) -> Result<(), broadcast::Receiver<Arc<Batch>>> {
-        let mut state = self.lock();
-        if !ring.is_empty() {
-            return Err(ring);
-        }
-        state.direct.park(sink, seq);
-        Ok(())
+        self.direct.park(sink, ring, seq)
     }
 
     /// Takes `sink` back from the stream.
     pub(super) fn unpark(&self, sink: &Arc<DirectSink>) -> Returned {
-        self.lock().direct.unpark(sink, &self.ring)
+        self.direct.unpark(sink)
     }
 
     /// Viewers written to directly right now.
     pub fn parked_count(&self) -> usize {
-        self.lock().direct.len()
+        self.direct.len()
     }
 
     /// Time since the last packet was published (or the stream was created).
@@ -428,8 +445,7 @@ impl Stream {
 
     /// Number of subscribers: those reading the ring and those parked.
     pub fn subscriber_count(&self) -> usize {
-        let state = self.lock();
-        self.ring.receiver_count() + state.direct.len()
+        self.ring.receiver_count() + self.direct.len()
     }
 
     /// Bytes held by the GOP cache.
