@@ -13,6 +13,7 @@
 #   record   (Estuary) 20 publishers, 10 RTMP viewers each, recording off and on.
 # --quick: short runs and fewer viewer counts, to smoke-test the whole thing in minutes.
 # --only REGEX: run only the scenarios whose name (e.g. fan-out-rtmp-500-nginx) matches.
+# Binaries go to $CARGO_TARGET_DIR (default target/); COMPARE_ESTUARY=BIN runs that Estuary.
 # The JSON and text report of every run stay in bench/results/compare-<date>/.
 set -euo pipefail
 
@@ -87,10 +88,14 @@ need_nginx() {
 
 log "building release binaries"
 cargo build --release -p estuary-bench --bins --example kernel_floor >&2
-BENCH="$ROOT/target/release/estuary-bench"
-FLOOR="$ROOT/target/release/examples/kernel_floor"
-ESTUARY="$ROOT/target/release/estuary"
-if [[ " $SERVERS " == *" estuary "* ]]; then
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+BENCH="$TARGET/release/estuary-bench"
+FLOOR="$TARGET/release/examples/kernel_floor"
+ESTUARY="$TARGET/release/estuary"
+# COMPARE_ESTUARY=/path/to/estuary runs that build instead (an A/B against another commit).
+if [ -n "${COMPARE_ESTUARY:-}" ]; then
+    ESTUARY="$COMPARE_ESTUARY"
+elif [[ " $SERVERS " == *" estuary "* ]]; then
     if ! cargo build --release -p estuary >&2; then
         log "Estuary does not build; comparing nginx-rtmp only"
         SERVERS=${SERVERS//estuary/}

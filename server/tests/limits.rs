@@ -9,7 +9,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use support::{get, sample, wait_for, FlvViewer, HookReceiver, KeepAlive, Server, LIMIT};
+use support::{get, parse_metrics, sample, wait_for, FlvViewer, HookReceiver, KeepAlive, Server, LIMIT};
 
 fn connect(port: u16) -> TcpStream {
     TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).expect("connect")
@@ -28,6 +28,19 @@ fn closed_by_server(s: &TcpStream) -> bool {
     closed
 }
 
+/// Whether the server closes `s` (EOF or reset) within `limit`.
+fn closed_by_server_within(s: &TcpStream, limit: Duration) -> bool {
+    s.set_read_timeout(Some(limit)).expect("read timeout");
+    let mut buf = [0u8; 1];
+    let closed = match { s }.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+    };
+    s.set_read_timeout(None).expect("read timeout");
+    closed
+}
+
 /// `/metrics` once the server takes HTTP connections again (after the test let go of its
 /// own).
 fn rejected_when_reachable(server: &Server, protocol: &str, reason: &str) -> f64 {
@@ -38,36 +51,47 @@ fn rejected_when_reachable(server: &Server, protocol: &str, reason: &str) -> f64
     .expect("the server answers /metrics again")
 }
 
-/// `limits.max_connections_per_ip = 4`: four raw TCP connections to each port stay open,
-/// the fifth and sixth are closed at once and counted, and one warning is logged for them
-/// all.
+/// `limits.max_connections_per_ip = 4`: four connections to each port stay open, the fifth
+/// and sixth are closed at once and counted, and one warning is logged for them all. The
+/// metrics are read over a keep-alive connection that is one of the four on the HTTP port,
+/// so reading them is never itself refused.
 #[test]
 fn the_connection_past_the_per_ip_cap_is_closed_at_once() {
     let server = Server::start(
         "per-ip",
         "[limits]\nmax_connections_per_ip = 4\nmax_new_connections_per_ip_per_sec = 0\n",
     );
-    // The start-up probes' connections are gone from the count.
-    std::thread::sleep(Duration::from_millis(300));
-    for port in [server.rtmp, server.http] {
-        let held: Vec<TcpStream> = (0..4).map(|_| connect(port)).collect();
+    let mut metrics = KeepAlive::connect(server.http).expect("connect");
+    let mut read = |name: &str, want: &[(&str, &str)]| {
+        let (status, body) = metrics.get("/metrics").expect("/metrics");
+        assert_eq!(status, 200);
+        sample(&parse_metrics(&String::from_utf8_lossy(&body)), name, want).unwrap_or(0.0)
+    };
+    // The start-up probes' connections are gone: only the metrics connection's task is left.
+    wait_for(LIMIT, || (read("estuary_tracked_tasks", &[]) <= 1.0).then_some(()))
+        .expect("the start-up probes' connections never ended");
+    for (port, protocol, open) in [(server.rtmp, "rtmp", 4), (server.http, "http", 3)] {
+        let held: Vec<TcpStream> = (0..open).map(|_| connect(port)).collect();
         let extra: Vec<TcpStream> = (0..2).map(|_| connect(port)).collect();
-        std::thread::sleep(Duration::from_millis(300));
+        for s in &extra {
+            assert!(
+                closed_by_server_within(s, LIMIT),
+                "the connection past the cap is still open (port {port})"
+            );
+        }
+        let want = [("protocol", protocol), ("reason", "per_ip")];
+        assert_eq!(read("estuary_connections_rejected_total", &want), 2.0, "{protocol}");
         for s in &held {
             assert!(
                 !closed_by_server(s),
                 "a connection within the cap was closed (port {port})"
             );
         }
-        for s in &extra {
-            assert!(
-                closed_by_server(s),
-                "the connection past the cap is still open (port {port})"
-            );
-        }
+        drop(held);
+        // The next port's connections count from zero once these are gone.
+        wait_for(LIMIT, || (read("estuary_tracked_tasks", &[]) <= 1.0).then_some(()))
+            .expect("the held connections never ended");
     }
-    assert_eq!(rejected_when_reachable(&server, "rtmp", "per_ip"), 2.0);
-    assert_eq!(server.rejected("http", "per_ip"), 2.0);
     let warnings = server.log().matches("limits.max_connections_per_ip reached").count();
     assert_eq!(warnings, 1, "one warning for the address, not one per connection");
 }

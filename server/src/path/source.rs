@@ -47,6 +47,12 @@ impl Source {
         self.path.stream().publish(self.id, packet)
     }
 
+    /// [`publish`](Self::publish) from the source's own task: a large fan-out yields to the
+    /// runtime between groups of viewers instead of holding up other connections.
+    pub async fn publish_yielding(&self, packet: Packet) -> bool {
+        self.path.stream().publish_yielding(self.id, packet).await
+    }
+
     pub fn path(&self) -> &Arc<Path> {
         &self.path
     }

@@ -9,3 +9,5 @@ mod io;
 mod listener;
 mod per_ip;
 mod player;
+#[cfg(test)]
+mod player_stress;

@@ -77,6 +77,8 @@ pub struct LivePlayer {
     pending: Vec<Arc<Packet>>,
     /// Buffers of the next write.
     out: VecDeque<Bytes>,
+    /// Media bytes in `out`, counted as sent once they are written.
+    unsent_media: u64,
     /// `play.slow_disconnect_ms`: longest a write may wait for the socket.
     slow: Duration,
     /// Cancelled when the connection must end (kick, shutdown): a write waiting for a full
@@ -106,6 +108,7 @@ impl LivePlayer {
             on_sent,
             pending: Vec::new(),
             out: VecDeque::new(),
+            unsent_media: 0,
             slow,
             stop,
         }
@@ -139,10 +142,11 @@ impl LivePlayer {
     fn take_back(&mut self) {
         if let (Some(sink), true) = (&self.sink, self.parked) {
             self.parked = false;
-            let leftover = self.subscriber.unpark(sink);
-            for b in leftover.into_iter().rev() {
+            let unsent = self.subscriber.unpark(sink);
+            for b in unsent.bytes.into_iter().rev() {
                 self.out.push_front(b);
             }
+            self.unsent_media += unsent.media;
         }
     }
 
@@ -155,13 +159,18 @@ impl LivePlayer {
     }
 
     /// Writes `out`, giving up when the socket accepts nothing for `play.slow_disconnect_ms`
-    /// or the connection is told to stop.
+    /// or the connection is told to stop; its media bytes count as sent once it is all
+    /// written.
     async fn write_out(&mut self) -> Result<(), PlayError> {
         let deadline = Deadline {
             stall: self.slow,
             stop: &self.stop,
         };
-        Ok(write_all_vectored(&self.writer, &mut self.out, deadline).await?)
+        write_all_vectored(&self.writer, &mut self.out, deadline).await?;
+        if self.unsent_media > 0 {
+            (self.on_sent)(std::mem::take(&mut self.unsent_media));
+        }
+        Ok(())
     }
 
     /// Writes `prefix` (e.g. RTMP control messages, the FLV header) after anything the
@@ -176,12 +185,8 @@ impl LivePlayer {
             Framing::Shared(format) => format.bytes_of(&p),
             Framing::RtmpStream { stream_id, chunk_size } => chunk_media(&p, stream_id, chunk_size),
         }));
-        // Media and prefix bytes are counted, not HTTP chunk framing (nor the leftover,
-        // which the stream counted).
-        let n: usize = new.iter().map(Bytes::len).sum();
-        if n > 0 {
-            (self.on_sent)(n as u64);
-        }
+        // Media and prefix bytes are counted (once written), not HTTP chunk framing.
+        self.unsent_media += new.iter().map(|b| b.len() as u64).sum::<u64>();
         if let Framing::Shared(format) = framing {
             format.frame(&mut new);
         }

@@ -5,6 +5,10 @@
 //! so a new subscriber's snapshot and its place in the ring line up: no gap, no duplicate.
 //! Sending into the ring never blocks: a subscriber that falls a whole ring behind loses
 //! packets and is told so (DESIGN.md rules 2 and 4).
+//!
+//! No lock is held across a syscall: the lock covers only the stream's bookkeeping, and the
+//! parked viewers' sockets are written after it is released, by the publisher's task
+//! (`direct.rs`), so a join, the API or a claim never waits for a fan-out.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::batch::Batch;
 use super::budget::{self, RingWindow};
-use super::direct::{DirectSet, DirectSink, Returned};
+use super::direct::{DirectSet, DirectSink, Pass, Returned};
 use super::gop::GopCache;
 use super::key::StreamKey;
 use super::metadata::{self, Tracks};
@@ -78,8 +82,6 @@ struct State {
     ring_window: RingWindow,
     /// The last batch's `seq`.
     seq: u64,
-    /// Viewers at the live edge, written to directly.
-    direct: DirectSet,
 }
 
 /// Counters of one stream, for the API and metrics.
@@ -96,6 +98,8 @@ pub struct Stream {
     pub key: StreamKey,
     state: Mutex<State>,
     ring: broadcast::Sender<Arc<Batch>>,
+    /// Viewers at the live edge, written to directly; batches go on the ring through it.
+    direct: DirectSet,
     /// `[stream] audio_hold_ms`.
     audio_hold_ms: u64,
     /// `[stream] merge_write_ms`.
@@ -148,8 +152,8 @@ impl Stream {
                 held_bytes: 0,
                 ring_window: RingWindow::new(config.queue_packets, config.ring_max_bytes),
                 seq: 0,
-                direct: DirectSet::default(),
             }),
+            direct: DirectSet::new(ring.clone()),
             ring,
             audio_hold_ms: config.audio_hold_ms,
             merge_write_ms: config.merge_write_ms,
@@ -237,9 +241,12 @@ impl Stream {
             return false;
         }
         state.publisher = None;
-        self.flush_held(&mut state);
+        let pass = self.flush_held(&mut state);
         Self::reset_publisher_state(&mut state);
         drop(state);
+        if let Some(pass) = pass {
+            pass.run();
+        }
         self.live.send_replace(false);
         true
     }
@@ -267,15 +274,37 @@ impl Stream {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// Puts a packet from publisher `conn_id` on the timeline and fans it out. Returns false
-    /// if `conn_id` is no longer the publisher (it was replaced).
-    pub fn publish(&self, conn_id: u64, mut packet: Packet) -> bool {
+    /// Puts a packet from publisher `conn_id` on the timeline and fans it out, writing the
+    /// parked viewers' sockets before it returns. Returns false if `conn_id` is no longer the
+    /// publisher (it was replaced).
+    pub fn publish(&self, conn_id: u64, packet: Packet) -> bool {
+        let (published, pass) = self.put(conn_id, packet);
+        if let Some(pass) = pass {
+            pass.run();
+        }
+        published
+    }
+
+    /// [`publish`](Self::publish) for a publisher's task: between groups of parked sockets
+    /// it yields to the runtime, so a large fan-out does not hold up other connections on
+    /// the same thread for its whole length.
+    pub async fn publish_yielding(&self, conn_id: u64, packet: Packet) -> bool {
+        let (published, pass) = self.put(conn_id, packet);
+        if let Some(pass) = pass {
+            pass.run_yielding().await;
+        }
+        published
+    }
+
+    /// The bookkeeping of `publish`, under the lock; returns the pass that writes the parked
+    /// sockets, to run after the lock is released.
+    pub(super) fn put(&self, conn_id: u64, mut packet: Packet) -> (bool, Option<Pass<'_>>) {
         let len = packet.payload.len() as u64;
         let is_frame = packet.kind == MediaKind::Video && !packet.seq_header;
         let mut state = self.lock();
         match &mut state.publisher {
             Some(p) if p.conn_id == conn_id => p.last_packet = Instant::now(),
-            _ => return false,
+            _ => return (false, None),
         }
         let mapped = state.timeline.map(packet.kind, packet.dts as u32);
         packet.dts = mapped.dts;
@@ -332,34 +361,32 @@ impl Stream {
         // Frozen timestamps never end a hold: its byte budget does. What is held goes out
         // before it would outgrow the budget.
         let cost = budget::cost(&packet);
+        let mut early = None;
         if hold && !state.held.is_empty() && state.held_bytes + cost > self.hold_max_bytes {
             crate::metrics::budget_exceeded("hold");
             tracing::debug!(stream = %self.key, held_bytes = state.held_bytes, "held packets reached stream.hold_max_bytes; sent at once");
-            self.flush_held(&mut state);
+            early = self.flush_held(&mut state);
         }
         state.held.push(packet);
         state.held_bytes += cost;
-        if !hold {
-            self.flush_held(&mut state);
-        }
+        let pass = if hold { None } else { self.flush_held(&mut state) };
+        // A running pass (the budget's early flush) writes the later batch too.
+        let pass = early.or(pass);
         drop(state);
         self.stats.bytes_in.fetch_add(len, Ordering::Relaxed);
         self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
         if is_frame {
             self.stats.video_frames.fetch_add(1, Ordering::Relaxed);
         }
-        true
+        (true, pass)
     }
 
-    /// Sends the held packets to the ring as one batch, writes it to the parked viewers and
-    /// records it in the GOP cache.
-    ///
-    /// The parked viewers are written to under the stream's lock, which keeps them in step
-    /// with the ring; what else takes this lock (a joining viewer, the API) waits at most
-    /// one pass of non-blocking writes.
-    fn flush_held(&self, state: &mut State) {
+    /// Sends the held packets to the ring as one batch, queues it for the parked viewers
+    /// and records it in the GOP cache. Returns the pass that writes the parked viewers'
+    /// sockets, which the caller runs once it has released the lock.
+    fn flush_held(&self, state: &mut State) -> Option<Pass<'_>> {
         if state.held.is_empty() {
-            return;
+            return None;
         }
         state.seq += 1;
         let bytes = std::mem::take(&mut state.held_bytes);
@@ -377,12 +404,14 @@ impl Stream {
                 tracing::warn!(stream = %self.key, "GOP over stream.gop_cache_max_bytes (or _packets): not cached until the next keyframe");
             }
         }
-        // No receivers is fine: nobody is watching yet.
-        if self.ring.send(Arc::clone(&batch)).is_ok() {
+        // The ring's send is the fan-out's, under its lock, so parked viewers and the ring
+        // agree on order; the ring's byte window follows it.
+        let (on_ring, pass) = self.direct.send(batch);
+        if on_ring {
             state.ring_window.sent(bytes);
             self.trim_ring(state);
         }
-        state.direct.write(&batch, &self.ring);
+        pass
     }
 
     /// Keeps what the ring holds for its slowest reader within `stream.ring_max_bytes`, by
@@ -421,22 +450,17 @@ impl Stream {
         ring: broadcast::Receiver<Arc<Batch>>,
         seq: u64,
     ) -> Result<(), broadcast::Receiver<Arc<Batch>>> {
-        let mut state = self.lock();
-        if !ring.is_empty() {
-            return Err(ring);
-        }
-        state.direct.park(sink, seq);
-        Ok(())
+        self.direct.park(sink, ring, seq)
     }
 
     /// Takes `sink` back from the stream.
     pub(super) fn unpark(&self, sink: &Arc<DirectSink>) -> Returned {
-        self.lock().direct.unpark(sink, &self.ring)
+        self.direct.unpark(sink)
     }
 
     /// Viewers written to directly right now.
     pub fn parked_count(&self) -> usize {
-        self.lock().direct.len()
+        self.direct.len()
     }
 
     /// Time since the last packet was published (or the stream was created).
@@ -499,8 +523,7 @@ impl Stream {
 
     /// Number of subscribers: those reading the ring and those parked.
     pub fn subscriber_count(&self) -> usize {
-        let state = self.lock();
-        self.ring.receiver_count() + state.direct.len()
+        self.ring.receiver_count() + self.direct.len()
     }
 
     /// Bytes held by the GOP cache.

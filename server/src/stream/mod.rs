@@ -6,7 +6,8 @@
 //! ```
 //! - `live`: the [`Stream`]: publisher slot, timeline, sequence headers, GOP cache, ring.
 //! - `subscriber`: one reader of the ring, with the slow-viewer policy.
-//! - `direct`: sockets of viewers at the live edge, written by the publisher's task.
+//! - `direct`: sockets of viewers at the live edge, written by the publisher's task outside
+//!   every lock.
 //! - `timeline`, `gop`, `metadata`, `batch`, `key`: the pieces they are made of.
 //! - `budget`: what a packet costs against the byte budgets, and the ring's byte window.
 //!
@@ -16,6 +17,8 @@
 mod batch;
 mod budget;
 mod direct;
+#[cfg(test)]
+mod direct_tests;
 mod gop;
 mod key;
 mod live;
@@ -24,7 +27,7 @@ mod subscriber;
 mod timeline;
 
 pub use batch::Batch;
-pub use direct::{DirectSink, SentCounter, SinkFormat};
+pub use direct::{DirectSink, SentCounter, SinkFormat, Unsent};
 pub use key::StreamKey;
 pub use live::{ClaimError, Holder, Snapshot, Stream, StreamStats};
 pub use metadata::Tracks;

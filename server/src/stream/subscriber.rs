@@ -23,7 +23,7 @@ use estuary_protocol::Packet;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 use super::batch::Batch;
-use super::direct::DirectSink;
+use super::direct::{DirectSink, Unsent};
 use super::live::Stream;
 use super::metadata::Tracks;
 use crate::config::PlayConfig;
@@ -179,12 +179,12 @@ impl Subscriber {
     }
 
     /// Takes the socket back from the stream; returns what the stream could not write of the
-    /// last batch, which must be written before anything else.
-    pub fn unpark(&mut self, sink: &Arc<DirectSink>) -> std::collections::VecDeque<bytes::Bytes> {
+    /// batches it took on, which must be written before anything else.
+    pub fn unpark(&mut self, sink: &Arc<DirectSink>) -> Unsent {
         let returned = self.stream.unpark(sink);
         self.seq = self.seq.max(returned.seq);
         self.ring = Some(returned.ring);
-        returned.leftover
+        returned.unsent
     }
 
     /// Appends to `batch` the next packets to deliver, waiting for at least one: what the

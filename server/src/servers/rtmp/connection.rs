@@ -430,8 +430,10 @@ impl Connection {
                 kind,
                 timestamp,
                 payload,
-            } => self.on_media(kind, timestamp, payload)?,
-            SessionEvent::Metadata { timestamp, payload } => self.on_media(MediaKind::Script, timestamp, payload)?,
+            } => self.on_media(kind, timestamp, payload).await?,
+            SessionEvent::Metadata { timestamp, payload } => {
+                self.on_media(MediaKind::Script, timestamp, payload).await?
+            }
             SessionEvent::StreamClosed { stream_id } => match &self.role {
                 Role::Publishing { .. } => {
                     debug!(stream_id, "publisher closed its stream");
@@ -619,7 +621,7 @@ impl Connection {
         Ok(())
     }
 
-    fn on_media(&mut self, kind: MediaKind, timestamp: u32, payload: Bytes) -> Result<(), ConnectionError> {
+    async fn on_media(&mut self, kind: MediaKind, timestamp: u32, payload: Bytes) -> Result<(), ConnectionError> {
         let Role::Publishing { source } = &self.role else {
             debug!(?kind, "media from a connection that is not publishing; ignored");
             return Ok(());
@@ -629,7 +631,7 @@ impl Connection {
                 stream: source.path().key.to_string(),
                 source: source_error,
             })?;
-        if !source.publish(packet) {
+        if !source.publish_yielding(packet).await {
             return Err(ConnectionError::Replaced);
         }
         if kind != MediaKind::Script {
