@@ -64,7 +64,11 @@ fn main() -> anyhow::Result<()> {
     } else {
         SoakConfig::thirty_minutes
     };
-    let mut cfg = make(a.estuary_bin, a.work_dir, a.clip);
+    // The server runs in the work directory: relative paths would name nothing there.
+    let estuary_bin = std::fs::canonicalize(&a.estuary_bin)
+        .map_err(|e| anyhow::anyhow!("--estuary-bin {}: {e}", a.estuary_bin.display()))?;
+    let work_dir = std::env::current_dir()?.join(&a.work_dir);
+    let mut cfg = make(estuary_bin, work_dir, a.clip);
     if !a.short {
         cfg.duration = Duration::from_secs_f64(a.minutes.max(0.1) * 60.0);
     }
