@@ -19,9 +19,11 @@ use crate::codec::avc::{annexb_nal_units, avcc_to_annexb, nal_units, AvcDecoderC
 use crate::codec::hevc::{HevcDecoderConfig, HevcSpsInfo};
 use crate::flv::tag::{AudioCodec, VideoCodec};
 use crate::media::{Codec, MediaKind, Packet};
+use crate::rtmp::amf_guard;
 use crate::rtmp::chunk::{ChunkError, ChunkLimits, ChunkReader, RawMessage};
 use crate::rtmp::chunker::chunk_message;
-use crate::rtmp::session::{ServerSession, SessionConfig, SessionEvent};
+use crate::rtmp::session::{ServerSession, SessionConfig, SessionEvent, MAX_AMF_DEPTH};
+use rml_rtmp::rml_amf0::{self, Amf0Value};
 
 /// Limits small enough that the fuzzer reaches them (the server's defaults are larger).
 fn fuzz_limits() -> ChunkLimits {
@@ -71,11 +73,14 @@ fn read_messages(stream: &[u8], step: usize) -> (Vec<RawMessage>, Option<ChunkEr
 /// `amf0_command`: one message body through the server session. The first byte picks the
 /// message type (mostly AMF0 command 20, also data 18, AMF3 command 17, User Control 4 and
 /// Window Acknowledgement Size 5); the rest is its payload, chunked as a peer would send it.
-/// Every decision the session asks for is answered, so replies are serialised too.
+/// Every decision the session asks for is answered, so replies are serialised too. The
+/// payload is also checked as AMF0: the depth walk must not see less nesting than the parser
+/// builds.
 pub fn amf0_command(data: &[u8]) {
     let Some((&selector, payload)) = data.split_first() else {
         return;
     };
+    amf_depth_is_not_underestimated(payload);
     let type_id = [20, 20, 20, 18, 18, 17, 4, 5][usize::from(selector & 7)];
     let accept = selector & 0x80 == 0;
     let mut session = ServerSession::new(SessionConfig {
@@ -102,6 +107,27 @@ pub fn amf0_command(data: &[u8]) {
         };
     }
     let _ = session.take_outbound();
+}
+
+/// The depth walk run before `rml_amf0` (whose recursion a deep message would overflow) must
+/// see at least the nesting the parser builds, or a peer could hide nesting from it.
+fn amf_depth_is_not_underestimated(payload: &[u8]) {
+    let walked = amf_guard::max_depth(payload, MAX_AMF_DEPTH);
+    if walked > MAX_AMF_DEPTH {
+        return;
+    }
+    if let Ok(values) = rml_amf0::deserialize(&mut &payload[..]) {
+        let built = values.iter().map(amf_depth).max().unwrap_or(0);
+        assert!(built <= walked, "rml_amf0 built nesting {built}, the walk saw {walked}");
+    }
+}
+
+fn amf_depth(value: &Amf0Value) -> usize {
+    match value {
+        Amf0Value::Object(map) => 1 + map.values().map(amf_depth).max().unwrap_or(0),
+        Amf0Value::StrictArray(values) => 1 + values.iter().map(amf_depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// `flv_tag`: an FLV file (`FLV` signature: every tag in it), or else one tag body whose kind
