@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the coverage-guided fuzz targets of fuzz/ (cargo-fuzz, libFuzzer), one at a time.
 #
-#   bash scripts/fuzz.sh <target|all|list> [minutes per target, default 10; or seconds: 30s]
+#   bash scripts/fuzz.sh <target[,target…]|all|list> [minutes per target, default 10; or seconds: 30s]
 #
 # Targets: rtmp_chunk, amf0_command, flv_tag, codec_config, ts_check, flv_request_head (each
 # is one line around an entry point of `estuary_protocol::fuzzing`, `estuary_muxer::fuzzing`
@@ -29,8 +29,10 @@ case "$what" in
   repro) run=("$2") ;;
   '') echo "usage: bash scripts/fuzz.sh <target|all|list> [minutes]; bash scripts/fuzz.sh repro <target> <file>" >&2; exit 2 ;;
   *)
-    printf '%s\n' "${targets[@]}" | grep -qx "$what" || { echo "fuzz.sh: unknown target $what (try: list)" >&2; exit 2; }
-    run=("$what")
+    IFS=, read -r -a run <<<"$what"
+    for t in "${run[@]}"; do
+      printf '%s\n' "${targets[@]}" | grep -qx "$t" || { echo "fuzz.sh: unknown target $t (try: list)" >&2; exit 2; }
+    done
     ;;
 esac
 
