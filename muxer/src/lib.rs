@@ -18,6 +18,9 @@
 pub mod check;
 mod error;
 pub mod flv_file;
+/// Entry point of the `ts_check` fuzz target in `fuzz/`; not part of the API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hls;
 pub mod mp4;
 pub mod ts;

@@ -5,6 +5,9 @@
 
 pub mod codec;
 pub mod flv;
+/// Entry points of the fuzz targets in `fuzz/`; not part of the API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod media;
 mod media_kind;
 pub mod rtmp;

@@ -20,6 +20,9 @@ pub mod admission;
 pub mod clients;
 pub mod config;
 mod context;
+/// Entry point of the `flv_request_head` fuzz target in `fuzz/`; not part of the API.
+#[doc(hidden)]
+pub mod fuzzing;
 mod hex;
 pub mod hooks;
 mod log_gate;

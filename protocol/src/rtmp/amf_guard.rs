@@ -62,7 +62,20 @@ pub fn max_depth(data: &[u8], limit: usize) -> usize {
                 Some(len) => pos += 2 + len,
                 None => return deepest,
             },
-            NULL | UNDEFINED | OBJECT_END => {}
+            NULL | UNDEFINED => {}
+            // Where a value should be, `rml_amf0` takes an object-end marker as the end of the
+            // strict array it is in, whatever the array's count said (or, outside any
+            // container, as the end of the message; in an object, as an error). The walk must
+            // end the array there too: if it read on inside the array, it would take the bytes
+            // after it for other things than the parser does, and a peer could hide nesting
+            // from it: 65 KB of `connect` overflowed a tokio worker's stack and aborted the
+            // server. The `amf0_command` fuzz target checks the walk against the parser.
+            OBJECT_END => match stack.last() {
+                Some(Frame::Array(_)) => {
+                    stack.pop();
+                }
+                _ => return deepest,
+            },
             OBJECT | ECMA_ARRAY | STRICT_ARRAY => {
                 let frame = match marker {
                     OBJECT => Frame::Object,
@@ -92,7 +105,7 @@ pub fn max_depth(data: &[u8], limit: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rml_rtmp::rml_amf0::{serialize, Amf0Value};
+    use rml_rtmp::rml_amf0::{deserialize, serialize, Amf0Value};
     use std::collections::HashMap;
 
     #[test]
@@ -102,6 +115,45 @@ mod tests {
         let arr = Amf0Value::StrictArray(vec![outer, Amf0Value::Null]);
         let bytes = serialize(&vec![Amf0Value::Utf8String("x".into()), arr, Amf0Value::Number(2.0)]).unwrap();
         assert_eq!(max_depth(&bytes, 10), 3);
+    }
+
+    /// An object whose property is a strict array that `rml_amf0` ends early at an object-end
+    /// marker; after it, a property whose name's length bytes read, to a walk still inside
+    /// the array, as a string marker and a 65 KB string, over `levels` nested objects.
+    fn nesting_behind_an_ended_array(levels: usize) -> Vec<u8> {
+        let mut bytes = vec![OBJECT, 0, 1, b'a', STRICT_ARRAY, 0, 0, 0, 2, OBJECT_END];
+        // Name length 0x02ff (767 bytes of 'a'); as a value: a string of 0xff61 bytes.
+        bytes.extend_from_slice(&[STRING, 0xff]);
+        bytes.extend_from_slice(&[b'a'; 767]);
+        for _ in 0..levels {
+            bytes.extend_from_slice(&[OBJECT, 0, 1, b'a']);
+        }
+        bytes.push(NULL);
+        for _ in 0..=levels {
+            bytes.extend_from_slice(&[0, 0, OBJECT_END]);
+        }
+        bytes
+    }
+
+    fn depth(value: &Amf0Value) -> usize {
+        match value {
+            Amf0Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+            Amf0Value::StrictArray(values) => 1 + values.iter().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    #[test]
+    fn an_array_ended_by_an_object_end_marker_hides_no_nesting() {
+        // Small enough for the parser to build: the walk sees at least what it builds.
+        let bytes = nesting_behind_an_ended_array(20);
+        let values = deserialize(&mut &bytes[..]).unwrap();
+        let built = values.iter().map(depth).max().unwrap();
+        assert_eq!(built, 21, "{values:?}");
+        assert!(max_depth(&bytes, 64) >= built);
+        // What a peer would send to overflow the parser's stack is refused before it.
+        let hostile = nesting_behind_an_ended_array(16_000);
+        assert_eq!(max_depth(&hostile, 32), 33);
     }
 
     #[test]

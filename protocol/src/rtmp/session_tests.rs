@@ -428,3 +428,28 @@ fn stream_ids_wrap_without_zero_or_the_one_in_use() {
     player.server.next_stream_id = 2;
     assert_eq!(create(&mut player, 7.0), 2, "a closed id may be reused");
 }
+
+#[test]
+fn nesting_hidden_behind_an_ended_strict_array_is_refused() {
+    // connect(tx 1, {a: [<object-end>]}), and then, where the depth walk once still saw the
+    // array (a 65 KB string), 16 000 nested objects: enough to overflow the 2 MiB stack of a
+    // tokio worker in `rml_amf0`'s recursive parser, which would abort the whole server.
+    let mut payload = vec![0x02, 0, 7];
+    payload.extend_from_slice(b"connect");
+    payload.extend_from_slice(&[0x00, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]);
+    payload.extend_from_slice(&[0x03, 0, 1, b'a', 0x0a, 0, 0, 0, 2, 0x09, 0x02, 0xff]);
+    payload.extend_from_slice(&[b'a'; 767]);
+    for _ in 0..16_000 {
+        payload.extend_from_slice(&[0x03, 0, 1, b'a']);
+    }
+    let handle = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let mut server = ServerSession::new(config());
+            let mut buf = BytesMut::from(&chunker::chunk_message(3, 20, 0, 0, &payload, 128)[..]);
+            let n = buf.len();
+            matches!(server.handle_input(&mut buf, n), Err(SessionError::AmfTooDeep { .. }))
+        })
+        .unwrap();
+    assert!(handle.join().unwrap(), "the hidden nesting is not refused");
+}

@@ -12,6 +12,9 @@ mod response;
 mod urls;
 mod vod;
 
+/// For the fuzz target (`crate::fuzzing`).
+pub(crate) use flv::read_request_for_fuzzing;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -10,4 +10,6 @@ mod request;
 mod socket;
 
 pub use body::serve;
+/// For the fuzz target (`crate::fuzzing`).
+pub(crate) use socket::read_request_for_fuzzing;
 pub use socket::{is_live_flv_request, serve as serve_socket};

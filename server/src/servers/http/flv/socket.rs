@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use super::super::response::cors_line;
-use super::super::urls::split_stream_path;
+use super::super::urls::{request_url, split_stream_path};
 use super::request::{admit, FlvRequest};
 use crate::context::Context;
 use crate::servers::io::{write_all, Deadline};
@@ -230,6 +230,27 @@ impl RequestHead {
             referer: header("referer"),
             http11: parsed.version == Some(1),
         })
+    }
+}
+
+/// The socket path's reading of a connection's first bytes, up to admission, for the fuzz
+/// target `flv_request_head` ([`crate::fuzzing`]): whether it takes the connection, the request
+/// head up to the blank line (as [`read_head`] cuts it), and the stream key, query and URL
+/// that admission and the client listing get.
+pub(crate) fn read_request_for_fuzzing(first: &[u8]) {
+    let _ = is_live_flv_request(first);
+    let end = first
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(first.len(), |end| end + 4)
+        .min(MAX_HEAD);
+    let Some(head) = RequestHead::parse(&first[..end]) else {
+        return;
+    };
+    if let Some((app, name)) = split_stream_path(&head.path, ".flv") {
+        let key = StreamKey::new(app, name);
+        let query = head.query.as_deref().unwrap_or_default();
+        let _ = (key.to_string(), request_url(&head.host, &head.path, query));
     }
 }
 
