@@ -108,21 +108,24 @@ pub fn ffmpeg_args(seconds: u32, out: &Path) -> Vec<String> {
 
 /// Makes the default clip at `path` with ffmpeg unless the file exists.
 pub fn ensure_clip(path: &Path) -> anyhow::Result<()> {
+    make_once(path, "the clip (20 s, 720p30, 2.5 Mbps)", |out| ffmpeg_args(20, out))
+}
+
+/// Runs ffmpeg with `args(out)` to make `path` unless it exists. It writes beside `path`
+/// (a name of this process's own), then renames, so concurrent runs never read half a file.
+pub fn make_once(path: &Path, what: &str, args: impl FnOnce(&Path) -> Vec<String>) -> anyhow::Result<()> {
     if path.exists() {
         return Ok(());
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let tmp = path.with_extension("tmp.flv");
-    eprintln!(
-        "estuary-bench: generating {} with ffmpeg (20 s, 720p30, 2.5 Mbps)",
-        path.display()
-    );
+    let tmp = path.with_extension(format!("{}.tmp.flv", std::process::id()));
+    eprintln!("estuary-bench: generating {what} at {} with ffmpeg", path.display());
     let status = Command::new("ffmpeg")
-        .args(ffmpeg_args(20, &tmp))
+        .args(args(&tmp))
         .status()
-        .context("running ffmpeg (is it installed?) to generate the clip")?;
+        .with_context(|| format!("running ffmpeg (is it installed?) to generate {what}"))?;
     if !status.success() {
         bail!("ffmpeg failed to generate {}: {status}", path.display());
     }

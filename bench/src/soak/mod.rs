@@ -33,7 +33,6 @@ mod rng;
 mod server;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -214,25 +213,9 @@ pub fn clip_args(out: &Path) -> Vec<String> {
     args
 }
 
-/// Makes the soak clip at `path` unless it exists (written beside, then renamed, so
-/// concurrent runs never read half a file).
+/// Makes the soak clip at `path` unless it exists.
 pub fn ensure_clip(path: &Path) -> anyhow::Result<()> {
-    if path.exists() {
-        return Ok(());
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let tmp = path.with_extension(format!("{}.tmp.flv", std::process::id()));
-    let status = Command::new("ffmpeg")
-        .args(clip_args(&tmp))
-        .status()
-        .context("running ffmpeg (is it installed?) to make the soak clip")?;
-    if !status.success() {
-        bail!("ffmpeg failed to make {}: {status}", path.display());
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {}", tmp.display()))?;
-    Ok(())
+    crate::clip::make_once(path, "the soak clip (10 s, 400 kbps)", clip_args)
 }
 
 /// Runs the scenario and returns its report (with `problems` filled). An `Err` is a run
