@@ -54,61 +54,80 @@ impl Clip {
     }
 }
 
-/// The ffmpeg arguments that make the default clip: 720p30 H.264 at 2.5 Mbps with a
-/// keyframe every 2 s, plus 128 kbps AAC.
-pub fn ffmpeg_args(seconds: u32, out: &Path) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=1280x720:rate=30",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=44100",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-b:v",
-        "2500k",
-        "-maxrate",
-        "2500k",
-        "-bufsize",
-        "5000k",
-        "-g",
-        "60",
-        "-keyint_min",
-        "60",
-        "-sc_threshold",
-        "0",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "128k",
+/// What a generated clip is: H.264 with a fixed keyframe interval plus AAC, at 30 fps.
+#[derive(Debug, Clone, Copy)]
+pub struct ClipSpec {
+    pub size: &'static str,
+    pub video_kbps: u32,
+    /// Frames between keyframes.
+    pub gop_frames: u32,
+    pub audio_kbps: u32,
+    pub seconds: u32,
+}
+
+/// The default clip: 720p30 H.264 at 2.5 Mbps with a keyframe every 2 s, 128 kbps AAC, 20 s.
+pub const DEFAULT_CLIP: ClipSpec = ClipSpec {
+    size: "1280x720",
+    video_kbps: 2500,
+    gop_frames: 60,
+    audio_kbps: 128,
+    seconds: 20,
+};
+
+/// The ffmpeg arguments that make the clip `spec` at `out` (constant bitrate, no scene-cut
+/// keyframes, so every GOP is the same length).
+pub fn ffmpeg_args(spec: ClipSpec, out: &Path) -> Vec<String> {
+    let v = spec.video_kbps;
+    let gop = spec.gop_frames.to_string();
+    [
+        "-hide_banner".to_string(),
+        "-loglevel".into(),
+        "error".into(),
+        "-y".into(),
+        "-f".into(),
+        "lavfi".into(),
+        "-i".into(),
+        format!("testsrc2=size={}:rate=30", spec.size),
+        "-f".into(),
+        "lavfi".into(),
+        "-i".into(),
+        "sine=frequency=440:sample_rate=44100".into(),
+        "-c:v".into(),
+        "libx264".into(),
+        "-preset".into(),
+        "veryfast".into(),
+        "-b:v".into(),
+        format!("{v}k"),
+        "-maxrate".into(),
+        format!("{v}k"),
+        "-bufsize".into(),
+        format!("{}k", 2 * v),
+        "-g".into(),
+        gop.clone(),
+        "-keyint_min".into(),
+        gop,
+        "-sc_threshold".into(),
+        "0".into(),
+        "-pix_fmt".into(),
+        "yuv420p".into(),
+        "-c:a".into(),
+        "aac".into(),
+        "-b:a".into(),
+        format!("{}k", spec.audio_kbps),
+        "-t".into(),
+        spec.seconds.to_string(),
+        "-f".into(),
+        "flv".into(),
+        out.display().to_string(),
     ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend([
-        "-t".to_string(),
-        seconds.to_string(),
-        "-f".to_string(),
-        "flv".to_string(),
-    ]);
-    args.push(out.display().to_string());
-    args
+    .into()
 }
 
 /// Makes the default clip at `path` with ffmpeg unless the file exists.
 pub fn ensure_clip(path: &Path) -> anyhow::Result<()> {
-    make_once(path, "the clip (20 s, 720p30, 2.5 Mbps)", |out| ffmpeg_args(20, out))
+    make_once(path, "the clip (20 s, 720p30, 2.5 Mbps)", |out| {
+        ffmpeg_args(DEFAULT_CLIP, out)
+    })
 }
 
 /// Runs ffmpeg with `args(out)` to make `path` unless it exists. It writes beside `path`

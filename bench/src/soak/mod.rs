@@ -38,6 +38,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+
+use crate::clip::{ffmpeg_args, make_once, ClipSpec};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -161,61 +163,23 @@ impl SoakConfig {
     }
 }
 
-/// The ffmpeg arguments of the soak clip: 640x360 at 30 fps, H.264 at 400 kbps with a
-/// keyframe every second, 64 kbps AAC, 10 s. Light to publish four times over (the memory
-/// that follows the media, HLS windows and GOP caches, moves little), and fast enough
-/// (~58 KB/s) that a stalled viewer's buffers fill within a couple of seconds.
-pub fn clip_args(out: &Path) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=640x360:rate=30",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=44100",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-b:v",
-        "400k",
-        "-maxrate",
-        "400k",
-        "-bufsize",
-        "800k",
-        "-g",
-        "30",
-        "-keyint_min",
-        "30",
-        "-sc_threshold",
-        "0",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "64k",
-        "-t",
-        "10",
-        "-f",
-        "flv",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.push(out.display().to_string());
-    args
-}
+/// The soak clip: 640x360 at 30 fps, H.264 at 400 kbps with a keyframe every second,
+/// 64 kbps AAC, 10 s. Light to publish four times over (the memory that follows the media,
+/// HLS windows and GOP caches, moves little), and fast enough (~58 KB/s) that a stalled
+/// viewer's buffers fill within a couple of seconds.
+pub const SOAK_CLIP: ClipSpec = ClipSpec {
+    size: "640x360",
+    video_kbps: 400,
+    gop_frames: 30,
+    audio_kbps: 64,
+    seconds: 10,
+};
 
 /// Makes the soak clip at `path` unless it exists.
 pub fn ensure_clip(path: &Path) -> anyhow::Result<()> {
-    crate::clip::make_once(path, "the soak clip (10 s, 400 kbps)", clip_args)
+    make_once(path, "the soak clip (10 s, 400 kbps)", |out| {
+        ffmpeg_args(SOAK_CLIP, out)
+    })
 }
 
 /// Runs the scenario and returns its report (with `problems` filled). An `Err` is a run
