@@ -149,6 +149,33 @@ impl Server {
         self.metric(&format!("estuary_clients{{kind=\"{kind}\"}}")) as u64
     }
 
+    /// The recordings `/api/v1/recordings` lists, newest first.
+    pub fn recordings(&self) -> Vec<serde_json::Value> {
+        let url = format!("http://127.0.0.1:{}/api/v1/recordings", self.http_port);
+        let (head, body) = crate::http::get(&url, crate::LIMIT).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(head.status, 200, "{}", String::from_utf8_lossy(&body));
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        v["recordings"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits (up to `LIMIT`) until more than `before` recordings are listed and the newest
+    /// is `completed`, and returns it.
+    pub fn completed_recording(&self, before: usize) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + crate::LIMIT;
+        loop {
+            let all = self.recordings();
+            if all.len() > before && all[0]["state"] == "completed" {
+                return all[0].clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no completed recording: {all:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// The server's log so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()

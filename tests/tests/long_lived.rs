@@ -11,11 +11,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use estuary_tests::hls::{HlsWalker, Polled, WalkRules};
-use estuary_tests::http::get;
 use estuary_tests::media::{ffprobe_packets, ProbedPacket};
 use estuary_tests::publisher::{clip_tags, ClipPublisher, Stamping};
 use estuary_tests::{Clip, Server, Tag, TagKind, TestCtx, Viewer, LIMIT};
-use serde_json::Value;
 
 const WRAP: u64 = 1 << 32;
 /// Where the server's timeline starts: 4 s before its outputs' 32-bit clocks wrap.
@@ -81,15 +79,6 @@ fn assert_probe_monotonic(label: &str, packets: &[ProbedPacket], codec_type: &st
         span > wrap_after_secs + 1.0,
         "{label}: {codec_type} read {span} s, not past the wrap {wrap_after_secs} s in"
     );
-}
-
-/// The recordings the API lists, newest first.
-fn recordings(server: &Server) -> Vec<Value> {
-    let url = format!("http://127.0.0.1:{}/api/v1/recordings", server.http_port);
-    let (head, body) = get(&url, LIMIT).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(head.status, 200, "{}", String::from_utf8_lossy(&body));
-    let v: Value = serde_json::from_slice(&body).expect("json");
-    v["recordings"].as_array().cloned().unwrap_or_default()
 }
 
 #[test]
@@ -188,19 +177,7 @@ fn every_output_carries_on_across_the_32_bit_timestamp_wrap() {
     );
 
     // The recording (64-bit MP4 clock) holds the whole clip, in order.
-    let deadline = Instant::now() + LIMIT;
-    let recording = loop {
-        let all = recordings(&server);
-        if all.first().is_some_and(|r| r["state"] == "completed") {
-            break all[0].clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no completed recording: {all:?}\n{}",
-            server.logs()
-        );
-        thread::sleep(Duration::from_millis(200));
-    };
+    let recording = server.completed_recording(0);
     let duration = recording["duration"].as_f64().unwrap_or(0.0);
     assert!((11.0..13.0).contains(&duration), "recorded {duration} s of a 12-s clip");
     let id = recording["id"].as_i64().expect("id");

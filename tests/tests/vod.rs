@@ -4,13 +4,12 @@
 //! discontinuity where they do not join.
 
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use estuary_tests::browser::play_hls;
 use estuary_tests::hls::fetch;
-use estuary_tests::http::get;
 use estuary_tests::media::{ffmpeg_decode, publish_ffmpeg, status_text};
-use estuary_tests::{Clip, Server, TestCtx, LIMIT};
+use estuary_tests::{Clip, Server, TestCtx};
 use serde_json::Value;
 
 fn now_ms() -> i64 {
@@ -19,34 +18,13 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// The recordings the API lists, newest first.
-fn recordings(server: &Server) -> Vec<Value> {
-    let url = format!("http://127.0.0.1:{}/api/v1/recordings", server.http_port);
-    let (head, body) = get(&url, LIMIT).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(head.status, 200, "{}", String::from_utf8_lossy(&body));
-    let v: Value = serde_json::from_slice(&body).expect("json");
-    v["recordings"].as_array().cloned().unwrap_or_default()
-}
-
 /// Publishes for about `secs` seconds, then waits until that recording is `completed`.
 fn record(ctx: &TestCtx, server: &Server, stream: &str, secs: u64) -> Value {
-    let before = recordings(server).len();
+    let before = server.recordings().len();
     let mut publisher = publish_ffmpeg(ctx, Clip::Small, &server.rtmp_url("live", stream));
     thread::sleep(Duration::from_secs(secs));
     publisher.kill();
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let all = recordings(server);
-        if all.len() > before && all[0]["state"] == "completed" {
-            return all[0].clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no completed recording: {all:?}\n{}",
-            server.logs()
-        );
-        thread::sleep(Duration::from_millis(200));
-    }
+    server.completed_recording(before)
 }
 
 /// `ffmpeg -v error` decodes `url` whole and says nothing.
