@@ -40,6 +40,8 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// Every connection and output task, so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// The recorders' writers, waited for after the connections (`record.shutdown_grace_ms`).
+    pub recorders: TaskTracker,
     /// Gates refusal warnings: one per address and kind every few seconds (shared with the
     /// admission).
     pub refusal_log: Arc<LogGate>,
@@ -48,6 +50,7 @@ pub struct Context {
 impl Context {
     pub fn new(config: Arc<Config>, hooks: Hooks, identity: ServerIdentity, shutdown: CancellationToken) -> Self {
         let tasks = TaskTracker::new();
+        let recorders = TaskTracker::new();
         let hls = HlsStore::default();
         let recordings = match Recordings::open(Arc::clone(&config), hooks.clone()) {
             Ok(r) => Some(r),
@@ -63,7 +66,7 @@ impl Context {
             recordings: recordings
                 .clone()
                 .map(|r| Arc::new(r) as Arc<dyn crate::outputs::record::Ledger>),
-            tasks: &tasks,
+            recorders: &recorders,
         });
         let paths = Paths::new(
             Arc::clone(&config),
@@ -89,6 +92,7 @@ impl Context {
             config,
             shutdown,
             tasks,
+            recorders,
             refusal_log,
         }
     }

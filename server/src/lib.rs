@@ -46,7 +46,8 @@ pub use context::Context;
 
 /// How long shutdown waits for connections and outputs to end. Connections do not need it:
 /// shutdown cancels their reads, their writes to a full socket and their admissions, so they
-/// end at once with their hooks queued. It bounds an output finishing its files.
+/// end at once with their hooks queued; the HLS packager ends with its stream. Recorders are
+/// waited for apart, for `record.shutdown_grace_ms`.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Serves RTMP and HTTP on the given listeners until `shutdown` is cancelled, then closes
@@ -115,6 +116,21 @@ pub async fn run(
         tracing::warn!(
             remaining = ctx.tasks.len(),
             "connections or outputs still running after the grace period; exiting anyway"
+        );
+    }
+    // The path told each recorder its stream ended; finishing a file (a long MP4's
+    // fast-start rewrite) may take a while, and its on_dvr is queued when it is done.
+    ctx.recorders.close();
+    let recorders_grace = Duration::from_millis(ctx.config.record.shutdown_grace_ms);
+    if tokio::time::timeout(recorders_grace, ctx.recorders.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            recordings = ctx.recorders.len(),
+            grace_ms = ctx.config.record.shutdown_grace_ms,
+            "recordings still being finished after record.shutdown_grace_ms; exiting anyway: \
+             the next start finishes them and sends their on_dvr"
         );
     }
     // Connections queued their last notifications (an on_close may still wait for the

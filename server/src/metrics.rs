@@ -89,7 +89,7 @@ pub const BUDGET_EXCEEDED_TOTAL: &str = "estuary_budget_exceeded_total";
 /// Gauge: tokio tasks alive in the server's runtime (every connection, viewer, output,
 /// timer and hook delivery task).
 pub const TASKS: &str = "estuary_tasks";
-/// Gauge: connection and output tasks, the ones shutdown waits for.
+/// Gauge: connection, output and recorder tasks, the ones shutdown waits for.
 pub const TRACKED_TASKS: &str = "estuary_tracked_tasks";
 
 /// Bucket bounds of the hook latency histogram, in seconds.

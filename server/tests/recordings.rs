@@ -685,6 +685,69 @@ fn the_free_space_floor_refuses_recording_but_not_the_stream() {
     assert!(files.is_empty(), "files written under the floor: {files:?}");
 }
 
+/// SIGTERM while a stream is being recorded: the server finishes the recording (a fast-start
+/// MP4, `completed`) and delivers its `on_dvr` before it exits, so the backend hears of it
+/// now, not at the next start. The publisher is still live and the recording's reconnect
+/// window is long: only the shutdown ends it. After a restart nothing is left to recover.
+#[test]
+fn sigterm_finishes_a_recording_and_delivers_its_on_dvr_before_exit() {
+    let clip = gop1_clip(4);
+    let receiver = ok_receiver();
+    let record = [("enabled", "true"), ("reconnect_window_ms", "600000")];
+    let mut server = Server::start("rec-sigterm", &config(&record, &dvr_hook(&receiver)));
+    let _publisher = server.publish_looping("live/cam", &clip, "publisher.log");
+    let r = wait_until(&server, LIMIT, "a recording of live/cam", || {
+        recordings(&server, "app=live&stream=cam")
+            .into_iter()
+            .find(|r| r["state"] == "recording")
+    });
+    let id = id_of(&r);
+    wait_until(&server, LIMIT, "two fragments written", || {
+        (metric(&server, "estuary_recording_fragments_total", &[]) >= 2.0).then_some(())
+    });
+
+    server.stop();
+    let dvr = dvr_of(&receiver, id);
+    assert_eq!(
+        dvr.len(),
+        1,
+        "one on_dvr of recording {id} delivered before the server exited: {dvr:?}; log:\n{}",
+        server.log()
+    );
+    assert!(
+        dvr[0].get("error").is_none_or(Value::is_null),
+        "a recording finished at shutdown has no error: {}",
+        dvr[0]
+    );
+    assert!(
+        !server.log().contains("exiting anyway"),
+        "shutdown gave up on something; log:\n{}",
+        server.log()
+    );
+
+    let server = server.restart();
+    let (status, r) = recording(&server, id);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["state"], "completed", "finished at shutdown, not recovered: {r}");
+    let file = file_of(&server, &r);
+    let boxes = top_level_boxes(&file);
+    let (moov, mdat) = (
+        boxes.iter().position(|b| b == "moov"),
+        boxes.iter().position(|b| b == "mdat"),
+    );
+    assert!(
+        moov.is_some() && mdat.is_some() && moov < mdat,
+        "{}: not fast-start: {boxes:?}",
+        file.display()
+    );
+    assert_plays(&file);
+    assert_eq!(
+        dvr_of(&receiver, id).len(),
+        1,
+        "the restart sent on_dvr again: the recording was left for recovery"
+    );
+}
+
 /// `on_dvr` of a finished recording has SRS's fields and Estuary's `recording_id`, and its
 /// `cwd` and `file` lead to the file; `/metrics` counts the bytes and fragments written and
 /// the recordings active, back to 0 when it ends.

@@ -50,6 +50,10 @@ pub struct RecordConfig {
     /// After the publisher leaves, a recording waits this long for it to come back (it then
     /// goes on in a new file) before it ends.
     pub reconnect_window_ms: u64,
+    /// At shutdown, how long the server waits for recordings to be finished (the fast-start
+    /// rewrite of a long MP4 takes a while) and their `on_dvr` sent, before it exits anyway;
+    /// what is left unfinished is then finished at the next start. Global: not per app.
+    pub shutdown_grace_ms: u64,
     /// Recording windows (`[[record.schedules]]`).
     pub schedules: Vec<ScheduleSpec>,
 }
@@ -69,6 +73,7 @@ impl Default for RecordConfig {
             poster: true,
             max_queue_bytes: 32 * 1024 * 1024,
             reconnect_window_ms: 10_000,
+            shutdown_grace_ms: 60_000,
             schedules: Vec::new(),
         }
     }
@@ -114,6 +119,7 @@ impl RecordConfig {
             poster: o.poster.unwrap_or(self.poster),
             max_queue_bytes: o.max_queue_bytes.unwrap_or(self.max_queue_bytes),
             reconnect_window_ms: o.reconnect_window_ms.unwrap_or(self.reconnect_window_ms),
+            shutdown_grace_ms: self.shutdown_grace_ms,
             schedules: match &o.schedules {
                 Some(own) => own.iter().map(|s| of_app(s, app)).collect(),
                 None => self.schedules.iter().filter(|s| s.app == app).cloned().collect(),
@@ -129,12 +135,21 @@ impl RecordConfig {
         check_fragment_ms(&mut problems, "record.fragment_ms", self.fragment_ms);
         check_path_template(&mut problems, "record.path_template", &self.path_template);
         check_max_queue_bytes(&mut problems, "record.max_queue_bytes", self.max_queue_bytes);
+        if self.shutdown_grace_ms > MAX_SHUTDOWN_GRACE_MS {
+            problems.push(format!(
+                "record.shutdown_grace_ms: {} is more than {MAX_SHUTDOWN_GRACE_MS} (one hour)",
+                self.shutdown_grace_ms
+            ));
+        }
         for (i, spec) in self.schedules.iter().enumerate() {
             check_schedule(&mut problems, &format!("record.schedules[{i}]"), spec);
         }
         problems
     }
 }
+
+/// Longest `record.shutdown_grace_ms`: past an hour, a stop that never ends is the bug.
+const MAX_SHUTDOWN_GRACE_MS: u64 = 3_600_000;
 
 impl RecordOverride {
     /// Every problem, each naming its `apps.APP.record.*` key.

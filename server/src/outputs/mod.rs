@@ -26,8 +26,9 @@ pub struct Parts<'a> {
     pub hls: &'a hls::HlsStore,
     /// The catalogue the recorder reports to; no recorder without one.
     pub recordings: Option<Arc<dyn record::Ledger>>,
-    /// Tasks shutdown waits for (the recorder's writer threads).
-    pub tasks: &'a TaskTracker,
+    /// The recorder's writer threads: shutdown waits for them, longer than for connections
+    /// (`record.shutdown_grace_ms`), since finishing a long file takes a while.
+    pub recorders: &'a TaskTracker,
 }
 
 /// Every kind of output a path may start, in the order they start.
@@ -39,7 +40,11 @@ pub fn builtin(parts: Parts<'_>) -> Vec<Arc<dyn OutputKind>> {
     ))];
     if let Some(ledger) = parts.recordings {
         let grace = Duration::from_millis(parts.config.record.reconnect_window_ms);
-        kinds.push(Arc::new(record::RecordOutputs::new(ledger, grace, parts.tasks.clone())));
+        kinds.push(Arc::new(record::RecordOutputs::new(
+            ledger,
+            grace,
+            parts.recorders.clone(),
+        )));
     }
     kinds
 }

@@ -689,7 +689,7 @@ async fn an_hls_packager_that_falls_behind_skips_to_a_keyframe_after_a_discontin
         hooks: &hooks(),
         hls: &store,
         recordings: None,
-        tasks: &TaskTracker::new(),
+        recorders: &TaskTracker::new(),
     });
     let hub = Hub::with_outputs(Arc::clone(&config), kinds);
     let key = key();

@@ -129,7 +129,8 @@ fn render_state(ctx: &Context, out: &mut String) {
         out,
         TRACKED_TASKS,
         "gauge",
-        "Connection and output tasks (the ones shutdown waits for).",
+        "Connection, output and recorder tasks (the ones shutdown waits for).",
     );
-    let _ = writeln!(out, "{TRACKED_TASKS} {}", ctx.tasks.len());
+    let tracked = ctx.tasks.len() + ctx.recorders.len();
+    let _ = writeln!(out, "{TRACKED_TASKS} {tracked}");
 }
