@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs when it is missing: ffmpeg/ffprobe, rtmpdump,
-# GStreamer (rtmp2sink, x264enc, avenc_aac, flvmux), Chromium, Node/npm and the Node packages
+# GStreamer (rtmp2sink, x264enc, avenc_aac, flvmux), Chromium, redis-server, Node/npm and the Node packages
 # of the browser test (tests/browser, pinned by its package-lock.json).
 # Idempotent: a machine that has everything installs nothing.
 set -euo pipefail
@@ -22,6 +22,9 @@ if [ "$gst_ok" = 0 ]; then
              gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav)
 fi
 command -v chromium >/dev/null        || need_apt+=(chromium)
+# The origin cluster's directory (server/tests/cluster.rs); redis-cli comes with it.
+command -v redis-server >/dev/null    || need_apt+=(redis-server)
+command -v redis-cli >/dev/null       || need_apt+=(redis-tools)
 command -v node >/dev/null            || need_apt+=(nodejs)
 command -v npm >/dev/null             || need_apt+=(npm)
 # The tests signal processes with the kill utility (not the shell builtin).

@@ -13,9 +13,11 @@ use crate::admission::signing::{ResolvedSign, SignConfig, SignOverride};
 use crate::hooks::{HooksConfig, HooksOverride};
 use crate::recordings::schedule::ScheduleSpec;
 
+mod cluster;
 mod limits;
 mod record;
 
+pub use cluster::ClusterConfig;
 pub use limits::{IpRange, LimitsConfig};
 pub use record::{RecordConfig, RecordOverride, RecordPlan};
 
@@ -39,6 +41,8 @@ pub struct Config {
     pub sign: SignConfig,
     /// Address and referer access lists.
     pub acl: AclConfig,
+    /// The origin cluster's stream directory (`[cluster]`).
+    pub cluster: ClusterConfig,
     /// Per-application settings, `[apps.NAME]`.
     pub apps: BTreeMap<String, AppConfig>,
 }
@@ -381,6 +385,7 @@ impl Config {
         }
         problems.extend(self.limits.validate());
         problems.extend(self.validate_deadlines());
+        problems.extend(self.cluster.validate());
         if self.stream.queue_packets < 16 {
             problems.push(format!(
                 "stream.queue_packets = {} must be at least 16",

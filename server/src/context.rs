@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admission::Admission;
 use crate::clients::{Clients, HlsLimits};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::hooks::{Hooks, ServerIdentity};
 use crate::log_gate::LogGate;
@@ -33,6 +34,8 @@ pub struct Context {
     pub recordings: Option<Recordings>,
     /// `server`/`service` of API answers and hook bodies.
     pub identity: ServerIdentity,
+    /// The origin cluster's directory (`[cluster] redis`); `None` on a lone node.
+    pub cluster: Option<Cluster>,
     /// Every listener is bound and the server is not shutting down (`/readyz`).
     pub ready: AtomicBool,
     pub started: std::time::Instant,
@@ -76,8 +79,14 @@ impl Context {
             tasks.clone(),
         );
         let refusal_log = Arc::new(LogGate::default());
+        // The URL was checked with the config; a failure here is one we cannot foresee.
+        let cluster = Cluster::new(&config, &identity.server_id, tasks.clone()).unwrap_or_else(|e| {
+            tracing::error!(cause = %e, "the cluster directory is off");
+            None
+        });
         Context {
-            admission: Admission::new(paths.clone(), hooks.clone(), Arc::clone(&refusal_log)),
+            admission: Admission::new(paths.clone(), hooks.clone(), Arc::clone(&refusal_log), cluster.clone()),
+            cluster,
             paths,
             hooks,
             hls,

@@ -18,6 +18,7 @@
 
 pub mod admission;
 pub mod clients;
+pub mod cluster;
 pub mod config;
 mod context;
 /// Entry point of the `flv_request_head` fuzz target in `fuzz/`; not part of the API.
@@ -92,6 +93,15 @@ pub async fn run(
         tokio::spawn(recordings::scheduler::run(service, ctx.paths.clone(), shutdown.clone()));
     }
     tokio::spawn(upkeep(Arc::clone(&ctx), metrics));
+    if let Some(cluster) = ctx.cluster.clone() {
+        tracing::info!(
+            node = cluster.node_id(),
+            "origin cluster: claiming published streams in redis"
+        );
+        let paths = ctx.paths.clone();
+        ctx.tasks
+            .spawn(cluster.heartbeat(move || (paths.sources(), paths.viewers()), shutdown.clone()));
+    }
     let expiry = tokio::spawn(ctx.clients.clone().run_expiry(shutdown.clone()));
     ctx.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let rtmp_task = tokio::spawn(servers::rtmp::serve(rtmp, Arc::clone(&ctx)));

@@ -179,6 +179,14 @@ fn describe() {
         crate::hooks::HOOK_UNDELIVERED_TOTAL,
         "Hook notifications never delivered, by hook and reason."
     );
+    describe_counter!(
+        crate::cluster::REDIS_ERRORS_TOTAL,
+        "Cluster directory (Redis) commands that failed or timed out, by operation."
+    );
+    describe_counter!(
+        crate::cluster::CLAIMS_LOST_TOTAL,
+        "Stream claims this node found taken by another node at renewal (its local source was ended)."
+    );
 }
 
 /// Counts a refused client.

@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! publish: key → [ACL → signed URL] → current source (active: busy; silent: ended now)
+//!              → cluster claim (`[cluster]`: another node's key is refused)
 //!              → max_streams → predecessor's on_unpublish settled → on_publish hook
 //!              → max_streams again → the path's source
 //! play:    key → [ACL → signed URL] → max_viewers(_per_stream) → on_play hook
@@ -34,6 +35,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::cluster::Cluster;
 use crate::hooks::HookSubject;
 use crate::hooks::{ClientInfo, Decision, DecisionEvent, HookKind, Hooks, UnreachablePolicy};
 use crate::log_gate::LogGate;
@@ -88,6 +90,9 @@ pub enum Refusal {
     MaxStreams(usize),
     #[error("{0}")]
     MaxViewers(String),
+    /// The origin cluster: another node owns the stream, or its directory is unreachable.
+    #[error("{0}")]
+    Cluster(#[from] crate::cluster::ClaimRefused),
 }
 
 impl From<limits::Exceeded> for Refusal {
@@ -110,6 +115,8 @@ impl Refusal {
             Refusal::Sign(e) => e.label(),
             Refusal::MaxStreams(_) => "max_streams",
             Refusal::MaxViewers(_) => "max_viewers",
+            Refusal::Cluster(crate::cluster::ClaimRefused::Owned(_)) => "owned_elsewhere",
+            Refusal::Cluster(crate::cluster::ClaimRefused::Unreachable(_)) => "cluster_unreachable",
         }
     }
 
@@ -128,14 +135,17 @@ pub struct Admission {
     /// Refusals are logged once per address and reason every few seconds (an HLS player
     /// asks again with every playlist reload); every one is counted.
     refusal_log: Arc<LogGate>,
+    /// The origin cluster's directory, where a publish claims its stream (`[cluster]`).
+    cluster: Option<Cluster>,
 }
 
 impl Admission {
-    pub fn new(paths: Paths, hooks: Hooks, refusal_log: Arc<LogGate>) -> Admission {
+    pub fn new(paths: Paths, hooks: Hooks, refusal_log: Arc<LogGate>, cluster: Option<Cluster>) -> Admission {
         Admission {
             paths,
             hooks,
             refusal_log,
+            cluster,
         }
     }
 
@@ -185,6 +195,12 @@ impl Admission {
         if path.has_active_source() {
             return Err(Refusal::Busy(req.key.to_string()));
         }
+        // One owner per stream across the cluster: claimed before the hook is asked (a key
+        // another node owns costs no hook call), released if anything below refuses.
+        let claim = match &self.cluster {
+            Some(cluster) => Some(cluster.claim(&req.key, kick.clone()).await?),
+            None => None,
+        };
         // With on_publish deciding and no signature to check, the hook is asked only after the
         // silent source is ended (its on_unpublish must come first): so only a newcomer with
         // the silent one's own credentials (its reconnect) may end it, not whoever asks.
@@ -225,7 +241,12 @@ impl Admission {
                 Source::start(&path, id, kick, Some(req.subject.clone())).map_err(|e| Refusal::Busy(e.to_string()))
             });
         match started {
-            Ok(source) => Ok(source),
+            Ok(mut source) => {
+                if let Some(claim) = claim {
+                    source.hold_until_end(Box::new(claim));
+                }
+                Ok(source)
+            }
             Err(e) => {
                 // Another publisher took the key (or the last stream) while the hook
                 // answered: the backend heard this one's on_publish, so it hears its end too.

@@ -26,7 +26,7 @@ fn admission(limits: LimitsConfig) -> (Admission, Paths) {
         CancellationToken::new(),
         TaskTracker::new(),
     );
-    (Admission::new(paths.clone(), hooks, Arc::default()), paths)
+    (Admission::new(paths.clone(), hooks, Arc::default(), None), paths)
 }
 
 fn request(name: &str, client: u64) -> Request {

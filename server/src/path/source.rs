@@ -18,6 +18,8 @@ pub struct Source {
     path: Arc<Path>,
     id: u64,
     ended: bool,
+    /// What lives exactly as long as this source (its claim in the cluster's directory).
+    held: Vec<Box<dyn Send + Sync>>,
 }
 
 impl Source {
@@ -38,7 +40,13 @@ impl Source {
             path: Arc::clone(path),
             id,
             ended: false,
+            held: Vec::new(),
         })
+    }
+
+    /// Keeps `guard` until the source ends, then drops it (after the path heard of the end).
+    pub fn hold_until_end(&mut self, guard: Box<dyn Send + Sync>) {
+        self.held.push(guard);
     }
 
     /// Puts a packet on the path's timeline and fans it out. False if this source was ended
@@ -71,7 +79,9 @@ impl Source {
             return Receipt::settled();
         }
         self.path.stream().release(self.id);
-        self.path.source_ended(self.id)
+        let receipt = self.path.source_ended(self.id);
+        self.held.clear();
+        receipt
     }
 }
 

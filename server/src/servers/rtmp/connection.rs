@@ -37,6 +37,7 @@ use super::super::io::{Deadline, WriteError};
 use super::super::player::{Framing, LivePlayer, PlayError};
 use crate::admission::{Refusal, Request};
 use crate::clients::{self, ClientGuard, ClientKind};
+use crate::cluster::ClaimRefused;
 use crate::context::Context;
 use crate::hooks::HookSubject;
 use crate::hooks::{ClientInfo, NotifyEvent, Receipt, StreamInfo};
@@ -553,7 +554,12 @@ impl Connection {
                 // SRS and nginx-rtmp answer a busy or bad name with BadName; a backend's "no"
                 // with Rejected.
                 let code = match refusal {
-                    Refusal::BadName(_) | Refusal::Busy(_) => "NetStream.Publish.BadName",
+                    // Another node's stream is busy here too: the encoder retries, as for a
+                    // busy key, and lands once the owner is gone.
+                    Refusal::BadName(_) | Refusal::Busy(_) | Refusal::Cluster(ClaimRefused::Owned(_)) => {
+                        "NetStream.Publish.BadName"
+                    }
+                    Refusal::Cluster(ClaimRefused::Unreachable(_)) => "NetStream.Publish.Failed",
                     Refusal::Hook(_)
                     | Refusal::PreviousNotSettled(_)
                     | Refusal::MaxStreams(_)

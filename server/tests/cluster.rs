@@ -1,0 +1,213 @@
+//! End-to-end: the origin cluster's stream directory (`[cluster]`) with a real
+//! `redis-server` (Debian's) and two real Estuary nodes on loopback. One owner per stream
+//! across the nodes, a claim that expires with its node, and a Redis outage survived.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+use support::{free_port, sample, wait_for, Proc, Server, LIMIT};
+
+/// A `redis-server` of the test's own on loopback, with no persistence (a restart starts
+/// empty, as a Redis that lost its data would).
+struct Redis {
+    port: u16,
+    dir: PathBuf,
+    proc: Option<Proc>,
+}
+
+impl Redis {
+    fn start(name: &str) -> Redis {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("estuary-redis-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let mut redis = Redis { port, dir, proc: None };
+        redis.spawn();
+        redis
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .current_dir(&self.dir);
+        self.proc = Some(Proc::spawn(&mut cmd, &self.dir.join("redis.log")));
+        let up = wait_for(LIMIT, || (self.cli(&["PING"]) == "PONG").then_some(()));
+        assert!(up.is_some(), "redis-server did not start on port {}", self.port);
+    }
+
+    /// Kills it (SIGKILL: what it holds is gone).
+    fn kill(&mut self) {
+        self.proc = None;
+        let down = wait_for(LIMIT, || (self.cli(&["PING"]) != "PONG").then_some(()));
+        assert!(down.is_some(), "redis-server still answers");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// `redis-cli`'s answer, trimmed (empty for nil or no answer).
+    fn cli(&self, args: &[&str]) -> String {
+        Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "--raw"])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    }
+
+    fn owner(&self, app_stream: &str) -> String {
+        self.cli(&["GET", &format!("estuary:stream:{app_stream}")])
+    }
+}
+
+fn node(name: &str, redis: &Redis, extra: &str) -> Server {
+    Server::start(
+        &format!("cluster-{name}"),
+        &format!(
+            "[hls]\nenabled = false\n\n[cluster]\nredis = \"{}\"\nnode_id = \"{name}\"\nclaim_ttl_ms = 3000\n{extra}",
+            redis.url()
+        ),
+    )
+}
+
+fn rejected(server: &Server, reason: &str) -> f64 {
+    sample(
+        &server.metrics(),
+        "estuary_connections_rejected_total",
+        &[("protocol", "rtmp"), ("reason", reason)],
+    )
+    .unwrap_or(0.0)
+}
+
+/// Waits for an ffmpeg publisher to be refused (it exits non-zero).
+fn assert_refused(server: &Server, publisher: &mut Proc, what: &str) {
+    let status = publisher.wait(LIMIT);
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "{what}: the publisher was not refused ({status:?}); log:\n{}",
+        server.log()
+    );
+}
+
+/// The node that accepts a publish claims the stream; a second node refuses the same key
+/// (counted as `owned_elsewhere`) while the first owns it, and takes it once the first
+/// publisher left and its node released the claim.
+#[test]
+fn one_owner_per_stream_across_nodes() {
+    let redis = Redis::start("owner");
+    let a = node("a", &redis, "");
+    let b = node("b", &redis, "");
+    let mut on_a = a.publish("live/cam", "publisher-a.log");
+    a.wait_live("live", "cam");
+    assert_eq!(redis.owner("live/cam"), "a", "node a claimed live/cam");
+
+    let mut on_b = b.publish("live/cam", "publisher-b.log");
+    assert_refused(&b, &mut on_b, "a publish to b of a's stream");
+    assert!(rejected(&b, "owned_elsewhere") >= 1.0, "b counts the refusal");
+    assert_eq!(redis.owner("live/cam"), "a", "the refusal left a's claim alone");
+    assert!(on_a.running(), "a's publisher goes on");
+
+    // Another key is b's to take.
+    let _other = b.publish("live/other", "publisher-b-other.log");
+    b.wait_live("live", "other");
+    assert_eq!(redis.owner("live/other"), "b");
+
+    drop(on_a);
+    let released = wait_for(LIMIT, || redis.owner("live/cam").is_empty().then_some(()));
+    assert!(
+        released.is_some(),
+        "a released live/cam when its publisher left; log:\n{}",
+        a.log()
+    );
+    let _on_b = b.publish("live/cam", "publisher-b-again.log");
+    b.wait_live("live", "cam");
+    assert_eq!(redis.owner("live/cam"), "b");
+}
+
+/// Each node keeps a record of where it is reached, expiring with it; a node that dies
+/// (SIGKILL, no release) leaves its claims to expire within `cluster.claim_ttl_ms`, and the
+/// encoder's republish through another node is then accepted.
+#[test]
+fn a_dead_nodes_streams_are_claimable_within_the_ttl() {
+    let redis = Redis::start("death");
+    let mut a = node("a", &redis, "");
+    let b = node("b", &redis, "");
+    let record: Value = serde_json::from_str(&redis.cli(&["GET", "estuary:node:a"])).expect("node a's record");
+    assert_eq!(record["node_id"], "a");
+    assert_eq!(record["rtmp"], format!("127.0.0.1:{}", a.rtmp), "{record}");
+    assert_eq!(record["http"], format!("127.0.0.1:{}", a.http), "{record}");
+
+    let _on_a = a.publish("live/cam", "publisher-a.log");
+    a.wait_live("live", "cam");
+    assert_eq!(redis.owner("live/cam"), "a");
+    a.kill9();
+    let ttl: i64 = redis.cli(&["PTTL", "estuary:stream:live/cam"]).parse().unwrap_or(-2);
+    assert!(
+        ttl > 0 && ttl <= 3000,
+        "the dead node's claim expires within the TTL: PTTL {ttl}"
+    );
+    let expired = wait_for(LIMIT, || {
+        (redis.owner("live/cam").is_empty() && redis.cli(&["EXISTS", "estuary:node:a"]) == "0").then_some(())
+    });
+    assert!(expired.is_some(), "a's claim and record did not expire");
+    let _on_b = b.publish("live/cam", "publisher-b.log");
+    b.wait_live("live", "cam");
+    assert_eq!(redis.owner("live/cam"), "b");
+}
+
+/// Redis goes away: the node's live stream and its viewer go on, a new publish is refused
+/// (its claim cannot be recorded; `cluster_unreachable`), and when Redis is back (empty) the
+/// node claims its live stream again by itself and accepts the new publish.
+#[test]
+fn a_redis_outage_keeps_what_runs_and_recovers_by_itself() {
+    let mut redis = Redis::start("outage");
+    let a = node("a", &redis, "redis_timeout_ms = 500\n");
+    let _publisher = a.publish("live/cam", "publisher.log");
+    a.wait_live("live", "cam");
+    let mut viewer = a.play_rtmp("live/cam", "viewer.log");
+
+    redis.kill();
+    let mut refused = a.publish("live/new", "publisher-new.log");
+    assert_refused(&a, &mut refused, "a publish while redis is down");
+    assert!(
+        rejected(&a, "cluster_unreachable") >= 1.0,
+        "counted as cluster_unreachable"
+    );
+    let errors = wait_for(LIMIT, || {
+        let renew = sample(&a.metrics(), "estuary_cluster_redis_errors_total", &[("op", "renew")]).unwrap_or(0.0);
+        (renew >= 1.0).then_some(())
+    });
+    assert!(errors.is_some(), "failed renewals are counted");
+    let (_, v) = a.api("/api/v1/streams/live/cam");
+    assert_eq!(
+        v["stream"]["publish"]["active"], true,
+        "the stream goes on without redis: {v}"
+    );
+    assert!(viewer.running(), "its viewer goes on");
+
+    redis.spawn();
+    let reclaimed = wait_for(LIMIT, || (redis.owner("live/cam") == "a").then_some(()));
+    assert!(
+        reclaimed.is_some(),
+        "the node claims its live stream again; log:\n{}",
+        a.log()
+    );
+    let _again = a.publish("live/new", "publisher-new-again.log");
+    a.wait_live("live", "new");
+    assert_eq!(redis.owner("live/new"), "a");
+    assert!(viewer.running(), "the viewer played through the outage");
+    let _ = viewer.0.kill();
+}
