@@ -11,8 +11,10 @@ use support::{get, parse_metrics, request, sample, wait_for, FlvViewer, HookRece
 fn hooks_config(r: &HookReceiver, decisions: bool) -> String {
     let n = r.url("/notify");
     let mut c = format!(
-        "[hooks]\non_unpublish = [\"{n}\"]\non_stop = [\"{n}\"]\non_close = [\"{n}\"]\ntimeout_ms = 3000\nretry_min_ms = 100\nretry_max_ms = 1000\n"
+        "[hooks]\non_unpublish = [\"{n}\"]\non_stop = [\"{n}\"]\non_close = [\"{n}\"]\ntimeout_ms = 3000\nretry_min_ms = 100\nretry_max_ms = 1000\nmax_tries = 100\n"
     );
+    // max_tries: at 1 s between tries, 100 ride out the 30 s outage below (20, the
+    // default, would give up after about 17 s at this retry_max_ms).
     if decisions {
         c += &format!(
             "on_connect = [\"{}\"]\non_publish = [\"{}\"]\non_play = [\"{}\"]\n",
