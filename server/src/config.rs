@@ -15,9 +15,11 @@ use crate::recordings::schedule::ScheduleSpec;
 
 mod limits;
 mod record;
+pub mod server;
 
 pub use limits::{IpRange, LimitsConfig};
 pub use record::{RecordConfig, RecordOverride, RecordPlan};
+pub use server::ServerConfig;
 
 /// Largest `stream.timeline_start_ms`: 2^40 ms (34 years), far past the 2^32 wrap it is
 /// for, and far from where a 64-bit millisecond clock could overflow.
@@ -41,6 +43,8 @@ pub struct Config {
     pub acl: AclConfig,
     /// Per-application settings, `[apps.NAME]`.
     pub apps: BTreeMap<String, AppConfig>,
+    /// Who this server is to the backends (`server_id`).
+    pub server: ServerConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -463,6 +467,7 @@ impl Config {
             problems.push(e.to_string());
         }
         problems.extend(self.record.validate());
+        problems.extend(self.server.validate());
         problems.extend(self.sign.validate());
         problems.extend(self.acl.validate());
         for (name, app) in &self.apps {
