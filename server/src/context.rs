@@ -65,12 +65,18 @@ impl Context {
                 .map(|r| Arc::new(r) as Arc<dyn crate::outputs::record::Ledger>),
             tasks: &tasks,
         });
+        let clients = Clients::new(
+            std::time::Duration::from_millis(config.api.hls_session_idle_ms),
+            HlsLimits::from(&config.limits),
+        );
+        let ids = clients.clone();
         let paths = Paths::new(
             Arc::clone(&config),
             hooks.clone(),
             kinds,
             shutdown.clone(),
             tasks.clone(),
+            Arc::new(move || ids.next_id()),
         );
         let refusal_log = Arc::new(LogGate::default());
         Context {
@@ -79,10 +85,7 @@ impl Context {
             hooks,
             hls,
             recordings,
-            clients: Clients::new(
-                std::time::Duration::from_millis(config.api.hls_session_idle_ms),
-                HlsLimits::from(&config.limits),
-            ),
+            clients,
             identity,
             ready: AtomicBool::new(false),
             started: std::time::Instant::now(),

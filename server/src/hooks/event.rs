@@ -85,7 +85,8 @@ pub struct StreamInfo {
     pub stream: String,
     /// The query string as the client sent it, with its `?`, or empty (`param`).
     pub param: String,
-    /// The server's id of the stream (`stream_id`).
+    /// The server's id of the stream (`stream_id`): its path's id, which `/api/v1/streams`
+    /// lists as the stream's `id`.
     pub stream_id: String,
 }
 

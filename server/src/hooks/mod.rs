@@ -31,7 +31,13 @@
 //! | `on_hls` | the same plus `duration` (float seconds), `cwd, file, url, m3u8, m3u8_url, seq_no` |
 //!
 //! `param` is the query string the client sent, with its `?` (`"?token=abc"`), or `""`.
-//! `stream_url` is `/app/stream`. Only `http://` URLs are supported; put a TLS-terminating
+//! `stream_url` is `/app/stream`. The ids are the API's: `client_id` is the client's id in
+//! `/api/v1/clients` (HLS viewers included: a backend kicks one by it), `stream_id` the
+//! stream's id in `/api/v1/streams` (its path's id), `server_id` the API's `server`, kept
+//! across restarts (`crate::server_id`). An HTTP player's `tcUrl` is `rtmp://HOST/app`, as
+//! SRS reports it. `on_hls` speaks for the publisher, as SRS's does: its `client_id`, `ip`,
+//! `tcUrl` and `param`; `url` and `m3u8_url` are `app/stream-….ts` and `app/stream.m3u8`,
+//! `cwd` the server's working directory. Only `http://` URLs are supported; put a TLS-terminating
 //! proxy in front of an `https` backend.
 //!
 //! # Answer
