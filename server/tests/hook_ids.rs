@@ -144,6 +144,27 @@ fn on_hls_is_sent_in_the_publishers_name() {
     );
 }
 
+/// An encoder that reconnects within `hls.reconnect_window_ms` continues the same playlist;
+/// the segments it feeds are announced in its name, not its predecessor's.
+#[test]
+fn on_hls_after_a_reconnect_names_the_new_publisher() {
+    let receiver = ok_receiver();
+    let config = hooks(&receiver, &["on_publish", "on_hls"]) + "[hls]\nreconnect_window_ms = 60000\n";
+    let server = Server::start("on-hls-reconnect", &config);
+    let first = server.publish("live/cam?token=one", "first.log");
+    server.wait_live("live", "cam");
+    let first_id = listed_id(&server, "publisher");
+    wait_hit(&receiver, "on_hls", |b| b["client_id"] == first_id.as_str());
+    drop(first);
+    assert!(wait_for(LIMIT, || server.clients_of("publisher").is_empty().then_some(())).is_some());
+    let _second = server.publish("live/cam?token=two", "second.log");
+    let second_id = listed_id(&server, "publisher");
+    assert_ne!(first_id, second_id);
+    let hls = wait_hit(&receiver, "on_hls", |b| b["client_id"] == second_id.as_str());
+    assert_eq!(hls["param"], "?token=two", "{hls}");
+    assert_eq!(hls["m3u8_url"], "live/cam.m3u8", "{hls}");
+}
+
 /// Actions (and client ids) in the order the receiver *answered* them.
 type Answered = Arc<Mutex<Vec<(String, String)>>>;
 
