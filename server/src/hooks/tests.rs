@@ -331,6 +331,22 @@ async fn bodies_have_the_srs_fields() {
     );
 }
 
+/// A stream with no id (a recording recovered after a crash) has no `stream_id`, as SRS
+/// leaves it out for a stream its statistics do not know.
+#[test]
+fn a_stream_without_an_id_has_no_stream_id_field() {
+    let event = NotifyEvent::Unpublish {
+        client: client("live"),
+        stream: StreamInfo {
+            stream_id: String::new(),
+            ..stream("cam")
+        },
+    };
+    let body = event.to_json(&identity());
+    assert!(body.get("stream_id").is_none(), "{body}");
+    assert_eq!(body["stream_url"], "/live/cam");
+}
+
 fn seq_nos(b: &Backend) -> Vec<u64> {
     b.received().iter().filter_map(|r| r.body["seq_no"].as_u64()).collect()
 }
