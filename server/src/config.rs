@@ -16,10 +16,12 @@ use crate::recordings::schedule::ScheduleSpec;
 mod cluster;
 mod limits;
 mod record;
+pub mod server;
 
 pub use cluster::ClusterConfig;
 pub use limits::{IpRange, LimitsConfig};
 pub use record::{RecordConfig, RecordOverride, RecordPlan};
+pub use server::ServerConfig;
 
 /// Largest `stream.timeline_start_ms`: 2^40 ms (34 years), far past the 2^32 wrap it is
 /// for, and far from where a 64-bit millisecond clock could overflow.
@@ -45,6 +47,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Per-application settings, `[apps.NAME]`.
     pub apps: BTreeMap<String, AppConfig>,
+    /// Who this server is to the backends (`server_id`).
+    pub server: ServerConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -468,6 +472,7 @@ impl Config {
             problems.push(e.to_string());
         }
         problems.extend(self.record.validate());
+        problems.extend(self.server.validate());
         problems.extend(self.sign.validate());
         problems.extend(self.acl.validate());
         for (name, app) in &self.apps {

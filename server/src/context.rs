@@ -71,12 +71,18 @@ impl Context {
                 .map(|r| Arc::new(r) as Arc<dyn crate::outputs::record::Ledger>),
             recorders: &recorders,
         });
+        let clients = Clients::new(
+            std::time::Duration::from_millis(config.api.hls_session_idle_ms),
+            HlsLimits::from(&config.limits),
+        );
+        let ids = clients.clone();
         let paths = Paths::new(
             Arc::clone(&config),
             hooks.clone(),
             kinds,
             shutdown.clone(),
             tasks.clone(),
+            Arc::new(move || ids.next_id()),
         );
         let refusal_log = Arc::new(LogGate::default());
         // The URL was checked with the config; a failure here is one we cannot foresee.
@@ -91,10 +97,7 @@ impl Context {
             hooks,
             hls,
             recordings,
-            clients: Clients::new(
-                std::time::Duration::from_millis(config.api.hls_session_idle_ms),
-                HlsLimits::from(&config.limits),
-            ),
+            clients,
             identity,
             ready: AtomicBool::new(false),
             started: std::time::Instant::now(),

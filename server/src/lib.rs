@@ -9,7 +9,8 @@
 //! - `recordings/`: the catalogue (SQLite), schedules, retention, crash recovery.
 //! - `clients/`: who is connected, for the API, metrics and kicking.
 //! - `recordings/`: the catalogue of recordings and their schedules (SQLite), cron.
-//! - `hooks/`: HTTP callbacks; `config`, `metrics`, `sysinfo`; `context`: what tasks share;
+//! - `hooks/`: HTTP callbacks; `server_id`: who this server is to them and the API, kept
+//!   across restarts; `config`, `metrics`, `sysinfo`; `context`: what tasks share;
 //!   `log_gate`: refusal warnings once per address every few seconds.
 //!
 //! [`run`] is the testable entry point: the caller binds the listeners (so tests can use
@@ -32,6 +33,7 @@ pub mod outputs;
 pub mod path;
 mod percent;
 pub mod recordings;
+pub mod server_id;
 mod servers;
 pub mod stream;
 mod sysinfo;
@@ -60,7 +62,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let metrics = metrics::install();
-    let identity = hooks::ServerIdentity::new(format!("estuary-{}", std::process::id()));
+    let server_id = server_id::resolve(&config.server, std::env::var(server_id::ENV).ok())?;
+    tracing::info!(server_id, "server identity");
+    let identity = hooks::ServerIdentity::new(server_id);
     let hooks = hooks::Hooks::new(
         config.hooks.clone(),
         config

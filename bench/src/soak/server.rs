@@ -78,6 +78,8 @@ pub fn config_toml(hooks: &str, t: &Timeouts) -> String {
          on_stop = [\"{hooks}/api/v1/sessions\"]\n\
          retry_min_ms = 100\n\
          retry_max_ms = {}\n\
+         # The receiver's outages must lose nothing: far more tries than they last.\n\
+         max_tries = 1000\n\
          # Long enough that a loaded machine cannot make the server give up on a decision\n\
          # the receiver then answers and counts (a false `lost hook`).\n\
          timeout_ms = 30000",

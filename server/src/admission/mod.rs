@@ -42,6 +42,7 @@ use crate::log_gate::LogGate;
 use crate::path::registry::Paths;
 use crate::path::source::Source;
 use crate::path::viewer::Viewer;
+use crate::path::Path;
 use crate::stream::StreamKey;
 
 mod limits;
@@ -195,6 +196,7 @@ impl Admission {
         if path.has_active_source() {
             return Err(Refusal::Busy(req.key.to_string()));
         }
+        let subject = with_stream_id(&req.subject, &path);
         // One owner per stream across the cluster: claimed before the hook is asked (a key
         // another node owns costs no hook call), released if anything below refuses.
         let claim = match &self.cluster {
@@ -224,8 +226,8 @@ impl Admission {
             let (limit, policy) = self.hooks.decision_limits(app);
             if path.events().unpublish_settled(limit).await {
                 let event = DecisionEvent::Publish {
-                    client: req.subject.client.clone(),
-                    stream: req.subject.stream.clone(),
+                    client: subject.client.clone(),
+                    stream: subject.stream.clone(),
                 };
                 self.decide_quietly(&event).await?;
                 asked = true;
@@ -238,7 +240,7 @@ impl Admission {
         let started = limits::check_streams(&self.paths, limits, &path)
             .map_err(Refusal::from)
             .and_then(|()| {
-                Source::start(&path, id, kick, Some(req.subject.clone())).map_err(|e| Refusal::Busy(e.to_string()))
+                Source::start(&path, id, kick, Some(subject.clone())).map_err(|e| Refusal::Busy(e.to_string()))
             });
         match started {
             Ok(mut source) => {
@@ -251,7 +253,7 @@ impl Admission {
                 // Another publisher took the key (or the last stream) while the hook
                 // answered: the backend heard this one's on_publish, so it hears its end too.
                 if asked {
-                    path.events().unpublished(&req.subject);
+                    path.events().unpublished(&subject);
                 }
                 Err(e)
             }
@@ -272,23 +274,26 @@ impl Admission {
         check_key(&self.paths.config().stream, &req.key)?;
         self.credentials(req, Action::Play)?;
         let limits = &self.paths.config().limits;
-        // The path is not created for a check: a refused key leaves nothing behind.
+        // The path is not created for a check: a key refused here leaves nothing behind.
         limits::check_viewers(&self.paths, limits, self.paths.get(&req.key).as_deref())?;
+        // Created before on_play, whose `stream_id` is the path's id (a key the hook refuses
+        // is forgotten with it).
+        let path = self.paths.path(&req.key);
+        let subject = with_stream_id(&req.subject, &path);
         let event = DecisionEvent::Play {
-            client: req.subject.client.clone(),
-            stream: req.subject.stream.clone(),
+            client: subject.client.clone(),
+            stream: subject.stream.clone(),
         };
         self.decide_quietly(&event).await?;
-        let path = self.paths.path(&req.key);
         if let Err(refusal) = limits::check_viewers(&self.paths, limits, Some(&path)) {
             // Filled up while the hook answered: the backend heard this one's on_play, so it
             // hears its end too.
             if self.hooks.is_configured(HookKind::Play, &req.key.app) {
-                path.events().stopped(&req.subject);
+                path.events().stopped(&subject);
             }
             return Err(refusal.into());
         }
-        Ok(Viewer::join(&self.paths, path, req.subject.clone()))
+        Ok(Viewer::join(&self.paths, path, subject))
     }
 
     /// The access list, then the signed URL, for `action` (`acl.rs`, `signing/`): what a
@@ -411,4 +416,12 @@ fn shown(key: &StreamKey, refusal: &Refusal) -> String {
         Refusal::BadName(_) => "(refused name)".into(),
         _ => key.to_string(),
     }
+}
+
+/// `subject` with its `stream_id` set to `path`'s id: what the API calls the stream, so a
+/// backend joins a hook's `stream_id` with `/api/v1/streams`.
+fn with_stream_id(subject: &HookSubject, path: &Path) -> HookSubject {
+    let mut subject = subject.clone();
+    subject.stream.stream_id = path.id.to_string();
+    subject
 }

@@ -25,6 +25,10 @@ fn admission(limits: LimitsConfig) -> (Admission, Paths) {
         Vec::new(),
         CancellationToken::new(),
         TaskTracker::new(),
+        {
+            let next = std::sync::atomic::AtomicU64::new(1);
+            Arc::new(move || next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        },
     );
     (Admission::new(paths.clone(), hooks, Arc::default(), None), paths)
 }

@@ -171,13 +171,15 @@ impl Clients {
         sessions.room(ip).map(|_| ())
     }
 
-    /// Opens HLS session `session` of `key` for a client at `ip`, with the `token` its
+    /// Opens HLS session `session` of `key` as client `id` (from [`next_id`](Self::next_id),
+    /// taken before its `on_play`, which named it) for a client at `ip`, with the `token` its
     /// playlist's URLs carry (issued at `issued`), holding `attachment` (its viewer) until it
     /// ends. If the session was opened meanwhile (two first requests at once), that one is
-    /// returned and `attachment` dropped.
+    /// returned and `attachment` dropped (its `on_stop` names `id`, as its `on_play` did).
     #[allow(clippy::too_many_arguments)]
     pub fn open_hls_session(
         &self,
+        id: u64,
         session: u64,
         (token, issued): (String, u32),
         key: &StreamKey,
@@ -197,7 +199,6 @@ impl Clients {
                 Ok(Arc::clone(client))
             } else {
                 sessions.room(ip).map(|counted| {
-                    let id = self.next_id();
                     let role = Role::new(ClientKind::HlsPlay, Some(key.clone()), url.to_string());
                     let hls = HlsSession {
                         session,

@@ -32,6 +32,7 @@ fn held() -> (Box<Held>, Arc<AtomicBool>) {
 fn open(clients: &Clients, session: u64, from: &str) -> Result<Arc<Client>, HlsRefusal> {
     let key = StreamKey::new("live", "a");
     clients.open_hls_session(
+        clients.next_id(),
         session,
         (format!("t{session}"), 0),
         &key,
@@ -104,12 +105,12 @@ async fn hls_sessions_end_at_their_deadline_and_a_refresh_moves_it() {
     let key = StreamKey::new("live", "a");
     let (a, a_gone) = held();
     clients
-        .open_hls_session(1, ("t1".into(), 0), &key, ip("10.0.0.1"), "u", a)
+        .open_hls_session(clients.next_id(), 1, ("t1".into(), 0), &key, ip("10.0.0.1"), "u", a)
         .unwrap();
     tokio::time::advance(Duration::from_secs(10)).await;
     let (b, b_gone) = held();
     clients
-        .open_hls_session(2, ("t2".into(), 0), &key, ip("10.0.0.2"), "u", b)
+        .open_hls_session(clients.next_id(), 2, ("t2".into(), 0), &key, ip("10.0.0.2"), "u", b)
         .unwrap();
     tokio::time::advance(Duration::from_secs(15)).await; // t = 25
     assert!(clients.hls_session(1).unwrap().is_some(), "refreshed: ends at 55");
@@ -142,7 +143,7 @@ async fn a_kicked_session_is_refused_for_a_while() {
     let key = StreamKey::new("live", "a");
     let (a, a_gone) = held();
     let s = clients
-        .open_hls_session(9, ("t9".into(), 0), &key, ip("10.0.0.1"), "u", a)
+        .open_hls_session(clients.next_id(), 9, ("t9".into(), 0), &key, ip("10.0.0.1"), "u", a)
         .unwrap();
     assert!(clients.kick(s.id));
     assert!(a_gone.load(Ordering::SeqCst));

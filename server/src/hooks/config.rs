@@ -15,6 +15,11 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 pub const DEFAULT_RETRY_MIN_MS: u64 = 100;
 /// Default cap of the doubling retry delay.
 pub const DEFAULT_RETRY_MAX_MS: u64 = 5_000;
+/// Default number of tries of one notification before it is given up: at the default
+/// delays, a backend down for about 75 s (or timing out for longer) loses nothing.
+pub const DEFAULT_MAX_TRIES: u32 = 20;
+/// Most accepted `max_tries`.
+const MAX_MAX_TRIES: u32 = 10_000;
 /// Longest accepted `timeout_ms`.
 const MAX_TIMEOUT_MS: u64 = 60_000;
 
@@ -51,6 +56,10 @@ pub struct HooksConfig {
     pub retry_min_ms: u64,
     /// Cap of the doubling retry delay, in milliseconds.
     pub retry_max_ms: u64,
+    /// Tries of one notification (the first call included) that failed for a transient
+    /// reason (unreachable, timeout, 5xx, 429) before it is dropped, logged and counted, so
+    /// that the events after it go on (1..=10000).
+    pub max_tries: u32,
 }
 
 impl Default for HooksConfig {
@@ -69,6 +78,7 @@ impl Default for HooksConfig {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             retry_min_ms: DEFAULT_RETRY_MIN_MS,
             retry_max_ms: DEFAULT_RETRY_MAX_MS,
+            max_tries: DEFAULT_MAX_TRIES,
         }
     }
 }
@@ -135,6 +145,9 @@ impl HooksConfig {
                 "hooks.retry_max_ms",
                 "must not be less than hooks.retry_min_ms",
             ));
+        }
+        if self.max_tries == 0 || self.max_tries > MAX_MAX_TRIES {
+            return Err(invalid("hooks.max_tries", format!("must be in 1..={MAX_MAX_TRIES}")));
         }
         Ok(())
     }

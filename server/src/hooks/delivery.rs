@@ -40,15 +40,17 @@ pub(crate) struct Transport {
     pub backoff: Backoff,
 }
 
-/// Exponential retry delay: `min`, doubling up to `max`.
+/// Exponential retry delay: `min`, doubling up to `max`, for at most `tries` calls of one
+/// notification.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Backoff {
     pub min: Duration,
     pub max: Duration,
+    pub tries: u32,
 }
 
 enum Delivery {
-    /// Accepted, or given up after a definite rejection.
+    /// Accepted, or given up (a definite rejection, or `max_tries` transient failures).
     Done,
     /// Shutdown was requested while waiting to retry.
     Interrupted,
@@ -121,7 +123,9 @@ impl Endpoint<'_> {
     async fn deliver(&mut self, job: &Job, shutdown: Option<&CancellationToken>) -> Delivery {
         let mut delay = self.inner.backoff.min;
         let hook = job.kind.as_str();
+        let mut tries = 0u32;
         loop {
+            tries += 1;
             let start = Instant::now();
             let outcome = self.inner.client.post(self.url, job.body.clone(), job.timeout).await;
             self.inner.counters.record_call(job.kind, &outcome, start.elapsed());
@@ -144,6 +148,13 @@ impl Endpoint<'_> {
                 }
                 Outcome::ServerError(reason) | Outcome::Unreachable(reason) => reason,
             };
+            if tries >= self.inner.backoff.tries {
+                // The endpoint may stay down for hours: holding this event until then would
+                // hold every later one too (and the queue would fill and drop them instead).
+                tracing::warn!(hook, url = %self.url.shown, %reason, tries, "hook notification given up after hooks.max_tries failed tries");
+                self.inner.counters.record_undelivered(job.kind, Undelivered::GaveUp, 1);
+                return Delivery::Done;
+            }
             if self.failing_since.is_none() {
                 self.failing_since = Some(Instant::now());
                 tracing::warn!(hook, url = %self.url.shown, %reason, "hook endpoint failing, retrying with backoff");

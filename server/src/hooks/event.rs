@@ -85,7 +85,9 @@ pub struct StreamInfo {
     pub stream: String,
     /// The query string as the client sent it, with its `?`, or empty (`param`).
     pub param: String,
-    /// The server's id of the stream (`stream_id`).
+    /// The server's id of the stream (`stream_id`): its path's id, which `/api/v1/streams`
+    /// lists as the stream's `id`. Empty when there is none (a recording recovered after a
+    /// crash): the field is left out, as SRS leaves it out.
     pub stream_id: String,
 }
 
@@ -314,7 +316,10 @@ fn stream_fields(m: &mut Map<String, Value>, c: &ClientInfo, s: &StreamInfo) {
     m.insert("stream".into(), json!(s.stream));
     m.insert("param".into(), json!(s.param));
     m.insert("stream_url".into(), json!(format!("/{}/{}", c.app, s.stream)));
-    m.insert("stream_id".into(), json!(s.stream_id));
+    // SRS leaves it out when the stream is not known to its statistics.
+    if !s.stream_id.is_empty() {
+        m.insert("stream_id".into(), json!(s.stream_id));
+    }
 }
 
 /// Serialises a body once; retries reuse the bytes.

@@ -31,7 +31,13 @@
 //! | `on_hls` | the same plus `duration` (float seconds), `cwd, file, url, m3u8, m3u8_url, seq_no` |
 //!
 //! `param` is the query string the client sent, with its `?` (`"?token=abc"`), or `""`.
-//! `stream_url` is `/app/stream`. Only `http://` URLs are supported; put a TLS-terminating
+//! `stream_url` is `/app/stream`. The ids are the API's: `client_id` is the client's id in
+//! `/api/v1/clients` (HLS viewers included: a backend kicks one by it), `stream_id` the
+//! stream's id in `/api/v1/streams` (its path's id), `server_id` the API's `server`, kept
+//! across restarts (`crate::server_id`). An HTTP player's `tcUrl` is `rtmp://HOST/app`, as
+//! SRS reports it. `on_hls` speaks for the publisher, as SRS's does: its `client_id`, `ip`,
+//! `tcUrl` and `param`; `url` and `m3u8_url` are `app/stream-….ts` and `app/stream.m3u8`,
+//! `cwd` the server's working directory. Only `http://` URLs are supported; put a TLS-terminating
 //! proxy in front of an `https` backend.
 //!
 //! # Answer
@@ -52,8 +58,12 @@
 //! the server: each is put in a bounded queue per endpoint URL (`queue_capacity`) and sent by
 //! a background task, one at a time, in the order they happened. A notification that fails
 //! for a transient reason (unreachable, timeout, status 5xx or 429) is retried after
-//! `retry_min_ms`, doubling up to `retry_max_ms`, until it is accepted, and the events after
-//! it wait: a backend that was down receives every event afterwards, in order. A definite
+//! `retry_min_ms`, doubling up to `retry_max_ms`, and the events after it wait: a backend
+//! that was down for a while receives every event afterwards, in order. After `max_tries`
+//! failed tries (20: about 75 s of outage at the default delays) the notification is
+//! dropped, logged with the last reason and counted (`reason="gave_up"`), and the events
+//! after it go on: a backend down for good, or one that answers 500 to one event, does not
+//! hold back every later event for its URL (SRS and MediaMTX never retry). A definite
 //! refusal (another status, or 200 with a non-zero `code`) is logged and not retried, unlike
 //! a transient failure, so that one bad event cannot block the queue forever (SRS never
 //! retries). When a queue is full, new events for it are dropped, counted and logged. On
@@ -64,7 +74,7 @@
 //!
 //! `[hooks]` ([`HooksConfig`]) holds the URL lists (`on_connect = ["http://..."]`, …),
 //! `timeout_ms` (5000), `unreachable_policy` (`"refuse"`), `queue_capacity` (10000),
-//! `retry_min_ms` (100) and `retry_max_ms` (5000). `[apps.NAME.hooks]` ([`HooksOverride`])
+//! `retry_min_ms` (100), `retry_max_ms` (5000) and `max_tries` (20). `[apps.NAME.hooks]` ([`HooksOverride`])
 //! may set the URL lists, `timeout_ms` and `unreachable_policy` for one app: a key it sets
 //! replaces the global one (`on_play = []` turns the hook off for that app), a key it leaves
 //! out falls back to `[hooks]`.
@@ -99,8 +109,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::{
-    HooksConfig, HooksConfigError, HooksOverride, UnreachablePolicy, DEFAULT_QUEUE_CAPACITY, DEFAULT_RETRY_MAX_MS,
-    DEFAULT_RETRY_MIN_MS, DEFAULT_TIMEOUT_MS,
+    HooksConfig, HooksConfigError, HooksOverride, UnreachablePolicy, DEFAULT_MAX_TRIES, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_RETRY_MAX_MS, DEFAULT_RETRY_MIN_MS, DEFAULT_TIMEOUT_MS,
 };
 pub use delivery::SHUTDOWN_FLUSH;
 pub use event::{
@@ -191,6 +201,7 @@ impl Hooks {
                     backoff: Backoff {
                         min: Duration::from_millis(global.retry_min_ms),
                         max: Duration::from_millis(global.retry_max_ms),
+                        tries: global.max_tries,
                     },
                 }),
                 queues,

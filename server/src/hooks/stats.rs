@@ -14,7 +14,8 @@ pub const HOOK_DURATION_SECONDS: &str = "estuary_hook_duration_seconds";
 /// Counter `{hook, decision}`: outcome of `decide`, `allow` or `reject`.
 pub const HOOK_DECISIONS_TOTAL: &str = "estuary_hook_decisions_total";
 /// Counter `{hook, reason}`: notifications never delivered; reason is `queue_full`,
-/// `rejected` (the backend definitely refused it) or `shutdown`.
+/// `rejected` (the backend definitely refused it), `gave_up` (`hooks.max_tries` transient
+/// failures) or `shutdown`.
 pub const HOOK_UNDELIVERED_TOTAL: &str = "estuary_hook_undelivered_total";
 
 const RESULTS: usize = 4;
@@ -33,6 +34,7 @@ fn result_index(o: &Outcome) -> usize {
 pub(crate) enum Undelivered {
     QueueFull,
     Rejected,
+    GaveUp,
     Shutdown,
 }
 
@@ -41,6 +43,7 @@ impl Undelivered {
         match self {
             Self::QueueFull => "queue_full",
             Self::Rejected => "rejected",
+            Self::GaveUp => "gave_up",
             Self::Shutdown => "shutdown",
         }
     }
@@ -52,6 +55,7 @@ pub(crate) struct Counters {
     micros: [AtomicU64; HookKind::COUNT],
     queue_full: AtomicU64,
     rejected: AtomicU64,
+    gave_up: AtomicU64,
     shutdown: AtomicU64,
 }
 
@@ -74,6 +78,7 @@ impl Counters {
         let c = match why {
             Undelivered::QueueFull => &self.queue_full,
             Undelivered::Rejected => &self.rejected,
+            Undelivered::GaveUp => &self.gave_up,
             Undelivered::Shutdown => &self.shutdown,
         };
         c.fetch_add(n, Ordering::Relaxed);
@@ -92,6 +97,7 @@ impl Counters {
             total_micros,
             dropped_queue_full: self.queue_full.load(Ordering::Relaxed),
             abandoned_rejected: self.rejected.load(Ordering::Relaxed),
+            abandoned_gave_up: self.gave_up.load(Ordering::Relaxed),
             abandoned_shutdown: self.shutdown.load(Ordering::Relaxed),
         }
     }
@@ -106,6 +112,8 @@ pub struct HooksStats {
     pub dropped_queue_full: u64,
     /// Notifications given up after a definite rejection by the backend.
     pub abandoned_rejected: u64,
+    /// Notifications given up after `hooks.max_tries` transient failures.
+    pub abandoned_gave_up: u64,
     /// Notifications still pending when the shutdown flush ran out of time.
     pub abandoned_shutdown: u64,
 }

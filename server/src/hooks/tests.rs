@@ -331,6 +331,22 @@ async fn bodies_have_the_srs_fields() {
     );
 }
 
+/// A stream with no id (a recording recovered after a crash) has no `stream_id`, as SRS
+/// leaves it out for a stream its statistics do not know.
+#[test]
+fn a_stream_without_an_id_has_no_stream_id_field() {
+    let event = NotifyEvent::Unpublish {
+        client: client("live"),
+        stream: StreamInfo {
+            stream_id: String::new(),
+            ..stream("cam")
+        },
+    };
+    let body = event.to_json(&identity());
+    assert!(body.get("stream_id").is_none(), "{body}");
+    assert_eq!(body["stream_url"], "/live/cam");
+}
+
 fn seq_nos(b: &Backend) -> Vec<u64> {
     b.received().iter().filter_map(|r| r.body["seq_no"].as_u64()).collect()
 }
@@ -403,6 +419,49 @@ async fn server_errors_are_retried_rejections_are_not() {
     let s = h.stats();
     assert_eq!(s.abandoned_rejected, 1);
     assert_eq!(s.calls(HookKind::Hls, "server_error"), 2);
+}
+
+/// A backend that answers 500 to one event forever: that event is tried `max_tries` times,
+/// then dropped and counted, and the events after it are delivered.
+#[tokio::test]
+async fn an_event_always_answered_5xx_is_given_up_and_the_next_ones_flow() {
+    let b = Backend::start(|r| {
+        if r.body["seq_no"] == 1 {
+            Reply::new(500, "broken")
+        } else {
+            Reply::new(200, "0")
+        }
+    })
+    .await;
+    let h = hooks(HooksConfig {
+        on_hls: vec![b.url("/")],
+        retry_min_ms: 10,
+        retry_max_ms: 20,
+        max_tries: 4,
+        ..HooksConfig::default()
+    });
+    let _task = h.start(CancellationToken::new());
+    for i in 0..=3 {
+        h.notify(&hls(i));
+    }
+    b.wait_for(7, WAIT).await;
+    assert_eq!(seq_nos(&b), [0, 1, 1, 1, 1, 2, 3]);
+    let s = h.stats();
+    assert_eq!(s.abandoned_gave_up, 1);
+    assert_eq!(s.calls(HookKind::Hls, "server_error"), 4);
+    assert_eq!(s.calls(HookKind::Hls, "accepted"), 3);
+}
+
+#[test]
+fn max_tries_is_bounded() {
+    for bad in [0, 10_001] {
+        let c = HooksConfig {
+            max_tries: bad,
+            ..HooksConfig::default()
+        };
+        let e = c.validate().expect_err("out of range").to_string();
+        assert!(e.contains("hooks.max_tries"), "{e}");
+    }
 }
 
 #[tokio::test]

@@ -24,6 +24,11 @@ pub trait Output: Send {
     /// continue (flagged `discontinuity`); otherwise [`end`](Self::end) follows.
     fn source_gone(&mut self) {}
 
+    /// Another source started on the path while this output ran (it came back within the
+    /// grace period): who it is, as the hooks describe it (`None` for a source with no
+    /// client). Called before any of its packets.
+    fn source_changed(&mut self, _source: Option<&HookSubject>) {}
+
     /// The path ends this output: the source did not come back in time, the output's stop
     /// token was cancelled, or the server is shutting down. Nothing follows.
     fn end(&mut self) {}

@@ -39,6 +39,9 @@ use totals::Totals;
 
 /// Everything about one stream key.
 pub struct Path {
+    /// The stream's id while this path lives: the API's stream id and the hooks'
+    /// `stream_id` (a backend joins the two on it).
+    pub id: u64,
     pub key: StreamKey,
     stream: Arc<Stream>,
     control: Mutex<Control>,
@@ -67,6 +70,7 @@ struct Control {
 
 impl Path {
     pub fn new(
+        id: u64,
         key: StreamKey,
         stream: Arc<Stream>,
         events: PathEvents,
@@ -75,6 +79,7 @@ impl Path {
         totals: Arc<Totals>,
     ) -> Path {
         Path {
+            id,
             key,
             stream,
             control: Mutex::new(Control::default()),

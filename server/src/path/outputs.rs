@@ -39,6 +39,9 @@ pub struct PathOutputs {
     kinds: Arc<[Arc<dyn OutputKind>]>,
     /// Kinds with an output running (live or in its grace period).
     running: Arc<Mutex<Vec<&'static str>>>,
+    /// Who the path's source is, for outputs that outlive one source and speak in its name
+    /// (HLS's `on_hls` carries the publisher's client).
+    source: watch::Sender<Option<HookSubject>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -54,6 +57,7 @@ impl PathOutputs {
         PathOutputs {
             kinds,
             running: Arc::new(Mutex::new(Vec::new())),
+            source: watch::Sender::new(None),
             shutdown,
             tasks,
         }
@@ -70,6 +74,8 @@ impl PathOutputs {
         keepalive: &Keepalive,
     ) {
         let mut running = lock(&self.running);
+        // Before the source sends a packet: a running output learns of it first.
+        self.source.send_replace(source.cloned());
         for kind in self.kinds.iter() {
             if running.contains(&kind.name()) {
                 continue;
@@ -125,6 +131,8 @@ impl PathOutputs {
             stream: Arc::clone(stream),
             ring,
             live: stream.watch_live(),
+            source: self.source.subscribe(),
+            source_open: true,
             stop: output.stop_token().unwrap_or_default(),
             output,
             name: kind.name(),
@@ -148,6 +156,10 @@ struct Driver {
     stream: Arc<Stream>,
     ring: broadcast::Receiver<Arc<Batch>>,
     live: watch::Receiver<bool>,
+    /// The path's source, seen as it was when the output started.
+    source: watch::Receiver<Option<HookSubject>>,
+    /// False once the path's side is gone (nothing more will change).
+    source_open: bool,
     /// Cancelled when the output is to end by itself (a recording stopped by hand).
     stop: CancellationToken,
     output: Box<dyn Output>,
@@ -169,6 +181,14 @@ impl Driver {
                     lock(&self.running).retain(|name| *name != self.name);
                     break;
                 }
+                // Before the ring: a new source is known before its first packet.
+                changed = self.source.changed(), if self.source_open => match changed {
+                    Ok(()) => {
+                        let source = self.source.borrow_and_update().clone();
+                        self.output.source_changed(source.as_ref());
+                    }
+                    Err(_) => self.source_open = false,
+                },
                 received = self.ring.recv() => match received {
                     Ok(batch) => self.deliver(&batch),
                     Err(RecvError::Lagged(lost)) => {

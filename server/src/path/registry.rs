@@ -28,6 +28,10 @@ use crate::hooks::Hooks;
 use crate::outputs::OutputKind;
 use crate::stream::{Stream, StreamKey};
 
+/// Gives each new path its id: the server's one counter of ids (connections, clients,
+/// streams), so a stream id never equals a client id.
+pub type NextId = Arc<dyn Fn() -> u64 + Send + Sync>;
+
 /// Every path, by key; cheap to clone.
 #[derive(Clone)]
 pub struct Paths {
@@ -44,6 +48,7 @@ struct Inner {
     /// Output tasks, so shutdown waits for them to end their outputs.
     tasks: TaskTracker,
     totals: Arc<Totals>,
+    next_id: NextId,
 }
 
 impl Paths {
@@ -53,6 +58,7 @@ impl Paths {
         kinds: Vec<Arc<dyn OutputKind>>,
         shutdown: CancellationToken,
         tasks: TaskTracker,
+        next_id: NextId,
     ) -> Paths {
         Paths {
             inner: Arc::new(Inner {
@@ -64,6 +70,7 @@ impl Paths {
                 shutdown,
                 tasks,
                 totals: Arc::default(),
+                next_id,
             }),
         }
     }
@@ -96,6 +103,7 @@ impl Paths {
             self.inner.tasks.clone(),
         );
         let path = Arc::new(Path::new(
+            (self.inner.next_id)(),
             key.clone(),
             Arc::new(Stream::new(key.clone(), &config.stream)),
             PathEvents::new(self.inner.hooks.clone()),

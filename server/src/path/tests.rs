@@ -21,6 +21,12 @@ use crate::hooks::{ClientInfo, HookSubject, Hooks, HooksConfig, ServerIdentity, 
 use crate::outputs::{Output, OutputKind};
 use crate::stream::{ClaimError, StreamKey, Subscriber};
 
+/// Path ids from a counter of their own, as the server's would give them.
+fn counter() -> super::registry::NextId {
+    let next = std::sync::atomic::AtomicU64::new(1);
+    Arc::new(move || next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
 fn hooks() -> Hooks {
     Hooks::new(HooksConfig::default(), HashMap::new(), ServerIdentity::new("test")).unwrap()
 }
@@ -67,7 +73,14 @@ impl Hub {
 
     fn with_outputs(config: Arc<Config>, kinds: Vec<Arc<dyn OutputKind>>) -> Hub {
         Hub {
-            paths: Paths::new(config, hooks(), kinds, CancellationToken::new(), TaskTracker::new()),
+            paths: Paths::new(
+                config,
+                hooks(),
+                kinds,
+                CancellationToken::new(),
+                TaskTracker::new(),
+                counter(),
+            ),
         }
     }
 

@@ -382,7 +382,8 @@ impl Recordings {
                 StreamInfo {
                     stream: recording.stream.clone(),
                     param: String::new(),
-                    stream_id: format!("{}/{}", recording.app, recording.stream),
+                    // The stream of a recording recovered after a crash is gone: no id.
+                    stream_id: String::new(),
                 },
             ),
         };

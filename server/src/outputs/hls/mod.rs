@@ -43,7 +43,7 @@ impl OutputKind for HlsOutputs {
         Duration::from_millis(self.config.reconnect_window_ms)
     }
 
-    fn start(&self, key: &StreamKey, _source: Option<&HookSubject>) -> Option<Box<dyn Output>> {
+    fn start(&self, key: &StreamKey, source: Option<&HookSubject>) -> Option<Box<dyn Output>> {
         if !self.config.enabled {
             return None;
         }
@@ -52,6 +52,7 @@ impl OutputKind for HlsOutputs {
             self.hooks.clone(),
             &self.store,
             key,
+            source.cloned(),
         )))
     }
 }

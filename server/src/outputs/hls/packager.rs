@@ -19,13 +19,18 @@ use tracing::{debug, info, warn};
 use super::names::{new_instance, segment_name, segment_uri};
 use super::store::{HlsStore, HlsStream};
 use crate::config::HlsConfig;
-use crate::hooks::{ClientInfo, HlsSegmentInfo, Hooks, NotifyEvent, StreamInfo};
+use crate::hooks::{ClientInfo, HlsSegmentInfo, HookSubject, Hooks, NotifyEvent, StreamInfo};
 use crate::outputs::Output;
 use crate::stream::StreamKey;
 
 pub struct Packaging {
     key: StreamKey,
     hooks: Hooks,
+    /// The source whose segments these are: `on_hls` speaks in its name, as SRS's does (its
+    /// client id, address, tcUrl and param).
+    source: Option<HookSubject>,
+    /// The server's working directory (`on_hls`'s `cwd`).
+    cwd: String,
     out: Arc<HlsStream>,
     segmenter: HlsSegmenter,
     playlist: LivePlaylist,
@@ -41,13 +46,23 @@ pub struct Packaging {
 
 impl Packaging {
     /// Starts a packaging run of `key`, published in `store` under a fresh instance id.
-    pub fn new(hls: &HlsConfig, hooks: Hooks, store: &HlsStore, key: &StreamKey) -> Packaging {
+    pub fn new(
+        hls: &HlsConfig,
+        hooks: Hooks,
+        store: &HlsStore,
+        key: &StreamKey,
+        source: Option<HookSubject>,
+    ) -> Packaging {
         let out = Arc::new(HlsStream::new(new_instance()));
         store.insert(key.clone(), Arc::clone(&out));
         info!(stream = %key, instance = %out.instance, "hls packaging started");
         Packaging {
             key: key.clone(),
             hooks,
+            source,
+            cwd: std::env::current_dir()
+                .map(|d| d.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             out,
             segmenter: HlsSegmenter::new(HlsSegmenterConfig {
                 fragment_ms: hls.fragment_ms,
@@ -116,19 +131,27 @@ impl Packaging {
         let (app, name) = (&self.key.app, &self.key.name);
         let file = segment_name(name, &self.out.instance, sequence);
         let uri = segment_uri(name, &self.out.instance, sequence);
-        let client = ClientInfo::new("hls", "127.0.0.1", app.clone());
-        let stream = StreamInfo {
-            stream: name.clone(),
-            param: String::new(),
-            stream_id: self.key.to_string(),
+        let (client, stream) = match &self.source {
+            Some(source) => (source.client.clone(), source.stream.clone()),
+            // A source with no client (a test's feeder): nobody to speak for.
+            None => (
+                ClientInfo::new("", "127.0.0.1", app.clone()),
+                StreamInfo {
+                    stream: name.clone(),
+                    param: String::new(),
+                    stream_id: String::new(),
+                },
+            ),
         };
+        // `url` and `m3u8_url` as SRS gives them (`srs_app_hls.cpp`): `live/cam.m3u8` and the
+        // segment beside it, `live/cam-….ts`.
         let segment = HlsSegmentInfo {
             duration: duration_ms as f64 / 1000.0,
-            cwd: String::new(),
+            cwd: self.cwd.clone(),
             file: format!("/{app}/{file}"),
-            url: uri,
+            url: format!("{app}/{uri}"),
             m3u8: format!("/{app}/{name}.m3u8"),
-            m3u8_url: format!("/{app}/{name}.m3u8"),
+            m3u8_url: format!("{app}/{name}.m3u8"),
             seq_no: sequence,
         };
         self.hooks.notify(&NotifyEvent::Hls {
@@ -170,6 +193,10 @@ impl Output for Packaging {
 
     fn source_gone(&mut self) {
         self.close_segment();
+    }
+
+    fn source_changed(&mut self, source: Option<&HookSubject>) {
+        self.source = source.cloned();
     }
 
     fn end(&mut self) {

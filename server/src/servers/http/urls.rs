@@ -13,6 +13,20 @@ pub fn request_url(host: &str, path: &str, shown_query: &str) -> String {
     format!("http://{host}{path}{shown_query}")
 }
 
+/// The `tcUrl` SRS reports for an HTTP player (HTTP-FLV, HLS): `rtmp://{host}/{app}`, the
+/// host of the request's `Host` header without its port (`srs_protocol_http_conn.cpp`,
+/// `SrsHttpMessage::to_request`), so a backend that parses RTMP tcUrls parses these too.
+pub fn player_tc_url(host_header: &str, app: &str) -> String {
+    let host = match host_header.strip_prefix('[') {
+        // An IPv6 literal keeps its brackets.
+        Some(rest) => rest
+            .split_once(']')
+            .map_or(host_header, |(ip, _)| &host_header[..ip.len() + 2]),
+        None => host_header.split_once(':').map_or(host_header, |(host, _)| host),
+    };
+    format!("rtmp://{host}/{app}")
+}
+
 /// Unix milliseconds, or an RFC 3339 time.
 pub fn time_ms(value: &str) -> Option<i64> {
     value.parse::<i64>().ok().or_else(|| {
@@ -41,6 +55,14 @@ mod tests {
             Some("2026-01-01T00:00:00Z")
         );
         assert_eq!(query_param(Some("starts=1"), "start"), None);
+    }
+
+    #[test]
+    fn player_tc_urls_are_srs_rtmp_form() {
+        assert_eq!(player_tc_url("example.com:8080", "live"), "rtmp://example.com/live");
+        assert_eq!(player_tc_url("example.com", "live"), "rtmp://example.com/live");
+        assert_eq!(player_tc_url("[::1]:8080", "live"), "rtmp://[::1]/live");
+        assert_eq!(player_tc_url("", "live"), "rtmp:///live");
     }
 
     #[test]

@@ -460,7 +460,6 @@ impl Connection {
     }
 
     fn stream_info(&self, stream: &StreamName) -> StreamInfo {
-        let app = self.connect.as_ref().map_or("", |c| c.app.as_str());
         let param = if stream.query.is_empty() {
             String::new()
         } else {
@@ -469,7 +468,8 @@ impl Connection {
         StreamInfo {
             stream: stream.name.clone(),
             param,
-            stream_id: format!("{app}/{}", stream.name),
+            // Set by the admission: the path's id, the API's stream id.
+            stream_id: String::new(),
         }
     }
 

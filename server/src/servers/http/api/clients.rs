@@ -52,7 +52,11 @@ pub fn client_by_id(ctx: &Arc<Context>, method: &Method, id: &str) -> Response<B
 fn client_json(ctx: &Context, c: &Client) -> Value {
     let role = c.role();
     let kbps = c.kbps();
-    let stream_id = role.key.as_ref().map(|k| ctx.clients.ids().stream(k).to_string());
+    let stream_id = role
+        .key
+        .as_ref()
+        .and_then(|k| ctx.paths.get(k))
+        .map(|p| p.id.to_string());
     let (app, name) = role
         .key
         .as_ref()

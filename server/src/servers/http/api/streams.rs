@@ -13,15 +13,12 @@ use crate::clients::{per_stream, StreamUsage};
 use crate::context::Context;
 use crate::hooks::DEFAULT_VHOST;
 use crate::path::Path;
-use crate::stream::StreamKey;
 
 pub fn streams(ctx: &Context) -> Vec<Value> {
     let all = ctx.paths.listed();
-    let keys: Vec<StreamKey> = all.iter().map(|p| p.key.clone()).collect();
-    ctx.clients.ids().retain_streams(&keys);
     let usage = per_stream(&ctx.clients.list());
     all.iter()
-        .map(|p| stream_json(ctx, p, usage.get(&p.key).cloned().unwrap_or_default()))
+        .map(|p| stream_json(p, usage.get(&p.key).cloned().unwrap_or_default()))
         .collect()
 }
 
@@ -29,20 +26,20 @@ pub fn streams(ctx: &Context) -> Vec<Value> {
 pub fn find_stream(ctx: &Context, id: &str) -> Option<Value> {
     let all = ctx.paths.listed();
     let path = match id.parse::<u64>() {
-        Ok(n) => all.into_iter().find(|p| ctx.clients.ids().stream(&p.key) == n)?,
+        Ok(n) => all.into_iter().find(|p| p.id == n)?,
         Err(_) => {
             let (app, name) = id.rsplit_once('/')?;
             all.into_iter().find(|p| p.key.app == app && p.key.name == name)?
         }
     };
     let usage = per_stream(&ctx.clients.list()).remove(&path.key).unwrap_or_default();
-    Some(stream_json(ctx, &path, usage))
+    Some(stream_json(&path, usage))
 }
 
-fn stream_json(ctx: &Context, path: &Path, u: StreamUsage) -> Value {
+fn stream_json(path: &Path, u: StreamUsage) -> Value {
     let key = &path.key;
     let s = path.stream();
-    let id = ctx.clients.ids().stream(key);
+    let id = path.id;
     let publisher = u.publisher.as_ref();
     let (tc_url, live_ms) = publisher.map_or((String::new(), 0), |p| {
         let role = p.role();

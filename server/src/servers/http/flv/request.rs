@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hyper::StatusCode;
 
-use super::super::urls::{request_url, split_stream_path};
+use super::super::urls::{player_tc_url, request_url, split_stream_path};
 use crate::admission::{HttpOrigin, Refusal, Request};
 use crate::clients::{ClientGuard, ClientKind, Role};
 use crate::context::Context;
@@ -73,11 +73,12 @@ pub async fn admit(
 /// What the admission needs to know of this viewer.
 fn request(req: &FlvRequest<'_>, key: &StreamKey, client_id: u64, peer: SocketAddr) -> Request {
     let mut client = ClientInfo::new(client_id.to_string(), peer.ip().to_string(), key.app.clone());
-    client.tc_url = format!("http://{}/{}", req.host, key.app);
+    client.tc_url = player_tc_url(req.host, &key.app);
     let stream = StreamInfo {
         stream: key.name.clone(),
         param: req.query.map_or(String::new(), |q| format!("?{q}")),
-        stream_id: key.to_string(),
+        // Set by the admission: the path's id, the API's stream id.
+        stream_id: String::new(),
     };
     Request {
         key: key.clone(),

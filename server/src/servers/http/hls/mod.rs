@@ -19,7 +19,7 @@
 //! against the session limits (429), then goes through the play admission (403 when refused,
 //! 429 for the viewer limits) and holds its viewer's hold on the path until it ends (idle
 //! expiry or a kick), which tells the hooks `on_stop`; the hooks' `client_id` of an HLS
-//! viewer is the token its session started with.
+//! viewer is its client id in the API, by which `DELETE /api/v1/clients/{id}` kicks it.
 //!
 //! An unknown stream's playlist answers 404 before any session is made.
 
@@ -34,7 +34,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::response::{bytes, text, too_many, Body};
-use super::urls::request_url;
+use super::urls::{player_tc_url, request_url};
 use crate::admission::{Action, HttpOrigin, Request as Admit};
 use crate::clients::{Client, HlsRefusal, TokenError};
 use crate::context::Context;
@@ -230,27 +230,35 @@ async fn open_or_refresh(
         let now = tokens.now();
         (tokens.issue_at(session.id, key, now), now)
     });
-    let admit = admission_request(req, peer, key, token.clone());
+    // The client's id is taken before on_play, which tells it to the backend.
+    let id = ctx.clients.next_id();
+    let admit = admission_request(req, peer, key, id.to_string());
     let viewer = match ctx.admission.play(admit).await {
         Ok(viewer) => viewer,
         Err(r) if r.is_limit() => return Err(too_many("too many viewers\n")),
         Err(_) => return Err(text(StatusCode::FORBIDDEN, "forbidden\n")),
     };
     ctx.clients
-        .open_hls_session(session.id, (token, issued), key, ip, &url(req), Box::new(viewer))
+        .open_hls_session(id, session.id, (token, issued), key, ip, &url(req), Box::new(viewer))
         .map_err(refused)
 }
 
-/// What the admission needs to know of an HLS viewer; `client_id` is its session token.
+/// What the admission needs to know of an HLS viewer; `client_id` is its API client id.
 fn admission_request(req: &Request<Incoming>, peer: SocketAddr, key: &StreamKey, client_id: String) -> Admit {
     let ip = peer.ip();
     let mut client = ClientInfo::new(client_id, ip.to_canonical().to_string(), key.app.clone());
-    client.tc_url = url(req);
+    let host = req
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    client.tc_url = player_tc_url(host, &key.app);
     let param = req.uri().query().map_or(String::new(), |q| format!("?{q}"));
     let stream = StreamInfo {
         stream: key.name.clone(),
         param,
-        stream_id: key.to_string(),
+        // Set by the admission: the path's id, the API's stream id.
+        stream_id: String::new(),
     };
     let header = |name| {
         req.headers()
