@@ -55,8 +55,8 @@ pub async fn serve(ctx: &Arc<Context>, req: Request<Incoming>) -> Response<Body>
     };
     let (head, body) = req.into_parts();
     let mut req = Request::from_parts(head, ());
-    if let Some(method) = &call.method {
-        *req.method_mut() = method.clone();
+    if let Some(method) = call.method_for(req.uri().path()) {
+        *req.method_mut() = method;
     }
     let body = if matches!(*req.method(), Method::POST | Method::PUT) {
         match Limited::new(body, MAX_BODY).collect().await {

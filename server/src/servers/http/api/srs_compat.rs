@@ -87,6 +87,20 @@ impl SrsCall {
         })
     }
 
+    /// The method a JSONP request stands for on `path`. SRS's endpoints take it (the kick
+    /// is the one the console sends); Estuary's own (`recordings`, `schedules`, where a DELETE
+    /// removes files) do not: a page that includes a script must not reach them.
+    pub fn method_for(&self, path: &str) -> Option<Method> {
+        let estuarys_own = ["/api/v1/recordings", "/api/v1/schedules"].iter().any(|own| {
+            path.strip_prefix(own)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        });
+        if estuarys_own {
+            return None;
+        }
+        self.method.clone()
+    }
+
     /// The answer as SRS gives it: an SRS error at 200, and wrapped in the callback.
     pub async fn answer(&self, mut response: Response<Body>) -> Response<Body> {
         if !self.on {
@@ -135,6 +149,14 @@ mod tests {
         let plain = SrsCall::parse(true, Some("method=DELETE")).unwrap();
         assert_eq!(plain.method, None, "method stands for the request's only with JSONP");
         assert!(plain.on);
+    }
+
+    #[test]
+    fn the_method_stands_only_on_srss_endpoints() {
+        let call = SrsCall::parse(true, Some("callback=cb&method=DELETE")).unwrap();
+        assert_eq!(call.method_for("/api/v1/clients/7"), Some(Method::DELETE));
+        assert_eq!(call.method_for("/api/v1/recordings/7"), None);
+        assert_eq!(call.method_for("/api/v1/schedules"), None);
     }
 
     #[test]
