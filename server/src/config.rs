@@ -233,6 +233,12 @@ pub struct ApiConfig {
     /// An HLS playback session with no playlist or segment request for this long stops
     /// counting as a viewer.
     pub hls_session_idle_ms: u64,
+    /// SRS compatibility for SRS's web console and SRS API clients: JSONP (`?callback=NAME`
+    /// answers `NAME(json)`; `&method=DELETE` kicks), the API token accepted as `?token=`
+    /// (JSONP cannot send a header), and SRS's own errors answered with HTTP 200 and SRS's
+    /// code, as SRS answers them. Opens a cross-origin read and a cross-site write (see
+    /// README "HTTP API").
+    pub srs_compat: bool,
 }
 
 impl Default for ApiConfig {
@@ -244,6 +250,7 @@ impl Default for ApiConfig {
             listen: String::new(),
             cors_origins: Vec::new(),
             hls_session_idle_ms: 30_000,
+            srs_compat: false,
         }
     }
 }

@@ -267,8 +267,10 @@ fn api_lists_publisher_and_viewers_and_kicks() {
     assert!(ok.is_some(), "viewers not listed: {}", server.api("/api/v1/clients").1);
     std::thread::sleep(Duration::from_secs(2));
     let publisher = &server.clients_of("publisher")[0];
+    assert_eq!(publisher["url"], "/live/k", "SRS's path form");
+    assert_eq!(publisher["type"], "fmle-publish", "ffmpeg calls releaseStream first");
     assert_eq!(
-        publisher["url"],
+        publisher["request_url"],
         format!("rtmp://127.0.0.1:{}/live/k", server.rtmp).as_str()
     );
     assert_eq!(publisher["ip"], "127.0.0.1");
@@ -302,8 +304,9 @@ fn api_lists_publisher_and_viewers_and_kicks() {
     let flv_client = &server.clients_of("flv-play")[0];
     let (status, one) = server.api(&format!("/api/v1/clients/{}", id_of(flv_client)));
     assert_eq!(status, 200);
+    assert_eq!(one["client"]["url"], "/live/k");
     assert_eq!(
-        one["client"]["url"],
+        one["client"]["request_url"],
         format!("http://127.0.0.1:{}/live/k.flv", server.http).as_str()
     );
     assert!(one["client"]["alive"].as_f64().unwrap_or(0.0) > 1.0);

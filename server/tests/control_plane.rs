@@ -136,7 +136,7 @@ fn listings_and_logs_show_no_token() {
     assert_eq!(viewer.status, 200);
     let listed = support::wait_for(support::LIMIT, || {
         let flv = server.clients_of("flv-play");
-        (!flv.is_empty()).then(|| flv[0]["url"].as_str().unwrap_or_default().to_string())
+        (!flv.is_empty()).then(|| flv[0]["request_url"].as_str().unwrap_or_default().to_string())
     });
     assert_eq!(
         listed.as_deref(),
@@ -148,7 +148,7 @@ fn listings_and_logs_show_no_token() {
             .as_str()
         )
     );
-    let publisher_url = server.clients_of("publisher")[0]["url"].clone();
+    let publisher_url = server.clients_of("publisher")[0]["request_url"].clone();
     assert_eq!(
         publisher_url,
         format!("rtmp://127.0.0.1:{}/live/cam?token=***&channel=7", server.rtmp).as_str()

@@ -109,6 +109,30 @@ impl StreamName {
     }
 }
 
+/// How a publisher came to `publish`, as SRS tells its clients apart
+/// (`SrsRtmpServer::identify_client`, `srs_protocol_rtmp_stack.cpp`): the API's client `type`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PublishStyle {
+    /// `releaseStream`/`FCPublish` before `createStream`: FMLE, OBS, ffmpeg, most encoders.
+    #[default]
+    Fmle,
+    /// `createStream` then `publish`, nothing else: Flash's NetStream.
+    Flash,
+    /// `createStream` then `FCPublish`: Haivision encoders.
+    Haivision,
+}
+
+impl PublishStyle {
+    /// SRS's name (`srs_client_type_string`).
+    pub fn srs_type(self) -> &'static str {
+        match self {
+            PublishStyle::Fmle => "fmle-publish",
+            PublishStyle::Flash => "flash-publish",
+            PublishStyle::Haivision => "haivision-publish",
+        }
+    }
+}
+
 /// What the application must know or decide.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionEvent {
@@ -148,6 +172,11 @@ pub struct ServerSession {
     /// `connect` was accepted: the reader has the full limits instead of the pre-connect
     /// budget.
     connected: bool,
+    /// The first of `releaseStream`/`FCPublish` (true) or `createStream` (false) the peer
+    /// sent, and whether `releaseStream`/`FCPublish` followed `createStream`: the
+    /// publisher's [`PublishStyle`].
+    first_was_fmle_start: Option<bool>,
+    fmle_start_after_create: bool,
 }
 
 /// The message stream id after `id`, wrapping past `u32::MAX` to 1 and skipping `in_use`.
@@ -197,6 +226,8 @@ impl ServerSession {
             last_ack: 0,
             peer_window: 0,
             connected: false,
+            first_was_fmle_start: None,
+            fmle_start_after_create: false,
         }
     }
 
@@ -414,6 +445,7 @@ impl ServerSession {
                 }));
             }
             "createStream" => {
+                self.first_was_fmle_start.get_or_insert(false);
                 let id = self.allocate_stream_id();
                 self.send_command(
                     "_result",
@@ -434,6 +466,13 @@ impl ServerSession {
             // drops it in between. Neither sends FMS's `onFCSubscribe`, which no client waits
             // for (librtmp ignores it, ffmpeg does not look), so we do not either.
             "releaseStream" | "FCPublish" | "FCSubscribe" | "_checkbw" | "checkBandwidth" => {
+                if command_name == "releaseStream" || command_name == "FCPublish" {
+                    match self.first_was_fmle_start {
+                        None => self.first_was_fmle_start = Some(true),
+                        Some(false) => self.fmle_start_after_create = true,
+                        Some(true) => {}
+                    }
+                }
                 self.acknowledge(transaction_id)?;
                 if command_name == "FCPublish" {
                     let name = arg_str(0).unwrap_or_default();
@@ -539,6 +578,16 @@ impl ServerSession {
             self.active_stream = None;
         }
         SessionEvent::StreamClosed { stream_id }
+    }
+
+    /// How the publisher came to `publish` (see [`PublishStyle`]); FMLE until it has sent
+    /// `releaseStream`, `FCPublish` or `createStream`.
+    pub fn publish_style(&self) -> PublishStyle {
+        match (self.first_was_fmle_start, self.fmle_start_after_create) {
+            (Some(true) | None, _) => PublishStyle::Fmle,
+            (Some(false), true) => PublishStyle::Haivision,
+            (Some(false), false) => PublishStyle::Flash,
+        }
     }
 
     /// Starts publishing on `stream_id`: `NetStream.Publish.Start`.

@@ -453,3 +453,37 @@ fn nesting_hidden_behind_an_ended_strict_array_is_refused() {
         .unwrap();
     assert!(handle.join().unwrap(), "the hidden nesting is not refused");
 }
+
+/// The publisher's style is told by what it sent before `publish`, as SRS tells it: FMLE
+/// (OBS, ffmpeg) calls `releaseStream`/`FCPublish` first, Flash only `createStream`, and a
+/// Haivision encoder `FCPublish` after `createStream`.
+#[test]
+fn publish_style_follows_the_commands_before_publish() {
+    use super::PublishStyle;
+    let create = |p: &mut WirePlayer, tx: f64| {
+        let values = [
+            Amf0Value::Utf8String("createStream".into()),
+            Amf0Value::Number(tx),
+            Amf0Value::Null,
+        ];
+        assert!(p.send(&values, 0).is_empty());
+        p.commands();
+    };
+    let mut fmle = WirePlayer::connected();
+    fmle.call("releaseStream", 2.0, "cam");
+    fmle.call("FCPublish", 3.0, "cam");
+    create(&mut fmle, 4.0);
+    assert_eq!(fmle.server.publish_style(), PublishStyle::Fmle);
+    assert_eq!(fmle.server.publish_style().srs_type(), "fmle-publish");
+
+    let mut flash = WirePlayer::connected();
+    create(&mut flash, 2.0);
+    assert_eq!(flash.server.publish_style(), PublishStyle::Flash);
+    assert_eq!(flash.server.publish_style().srs_type(), "flash-publish");
+
+    let mut haivision = WirePlayer::connected();
+    create(&mut haivision, 2.0);
+    haivision.call("FCPublish", 3.0, "cam");
+    assert_eq!(haivision.server.publish_style(), PublishStyle::Haivision);
+    assert_eq!(haivision.server.publish_style().srs_type(), "haivision-publish");
+}

@@ -10,6 +10,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
 
+use estuary_protocol::rtmp::session::PublishStyle;
+
 use super::kbps::{Kbps, Samples};
 use crate::stream::StreamKey;
 
@@ -44,6 +46,24 @@ impl ClientKind {
         }
     }
 
+    /// SRS's client `type` (`srs_client_type_string`) for this kind; a publisher's depends on
+    /// how it published. An RTMP connection that neither publishes nor plays has none: SRS
+    /// lists a connection only once it does.
+    pub fn srs_type(self, style: PublishStyle) -> Option<&'static str> {
+        match self {
+            ClientKind::RtmpIdle => None,
+            ClientKind::Publisher => Some(style.srs_type()),
+            ClientKind::RtmpPlay => Some("rtmp-play"),
+            ClientKind::FlvPlay => Some("flv-play"),
+            ClientKind::HlsPlay => Some("hls-play"),
+        }
+    }
+
+    /// Publishes or plays: what SRS lists as a client (see [`ClientKind::srs_type`]).
+    pub fn publishes_or_plays(self) -> bool {
+        self != ClientKind::RtmpIdle
+    }
+
     pub fn is_viewer(self) -> bool {
         matches!(self, ClientKind::RtmpPlay | ClientKind::FlvPlay | ClientKind::HlsPlay)
     }
@@ -68,6 +88,45 @@ impl Role {
             key,
             since_unix_ms: unix_ms(),
         }
+    }
+}
+
+/// What a client said about itself, listed as SRS lists it (`tcUrl`, `pageUrl`, `swfUrl`),
+/// and, for an RTMP publisher, how it published. Set once the client has said it (RTMP
+/// `connect`, an HTTP request's `Host` and `Referer`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Introduction {
+    /// `rtmp://host/app` (with the connect query, its secrets hidden); for HTTP viewers the
+    /// form SRS gives them, `rtmp://HOST/app` with the request's host.
+    pub tc_url: String,
+    /// RTMP `connect`'s `pageUrl`; an HTTP viewer's `Referer`.
+    pub page_url: String,
+    /// RTMP `connect`'s `swfUrl`; empty over HTTP.
+    pub swf_url: String,
+    /// How an RTMP publisher came to `publish`.
+    pub publish_style: PublishStyle,
+}
+
+impl Introduction {
+    /// An HTTP viewer's: SRS's `rtmp://HOST/app` (`SrsHttpMessage::to_request`, the `Host`
+    /// header without its port) and its `Referer`.
+    pub fn http(host: &str, app: &str, referer: Option<&str>) -> Introduction {
+        let host = host_without_port(host);
+        Introduction {
+            tc_url: format!("rtmp://{host}/{app}"),
+            page_url: referer.unwrap_or_default().to_string(),
+            ..Introduction::default()
+        }
+    }
+}
+
+/// `example.com:8080` → `example.com`, `[::1]:8080` → `[::1]`.
+fn host_without_port(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') => {
+            name
+        }
+        _ => host,
     }
 }
 
@@ -101,6 +160,7 @@ pub struct Client {
     sent: AtomicU64,
     received: AtomicU64,
     role: Mutex<Role>,
+    introduction: Mutex<Introduction>,
     samples: Samples,
     pub(super) hls: Option<HlsSession>,
 }
@@ -127,6 +187,7 @@ impl Client {
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
             role: Mutex::new(role),
+            introduction: Mutex::new(Introduction::default()),
             samples: Samples::default(),
             hls,
         }
@@ -161,6 +222,20 @@ impl Client {
     /// Records that the client now publishes or plays `key` at `url` (or is idle again).
     pub fn set_role(&self, kind: ClientKind, key: Option<StreamKey>, url: String) {
         *lock(&self.role) = Role::new(kind, key, url);
+    }
+
+    /// What the client said about itself (see [`Introduction`]).
+    pub fn introduction(&self) -> Introduction {
+        lock(&self.introduction).clone()
+    }
+
+    pub fn introduce(&self, introduction: Introduction) {
+        *lock(&self.introduction) = introduction;
+    }
+
+    /// Records how an RTMP publisher published (when it starts publishing).
+    pub fn set_publish_style(&self, style: PublishStyle) {
+        lock(&self.introduction).publish_style = style;
     }
 
     /// The HLS session token to put in the playlist's URLs; `None` for other clients.

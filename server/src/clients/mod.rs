@@ -16,7 +16,7 @@ mod registry;
 mod session_token;
 mod usage;
 
-pub use client::{unix_ms, Client, ClientKind, Role};
+pub use client::{unix_ms, Client, ClientKind, Introduction, Role};
 pub use hls_sessions::{HlsLimits, HlsRefusal};
 pub use ids::Ids;
 pub use kbps::{Kbps, SAMPLE_EVERY};

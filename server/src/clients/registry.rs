@@ -12,6 +12,7 @@
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -50,7 +51,9 @@ impl std::ops::Deref for ClientGuard {
 
 impl Drop for ClientGuard {
     fn drop(&mut self) {
-        lock(&self.clients.inner.map).remove(&self.client.id);
+        if lock(&self.clients.inner.map).remove(&self.client.id).is_some() {
+            self.clients.inner.departed.add(&self.client);
+        }
     }
 }
 
@@ -63,6 +66,22 @@ struct Inner {
     tokens: SessionTokens,
     /// Wakes the expiry task when a deadline earlier than all others is added.
     expiry: Notify,
+    /// Bytes of the clients that have gone, so that totals only grow.
+    departed: Departed,
+}
+
+/// Bytes sent to and received from clients no longer registered.
+#[derive(Default)]
+struct Departed {
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+impl Departed {
+    fn add(&self, client: &Client) {
+        self.sent.fetch_add(client.sent(), Ordering::Relaxed);
+        self.received.fetch_add(client.received(), Ordering::Relaxed);
+    }
 }
 
 /// The registry; cheap to clone.
@@ -81,6 +100,7 @@ impl Clients {
                 hls_idle,
                 tokens: SessionTokens::new(),
                 expiry: Notify::new(),
+                departed: Departed::default(),
             }),
         }
     }
@@ -115,6 +135,19 @@ impl Clients {
         lock(&self.inner.map).values().cloned().collect()
     }
 
+    /// Bytes sent to and received from every client since the start, `clients` (the
+    /// registered ones, from [`Clients::list`]) included: SRS's `srs_send_bytes` and
+    /// `srs_recv_bytes`, which only grow, so that a rate can be taken between two readings.
+    pub fn bytes_total(&self, clients: &[Arc<Client>]) -> (u64, u64) {
+        clients.iter().fold(
+            (
+                self.inner.departed.sent.load(Ordering::Relaxed),
+                self.inner.departed.received.load(Ordering::Relaxed),
+            ),
+            |(s, r), c| (s + c.sent(), r + c.received()),
+        )
+    }
+
     pub fn get(&self, id: u64) -> Option<Arc<Client>> {
         lock(&self.inner.map).get(&id).cloned()
     }
@@ -134,7 +167,9 @@ impl Clients {
         if let Some(session) = client.hls_session() {
             let wake = {
                 let mut map = lock(&self.inner.map);
-                map.remove(&id);
+                if map.remove(&id).is_some() {
+                    self.inner.departed.add(&client);
+                }
                 lock(&self.inner.hls).kick(session, tokio::time::Instant::now() + KICKED_KEEP)
             };
             if wake {
@@ -232,6 +267,9 @@ impl Clients {
             let mut map = lock(&self.inner.map);
             let (ended, next) = lock(&self.inner.hls).expire(tokio::time::Instant::now());
             let ended: Vec<Arc<Client>> = ended.iter().filter_map(|id| map.remove(id)).collect();
+            for client in &ended {
+                self.inner.departed.add(client);
+            }
             (ended, next)
         };
         // Outside the locks: what a session held tells the hooks when it goes.

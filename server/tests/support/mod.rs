@@ -348,7 +348,8 @@ impl Server {
         assert!(live.is_some(), "{app}/{stream} did not go live; log:\n{}", self.log());
     }
 
-    /// The clients of one kind, from the API.
+    /// The clients of one SRS `type` (`rtmp-play`, `flv-play`, `hls-play`, `fmle-publish`…),
+    /// from the API; `"publisher"` is every publisher (`publish: true`), whatever its type.
     pub fn clients_of(&self, kind: &str) -> Vec<Value> {
         let (_, v) = self.api("/api/v1/clients");
         v["clients"]
@@ -356,7 +357,13 @@ impl Server {
             .cloned()
             .unwrap_or_default()
             .into_iter()
-            .filter(|c| c["type"] == kind)
+            .filter(|c| {
+                if kind == "publisher" {
+                    c["publish"] == true
+                } else {
+                    c["type"] == kind
+                }
+            })
             .collect()
     }
 }

@@ -90,13 +90,16 @@ impl Refused {
     }
 }
 
-/// Whether the request may go on.
+/// Whether the request may go on. `query` is the request's query string: with
+/// `api.srs_compat`, the API's token may come as `token=…` there (SRS's console sends it so,
+/// as JSONP cannot send a header); `/metrics` takes the header only.
 pub fn admit(
     config: &ApiConfig,
     plane: Plane,
     surface: Surface,
     peer: IpAddr,
     headers: &HeaderMap,
+    query: Option<&str>,
 ) -> Result<(), Refused> {
     if surface == Surface::Public && !config.listen.is_empty() {
         return Err(Refused::NotHere);
@@ -107,8 +110,11 @@ pub fn admit(
     };
     let tokens: Vec<&str> = tokens.into_iter().filter(|t| !t.is_empty()).collect();
     if !tokens.is_empty() {
-        let given = bearer(headers);
-        if given.is_some_and(|given| tokens.iter().any(|t| same(given, t))) {
+        let matches = |given: &str| tokens.iter().any(|t| same(given, t));
+        if bearer(headers).is_some_and(matches) {
+            return Ok(());
+        }
+        if plane == Plane::Api && config.srs_compat && query_tokens(query).any(matches) {
             return Ok(());
         }
         return Err(Refused::Unauthorized);
@@ -136,6 +142,15 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .ok()?
         .strip_prefix("Bearer ")
         .map(str::trim)
+}
+
+/// The `token` parameters of a query string, as sent (not percent-decoded: a token for
+/// the console is made of URL-safe characters).
+fn query_tokens(query: Option<&str>) -> impl Iterator<Item = &str> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("token="))
 }
 
 /// Compares every byte, so the time taken does not tell how much of a token matched.
@@ -177,11 +192,19 @@ mod tests {
     #[test]
     fn closed_by_default_to_other_hosts() {
         let c = ApiConfig::default();
-        assert!(admit(&c, Plane::Api, Surface::Public, ip("127.0.0.1"), &headers(None)).is_ok());
-        assert!(admit(&c, Plane::Api, Surface::Public, ip("::1"), &headers(None)).is_ok());
-        assert!(admit(&c, Plane::Api, Surface::Public, ip("::ffff:127.0.0.1"), &headers(None)).is_ok());
+        assert!(admit(&c, Plane::Api, Surface::Public, ip("127.0.0.1"), &headers(None), None).is_ok());
+        assert!(admit(&c, Plane::Api, Surface::Public, ip("::1"), &headers(None), None).is_ok());
+        assert!(admit(
+            &c,
+            Plane::Api,
+            Surface::Public,
+            ip("::ffff:127.0.0.1"),
+            &headers(None),
+            None
+        )
+        .is_ok());
         for other in ["127.0.0.2", "10.0.0.1", "::ffff:10.0.0.1", "2001:db8::1"] {
-            let refused = admit(&c, Plane::Metrics, Surface::Public, ip(other), &headers(None)).unwrap_err();
+            let refused = admit(&c, Plane::Metrics, Surface::Public, ip(other), &headers(None), None).unwrap_err();
             assert_eq!(refused, Refused::NotLocal, "{other}");
             assert_eq!(refused.response(Plane::Metrics).status(), StatusCode::FORBIDDEN);
         }
@@ -195,17 +218,34 @@ mod tests {
             ..ApiConfig::default()
         };
         let remote = ip("10.0.0.1");
-        assert!(admit(&c, Plane::Api, Surface::Public, remote, &headers(Some("Bearer s3cret"))).is_ok());
-        let wrong = admit(&c, Plane::Api, Surface::Public, remote, &headers(Some("Bearer s3cre"))).unwrap_err();
+        assert!(admit(
+            &c,
+            Plane::Api,
+            Surface::Public,
+            remote,
+            &headers(Some("Bearer s3cret")),
+            None
+        )
+        .is_ok());
+        let wrong = admit(
+            &c,
+            Plane::Api,
+            Surface::Public,
+            remote,
+            &headers(Some("Bearer s3cre")),
+            None,
+        )
+        .unwrap_err();
         assert_eq!(wrong.response(Plane::Api).status(), StatusCode::UNAUTHORIZED);
-        let local_without = admit(&c, Plane::Api, Surface::Public, ip("127.0.0.1"), &headers(None)).unwrap_err();
+        let local_without = admit(&c, Plane::Api, Surface::Public, ip("127.0.0.1"), &headers(None), None).unwrap_err();
         assert_eq!(local_without, Refused::Unauthorized, "a token is asked of everyone");
         assert!(admit(
             &c,
             Plane::Metrics,
             Surface::Public,
             remote,
-            &headers(Some("Bearer m3trics"))
+            &headers(Some("Bearer m3trics")),
+            None
         )
         .is_ok());
         assert!(admit(
@@ -213,7 +253,8 @@ mod tests {
             Plane::Api,
             Surface::Public,
             remote,
-            &headers(Some("Bearer m3trics"))
+            &headers(Some("Bearer m3trics")),
+            None
         )
         .is_err());
     }
@@ -224,8 +265,36 @@ mod tests {
             listen: "127.0.0.1:0".into(),
             ..ApiConfig::default()
         };
-        assert!(admit(&c, Plane::Api, Surface::Control, ip("10.0.0.1"), &headers(None)).is_ok());
-        let public = admit(&c, Plane::Api, Surface::Public, ip("127.0.0.1"), &headers(None)).unwrap_err();
+        assert!(admit(&c, Plane::Api, Surface::Control, ip("10.0.0.1"), &headers(None), None).is_ok());
+        let public = admit(&c, Plane::Api, Surface::Public, ip("127.0.0.1"), &headers(None), None).unwrap_err();
         assert_eq!(public.response(Plane::Api).status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn srs_compat_takes_the_api_token_from_the_query() {
+        let mut c = ApiConfig {
+            token: "s3cret".into(),
+            metrics_token: "m3trics".into(),
+            ..ApiConfig::default()
+        };
+        let remote = ip("10.0.0.1");
+        let query = Some("callback=cb&token=s3cret");
+        let api = |c: &ApiConfig, q| admit(c, Plane::Api, Surface::Public, remote, &headers(None), q);
+        assert_eq!(api(&c, query), Err(Refused::Unauthorized), "only with srs_compat");
+        c.srs_compat = true;
+        assert!(api(&c, query).is_ok());
+        assert!(api(&c, Some("token=s3cret&method=DELETE")).is_ok());
+        assert_eq!(api(&c, Some("token=s3cre")), Err(Refused::Unauthorized));
+        assert_eq!(api(&c, Some("xtoken=s3cret")), Err(Refused::Unauthorized));
+        assert_eq!(api(&c, Some("token=m3trics")), Err(Refused::Unauthorized));
+        let metrics = admit(
+            &c,
+            Plane::Metrics,
+            Surface::Public,
+            remote,
+            &headers(None),
+            Some("token=m3trics"),
+        );
+        assert_eq!(metrics, Err(Refused::Unauthorized), "/metrics takes the header only");
     }
 }

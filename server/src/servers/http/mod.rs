@@ -148,7 +148,14 @@ async fn control_plane(
         // A preflight carries no credentials; it gets CORS headers and nothing else.
         preflight()
     } else {
-        match control::admit(&ctx.config.api, plane, surface, peer.ip(), req.headers()) {
+        match control::admit(
+            &ctx.config.api,
+            plane,
+            surface,
+            peer.ip(),
+            req.headers(),
+            req.uri().query(),
+        ) {
             Err(refused) => {
                 crate::metrics::rejected("api", refused.reason());
                 refused.response(plane)

@@ -499,6 +499,13 @@ impl Connection {
             return self.refuse(reason).await;
         }
         self.session.accept_connect()?;
+        // The API lists the tcUrl as the log shows it: the query's secrets hidden.
+        self.client.introduce(clients::Introduction {
+            tc_url,
+            page_url: info.page_url,
+            swf_url: info.swf_url,
+            ..clients::Introduction::default()
+        });
         Ok(())
     }
 
@@ -544,6 +551,7 @@ impl Connection {
                 tracing::Span::current().record("stream", tracing::field::display(&key));
                 self.session.accept_publish(stream_id, &stream.name)?;
                 info!(stream = %key, "publish started");
+                self.client.set_publish_style(self.session.publish_style());
                 self.client
                     .set_role(ClientKind::Publisher, Some(key), self.stream_url(&stream));
                 self.role = Role::Publishing { source };

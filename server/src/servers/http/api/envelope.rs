@@ -14,6 +14,13 @@ use crate::context::Context;
 pub const CODE_STREAM_NOT_FOUND: u32 = 2048;
 /// SRS `ERROR_RTMP_CLIENT_NOT_FOUND`.
 pub const CODE_CLIENT_NOT_FOUND: u32 = 2049;
+/// SRS `ERROR_RTMP_VHOST_NOT_FOUND`.
+pub const CODE_VHOST_NOT_FOUND: u32 = 2014;
+
+/// Marks an answer that is one of SRS's own errors (`srs_api_response_code`): a 404 here,
+/// HTTP 200 with `api.srs_compat`, as SRS answers it (see `srs_compat.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct SrsError;
 
 /// `{"code":0,"server":…,"service":…,"pid":…,"<field>":value}`
 pub fn ok(ctx: &Context, field: &str, value: Value) -> Response<Body> {
@@ -35,6 +42,13 @@ pub fn ok_with(ctx: &Context, fields: Vec<(&str, Value)>) -> Response<Body> {
 
 pub fn error(status: StatusCode, code: u32, message: &str) -> Response<Body> {
     respond(status, &json!({ "code": code, "message": message }))
+}
+
+/// SRS's "not found" error `code` (2048 stream, 2049 client, 2014 vhost): 404 with the code.
+pub fn srs_not_found(code: u32, message: &str) -> Response<Body> {
+    let mut r = error(StatusCode::NOT_FOUND, code, message);
+    r.extensions_mut().insert(SrsError);
+    r
 }
 
 pub fn not_allowed(allow: &'static str) -> Response<Body> {

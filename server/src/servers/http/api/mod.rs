@@ -10,10 +10,15 @@
 //! | `GET /api/v1/versions` | `data{major,minor,revision,version}` |
 //! | `GET /api/v1/summaries` | `data{ok,now_ms,self{…},system{…}}` |
 //! | `GET /api/v1/streams[/{id}]` | `streams[]` / `stream`; `{id}` may also be `app/stream` |
+//! | `GET /api/v1/vhosts[/{id}]` | `vhosts[]` / `vhost` (one: `__defaultVhost__`) |
 //! | `GET /api/v1/clients[/{id}]` | `clients[]` / `client` |
 //! | `DELETE /api/v1/clients/{id}` | kicks the client |
+//! | `GET /api/v1/raw?rpc=raw` | SRS's raw-API probe: raw API off (its console asks) |
 //! | `/api/v1/recordings[/{id}[/stop]]` | recordings: see `recordings.rs` |
 //! | `/api/v1/schedules[/{id}]` | recording schedules: see `schedules.rs` |
+//!
+//! Lists take SRS's paging, `?start=&count=` (`count` at least 10), when asked; without it,
+//! every item. With `api.srs_compat`, JSONP and SRS's error statuses: see `srs_compat.rs`.
 //!
 //! Who may call it is decided before it is reached: see `control.rs`.
 
@@ -21,8 +26,10 @@ mod clients;
 mod envelope;
 mod recordings;
 mod schedules;
+mod srs_compat;
 mod streams;
 mod summaries;
+mod vhosts;
 
 use std::sync::Arc;
 
@@ -34,15 +41,23 @@ use serde_json::{json, Value};
 
 use super::response::Body;
 use crate::context::Context;
-use envelope::{error, not_allowed, ok, CODE_STREAM_NOT_FOUND};
+use envelope::{error, not_allowed, ok, srs_not_found, CODE_STREAM_NOT_FOUND, CODE_VHOST_NOT_FOUND};
+use srs_compat::SrsCall;
 
 /// Largest request body the API reads.
 const MAX_BODY: usize = 64 * 1024;
 
 /// Answers a request whose path starts with `/api/`.
 pub async fn serve(ctx: &Arc<Context>, req: Request<Incoming>) -> Response<Body> {
+    let call = match SrsCall::parse(ctx.config.api.srs_compat, req.uri().query()) {
+        Ok(call) => call,
+        Err(refused) => return refused.response(),
+    };
     let (head, body) = req.into_parts();
-    let req = Request::from_parts(head, ());
+    let mut req = Request::from_parts(head, ());
+    if let Some(method) = call.method_for(req.uri().path()) {
+        *req.method_mut() = method;
+    }
     let body = if matches!(*req.method(), Method::POST | Method::PUT) {
         match Limited::new(body, MAX_BODY).collect().await {
             Ok(collected) => collected.to_bytes(),
@@ -57,7 +72,7 @@ pub async fn serve(ctx: &Arc<Context>, req: Request<Incoming>) -> Response<Body>
     } else {
         Bytes::new()
     };
-    route(ctx, &req, &body).await
+    call.answer(route(ctx, &req, &body).await).await
 }
 
 async fn route(ctx: &Arc<Context>, req: &Request<()>, body: &[u8]) -> Response<Body> {
@@ -69,6 +84,7 @@ async fn route(ctx: &Arc<Context>, req: &Request<()>, body: &[u8]) -> Response<B
         return error(StatusCode::NOT_FOUND, 404, "unknown api path; see /api/v1");
     };
     let method = req.method();
+    let query = req.uri().query();
     let get = method == Method::GET || method == Method::HEAD;
     match rest {
         "" if get => ok(
@@ -77,6 +93,7 @@ async fn route(ctx: &Arc<Context>, req: &Request<()>, body: &[u8]) -> Response<B
             json!({
                 "versions": "the version of estuary",
                 "summaries": "the summary (uptime, cpu, memory, load, totals)",
+                "vhosts": "the vhosts, or /vhosts/{id}",
                 "streams": "the streams, or /streams/{id}",
                 "clients": "the clients, or /clients/{id}; DELETE /clients/{id} kicks",
                 "recordings": "the recordings, or /recordings/{id}; POST starts, POST /recordings/{id}/stop stops",
@@ -85,21 +102,28 @@ async fn route(ctx: &Arc<Context>, req: &Request<()>, body: &[u8]) -> Response<B
         ),
         "/versions" if get => ok(ctx, "data", summaries::versions()),
         "/summaries" if get => ok(ctx, "data", summaries::summaries(ctx)),
-        "/streams" if get => ok(ctx, "streams", Value::Array(streams::streams(ctx))),
-        "/clients" if get => clients::list(ctx),
-        "" | "/versions" | "/summaries" | "/streams" | "/clients" => not_allowed("GET"),
+        "/vhosts" if get => ok(ctx, "vhosts", Value::Array(vhosts::vhosts(ctx))),
+        "/streams" if get => ok(ctx, "streams", page(streams::streams(ctx), query)),
+        "/clients" if get => ok(ctx, "clients", page(clients::clients(ctx), query)),
+        "/raw" if get => raw(ctx, query),
+        "" | "/versions" | "/summaries" | "/vhosts" | "/streams" | "/clients" | "/raw" => not_allowed("GET"),
         _ => {
+            if let Some(id) = rest.strip_prefix("/vhosts/") {
+                if !get {
+                    return not_allowed("GET");
+                }
+                return match vhosts::find_vhost(ctx, id) {
+                    Some(v) => ok(ctx, "vhost", v),
+                    None => srs_not_found(CODE_VHOST_NOT_FOUND, &format!("vhost {id} not found")),
+                };
+            }
             if let Some(id) = rest.strip_prefix("/streams/") {
                 if !get {
                     return not_allowed("GET");
                 }
                 return match streams::find_stream(ctx, id) {
                     Some(v) => ok(ctx, "stream", v),
-                    None => error(
-                        StatusCode::NOT_FOUND,
-                        CODE_STREAM_NOT_FOUND,
-                        &format!("stream {id} not found"),
-                    ),
+                    None => srs_not_found(CODE_STREAM_NOT_FOUND, &format!("stream {id} not found")),
                 };
             }
             if let Some(id) = rest.strip_prefix("/clients/") {
@@ -114,4 +138,44 @@ async fn route(ctx: &Arc<Context>, req: &Request<()>, body: &[u8]) -> Response<B
             error(StatusCode::NOT_FOUND, 404, "unknown api path; see /api/v1")
         }
     }
+}
+
+/// A query parameter's value.
+fn param<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// SRS's paging of a list (`SrsGoApiStreams`, `SrsGoApiClients`): from `start` (at least 0),
+/// `count` items (at least 10). Without either parameter, the whole list: SRS would give the
+/// first 10, which hides the rest from a console that does not page.
+fn page(items: Vec<Value>, query: Option<&str>) -> Value {
+    let number = |name| param(query, name).map(|v| v.parse::<i64>().unwrap_or(0));
+    let (start, count) = (number("start"), number("count"));
+    if start.is_none() && count.is_none() {
+        return Value::Array(items);
+    }
+    let start = usize::try_from(start.unwrap_or(0)).unwrap_or(0);
+    let count = usize::try_from(count.unwrap_or(0).max(10)).unwrap_or(10);
+    Value::Array(items.into_iter().skip(start).take(count).collect())
+}
+
+/// `GET /api/v1/raw`: SRS's raw API (reading and changing the config over HTTP), which
+/// Estuary does not have. SRS's console asks `?rpc=raw` whether it is on and hides what
+/// needs it (its DVR button); every other call gets SRS's "raw API disabled", code 1061.
+fn raw(ctx: &Context, query: Option<&str>) -> Response<Body> {
+    if param(query, "rpc") == Some("raw") {
+        return ok(
+            ctx,
+            "http_api",
+            json!({
+                "enabled": ctx.config.api.enabled,
+                "listen": ctx.config.api.listen,
+                "crossdomain": false,
+                "raw_api": { "enabled": false, "allow_reload": false, "allow_query": false, "allow_update": false },
+            }),
+        );
+    }
+    srs_not_found(1061, "the raw api is not supported")
 }

@@ -9,9 +9,9 @@ use estuary_protocol::flv::tag::{AudioCodec, VideoCodec};
 use estuary_protocol::{Codec, MediaKind, Packet};
 use serde_json::{json, Value};
 
+use super::vhosts::default_vhost_id;
 use crate::clients::{per_stream, StreamUsage};
 use crate::context::Context;
-use crate::hooks::DEFAULT_VHOST;
 use crate::path::Path;
 
 pub fn streams(ctx: &Context) -> Vec<Value> {
@@ -42,18 +42,19 @@ fn stream_json(path: &Path, u: StreamUsage) -> Value {
     let id = path.id;
     let publisher = u.publisher.as_ref();
     let (tc_url, live_ms) = publisher.map_or((String::new(), 0), |p| {
-        let role = p.role();
-        let tc = role
-            .url
-            .rsplit_once('/')
-            .map_or(String::new(), |(base, _)| base.to_string());
-        (tc, role.since_unix_ms)
+        (p.introduction().tc_url, p.role().since_unix_ms)
     });
     let headers = s.headers();
+    // SRS leaves `cid` out when no one publishes.
+    let mut publish = json!({ "active": s.is_live() });
+    if let Some(p) = publisher {
+        publish["cid"] = json!(p.id.to_string());
+    }
     json!({
         "id": id.to_string(),
         "name": key.name,
-        "vhost": DEFAULT_VHOST,
+        // The vhost's id, as SRS gives it: its console finds the vhost by it.
+        "vhost": default_vhost_id(),
         "app": key.app,
         "tcUrl": tc_url,
         "url": format!("/{}/{}", key.app, key.name),
@@ -64,10 +65,7 @@ fn stream_json(path: &Path, u: StreamUsage) -> Value {
         "send_bytes": u.send_bytes,
         "recv_bytes": s.stats.bytes_in.load(std::sync::atomic::Ordering::Relaxed).max(u.recv_bytes),
         "kbps": { "recv_30s": u.recv_kbps, "send_30s": u.send_kbps },
-        "publish": {
-            "active": s.is_live(),
-            "cid": publisher.map(|p| p.id.to_string()),
-        },
+        "publish": publish,
         "video": video_json(&headers),
         "audio": audio_json(&headers),
     })
@@ -92,7 +90,8 @@ fn video_json(headers: &[Arc<Packet>]) -> Value {
         VideoCodec::Av1 => "AV1",
         VideoCodec::Vp9 => "VP9",
     };
-    let mut v = json!({ "codec": name, "profile": null, "level": null, "width": null, "height": null, "fps": null });
+    // SRS's types when the SPS does not tell: "Other" and 0 (`SrsStatisticStream::dumps`).
+    let mut v = json!({ "codec": name, "profile": "Other", "level": "Other", "width": 0, "height": 0, "fps": null });
     if codec == VideoCodec::Avc {
         if let Ok(sps) = AvcDecoderConfig::parse(&h.body()).and_then(|c| c.sps_info()) {
             v["profile"] = json!(sps.profile_name());
@@ -131,20 +130,21 @@ fn audio_json(headers: &[Arc<Packet>]) -> Value {
                     _ => "Other",
                 },
             }),
-            Err(_) => {
-                json!({ "codec": "AAC", "sample_rate": null, "channel": null, "profile": null })
-            }
+            Err(_) => unknown_audio("AAC"),
         },
         AudioCodec::Opus => {
-            json!({ "codec": "Opus", "sample_rate": 48000, "channel": null, "profile": null })
+            let mut opus = unknown_audio("Opus");
+            opus["sample_rate"] = json!(48000);
+            opus
         }
-        AudioCodec::Mp3 => {
-            json!({ "codec": "MP3", "sample_rate": null, "channel": null, "profile": null })
-        }
-        AudioCodec::Legacy(id) => {
-            json!({ "codec": format!("flv-{id}"), "sample_rate": null, "channel": null, "profile": null })
-        }
+        AudioCodec::Mp3 => unknown_audio("MP3"),
+        AudioCodec::Legacy(id) => unknown_audio(&format!("flv-{id}")),
     }
+}
+
+/// An audio codec whose details are not read: SRS's types, 0 and "Other".
+fn unknown_audio(codec: &str) -> Value {
+    json!({ "codec": codec, "sample_rate": 0, "channel": 0, "profile": "Other" })
 }
 
 /// The first of `names` that the `onMetaData` object has as a number.

@@ -9,7 +9,7 @@ use hyper::StatusCode;
 
 use super::super::urls::{player_tc_url, request_url, split_stream_path};
 use crate::admission::{HttpOrigin, Refusal, Request};
-use crate::clients::{ClientGuard, ClientKind, Role};
+use crate::clients::{ClientGuard, ClientKind, Introduction, Role};
 use crate::context::Context;
 use crate::hooks::HookSubject;
 use crate::hooks::{ClientInfo, StreamInfo};
@@ -109,7 +109,7 @@ impl Admitted {
     /// Registers the viewer in the client registry (API, kick).
     pub fn register(&self, ctx: &Context, req: &FlvRequest<'_>, peer: SocketAddr) -> ClientGuard {
         tracing::info!(stream = %self.key, "http-flv play started");
-        ctx.clients.register(
+        let client = ctx.clients.register(
             self.client_id,
             peer.ip().to_string(),
             Role::new(
@@ -123,7 +123,9 @@ impl Admitted {
             ),
             // Cancelled by a kick, or by shutdown.
             ctx.shutdown.child_token(),
-        )
+        );
+        client.introduce(Introduction::http(req.host, &self.key.app, req.referer));
+        client
     }
 }
 

@@ -36,7 +36,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::response::{bytes, text, too_many, Body};
 use super::urls::{player_tc_url, request_url};
 use crate::admission::{Action, HttpOrigin, Request as Admit};
-use crate::clients::{Client, HlsRefusal, TokenError};
+use crate::clients::{Client, HlsRefusal, Introduction, TokenError};
 use crate::context::Context;
 use crate::hooks::HookSubject;
 use crate::hooks::{ClientInfo, StreamInfo};
@@ -238,9 +238,16 @@ async fn open_or_refresh(
         Err(r) if r.is_limit() => return Err(too_many("too many viewers\n")),
         Err(_) => return Err(text(StatusCode::FORBIDDEN, "forbidden\n")),
     };
-    ctx.clients
+    let client = ctx
+        .clients
         .open_hls_session(id, session.id, (token, issued), key, ip, &url(req), Box::new(viewer))
-        .map_err(refused)
+        .map_err(refused)?;
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let host = header(hyper::header::HOST)
+        .or_else(|| req.uri().host())
+        .unwrap_or_default();
+    client.introduce(Introduction::http(host, &key.app, header(hyper::header::REFERER)));
+    Ok(client)
 }
 
 /// What the admission needs to know of an HLS viewer; `client_id` is its API client id.
