@@ -9,9 +9,12 @@
 
 use std::sync::OnceLock;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 
-use crate::flv::tag::{parse_audio_header, parse_video_header, AudioCodec, TagError, VideoCodec};
+use crate::flv::tag::{
+    parse_audio_tag, parse_video_tag, AudioCodec, AudioHeader, AudioTag, PlainHeader, TagError, VideoCodec,
+    VideoHeader, VideoTag,
+};
 pub use crate::media_kind::MediaKind;
 
 /// A normalised timestamp as RTMP and FLV carry it: 32-bit milliseconds, which wrap every
@@ -43,6 +46,13 @@ pub struct Packet {
     pub keyframe: bool,
     /// A codec configuration record (AVC/HEVC decoder configuration, AAC AudioSpecificConfig).
     pub seq_header: bool,
+    /// An audio or video message with neither a frame nor a configuration record: an end of
+    /// sequence, Enhanced RTMP metadata (`colorInfo`), a command frame, an audio multichannel
+    /// configuration. RTMP and FLV players get it as sent; packagers skip it.
+    pub no_frame: bool,
+    /// Enhanced RTMP v2 track id: 0 for the stream's main audio and video, 1 and up for the
+    /// extra tracks of a Multitrack publisher, which are never mixed into track 0.
+    pub track: u8,
     pub codec: Codec,
     /// The first packet after a break in the timeline (publisher reconnect, timestamp jump).
     pub discontinuity: bool,
@@ -71,6 +81,8 @@ impl Packet {
             cts: 0,
             keyframe: false,
             seq_header: false,
+            no_frame: false,
+            track: 0,
             codec: Codec::None,
             discontinuity: false,
             arrival_ms: 0,
@@ -82,29 +94,59 @@ impl Packet {
     }
 
     /// Builds a packet from an RTMP audio or video message (an FLV tag body), parsing its
-    /// tag header once: codec, keyframe, sequence header, composition offset. Script data is
-    /// taken as is.
+    /// tag header once: codec, keyframe, sequence header, composition offset, track. Script
+    /// data is taken as is. For a Multitrack message with several tracks this is its first
+    /// track; [`Packet::from_flv_message`] gives them all.
     pub fn from_flv_body(kind: MediaKind, timestamp: u32, payload: Bytes) -> Result<Packet, TagError> {
-        let mut packet = Packet::new(kind, u64::from(timestamp), Bytes::new());
-        match kind {
-            MediaKind::Video => {
-                let h = parse_video_header(&payload)?;
-                packet.codec = Codec::Video(h.codec);
-                packet.keyframe = h.keyframe && !h.seq_header;
-                packet.seq_header = h.seq_header;
-                packet.cts = h.cts;
-                packet.body_offset = h.header_len;
-            }
-            MediaKind::Audio => {
-                let h = parse_audio_header(&payload)?;
-                packet.codec = Codec::Audio(h.codec);
-                packet.seq_header = h.seq_header;
-                packet.body_offset = h.header_len;
-            }
-            MediaKind::Script => {}
-        }
-        packet.payload = payload;
-        Ok(packet)
+        let len = payload.len();
+        Packet::from_flv_message(kind, timestamp, payload)?
+            .next()
+            .ok_or(TagError::VideoTooShort { len, need: len + 1 })
+    }
+
+    /// Builds the packets of an RTMP audio or video message: one, or one per track of an
+    /// Enhanced RTMP ManyTracks message.
+    ///
+    /// A plain tag (legacy or Enhanced RTMP v1) is kept exactly as received: the payload is
+    /// the message's buffer. A Multitrack or ModEx message is turned into the plain tag of
+    /// its track (see [`VideoHeader::plain_header`]), so that every consumer reads one form
+    /// and `track` says which track it is. For the one track of a OneTrack message (what
+    /// OBS and ffmpeg send) the shorter plain header is written over the end of the old one
+    /// in the message's own buffer when nothing else holds it: no copy. A ManyTracks
+    /// message (which no known encoder sends) costs one copy of each track's data.
+    pub fn from_flv_message(kind: MediaKind, timestamp: u32, payload: Bytes) -> Result<FlvPackets, TagError> {
+        let dts = u64::from(timestamp);
+        let packets = match kind {
+            MediaKind::Video => match parse_video_tag(&payload)? {
+                VideoTag::One(h) => FlvPackets::One(Some(video_packet(dts, payload, &h))),
+                VideoTag::Many(headers) => FlvPackets::Many(
+                    headers
+                        .iter()
+                        .map(|h| video_packet(dts, payload.clone(), h))
+                        .collect::<Vec<_>>()
+                        .into_iter(),
+                ),
+                VideoTag::Command => {
+                    let mut packet = Packet::new(kind, dts, payload);
+                    packet.no_frame = true;
+                    packet.body_offset = packet.payload.len();
+                    FlvPackets::One(Some(packet))
+                }
+            },
+            MediaKind::Audio => match parse_audio_tag(&payload)? {
+                AudioTag::One(h) => FlvPackets::One(Some(audio_packet(dts, payload, &h))),
+                AudioTag::Many(headers) => FlvPackets::Many(
+                    headers
+                        .iter()
+                        .map(|h| audio_packet(dts, payload.clone(), h))
+                        .collect::<Vec<_>>()
+                        .into_iter(),
+                ),
+            },
+            MediaKind::Script => FlvPackets::One(Some(Packet::new(kind, dts, payload))),
+        };
+        packets.check_configs()?;
+        Ok(packets)
     }
 
     /// Presentation timestamp in milliseconds.
@@ -131,4 +173,96 @@ impl Packet {
         self.flv_tag
             .get_or_init(|| crate::flv::tag::encode_tag(self.kind, wire_timestamp(self.dts), &self.payload))
     }
+}
+
+/// The packets of one RTMP message (see [`Packet::from_flv_message`]); no allocation for
+/// the usual one packet.
+#[derive(Debug)]
+pub enum FlvPackets {
+    One(Option<Packet>),
+    Many(std::vec::IntoIter<Packet>),
+}
+
+impl FlvPackets {
+    /// Checks the configuration record of every sequence start (see
+    /// [`crate::codec::check_config`]); other packets cost a branch.
+    fn check_configs(&self) -> Result<(), TagError> {
+        let check = |p: &Packet| {
+            if p.seq_header {
+                crate::codec::check_config(p.codec, &p.payload[p.body_offset.min(p.payload.len())..])?;
+            }
+            Ok(())
+        };
+        match self {
+            FlvPackets::One(packet) => packet.iter().try_for_each(check),
+            FlvPackets::Many(packets) => packets.as_slice().iter().try_for_each(check),
+        }
+    }
+}
+
+impl Iterator for FlvPackets {
+    type Item = Packet;
+
+    fn next(&mut self) -> Option<Packet> {
+        match self {
+            FlvPackets::One(packet) => packet.take(),
+            FlvPackets::Many(packets) => packets.next(),
+        }
+    }
+}
+
+fn video_packet(dts: u64, payload: Bytes, h: &VideoHeader) -> Packet {
+    let mut packet = Packet::new(MediaKind::Video, dts, Bytes::new());
+    packet.codec = Codec::Video(h.codec);
+    packet.keyframe = h.keyframe && !h.seq_header;
+    packet.seq_header = h.seq_header;
+    packet.no_frame = h.no_frame;
+    packet.cts = h.cts;
+    packet.track = h.track;
+    (packet.payload, packet.body_offset) =
+        plain_payload(payload, h.wrapped, h.plain_header(), h.header_len, h.body_end);
+    packet
+}
+
+fn audio_packet(dts: u64, payload: Bytes, h: &AudioHeader) -> Packet {
+    let mut packet = Packet::new(MediaKind::Audio, dts, Bytes::new());
+    packet.codec = Codec::Audio(h.codec);
+    packet.seq_header = h.seq_header;
+    packet.no_frame = h.no_frame;
+    packet.track = h.track;
+    (packet.payload, packet.body_offset) =
+        plain_payload(payload, h.wrapped, h.plain_header(), h.header_len, h.body_end);
+    packet
+}
+
+/// The payload and body offset of a track whose data is `payload[start..end]`: the payload
+/// itself for a plain tag, else `header` followed by the data, written in place when the
+/// buffer is not shared (the plain header is never longer than the wrapped one), copied
+/// when it is.
+fn plain_payload(payload: Bytes, wrapped: bool, header: PlainHeader, start: usize, end: usize) -> (Bytes, usize) {
+    if !wrapped {
+        return (payload, start);
+    }
+    let header = header.as_bytes();
+    let end = end.min(payload.len());
+    let start = start.min(end);
+    let Some(at) = start.checked_sub(header.len()) else {
+        return (copied(&payload[start..end], header), header.len());
+    };
+    match payload.try_into_mut() {
+        Ok(mut buf) => {
+            buf.truncate(end);
+            buf[at..start].copy_from_slice(header);
+            buf.advance(at);
+            (buf.freeze(), header.len())
+        }
+        Err(shared) => (copied(&shared[start..end], header), header.len()),
+    }
+}
+
+fn copied(data: &[u8], header: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(header.len() + data.len());
+    out.extend_from_slice(header);
+    out.extend_from_slice(data);
+    out.freeze()
 }
