@@ -115,35 +115,22 @@ impl Packet {
     /// in the message's own buffer when nothing else holds it: no copy. A ManyTracks
     /// message (which no known encoder sends) costs one copy of each track's data.
     pub fn from_flv_message(kind: MediaKind, timestamp: u32, payload: Bytes) -> Result<FlvPackets, TagError> {
-        let dts = u64::from(timestamp);
-        let packets = match kind {
+        let tracks = match kind {
             MediaKind::Video => match parse_video_tag(&payload)? {
-                VideoTag::One(h) => FlvPackets::One(Some(video_packet(dts, payload, &h))),
-                VideoTag::Many(headers) => FlvPackets::Many(
-                    headers
-                        .iter()
-                        .map(|h| video_packet(dts, payload.clone(), h))
-                        .collect::<Vec<_>>()
-                        .into_iter(),
-                ),
-                VideoTag::Command => {
-                    let mut packet = Packet::new(kind, dts, payload);
-                    packet.no_frame = true;
-                    packet.body_offset = packet.payload.len();
-                    FlvPackets::One(Some(packet))
-                }
+                VideoTag::One(h) => Tracks::Video(h),
+                VideoTag::Many(headers) => Tracks::ManyVideo(headers.into_iter()),
+                VideoTag::Command => Tracks::Command,
             },
             MediaKind::Audio => match parse_audio_tag(&payload)? {
-                AudioTag::One(h) => FlvPackets::One(Some(audio_packet(dts, payload, &h))),
-                AudioTag::Many(headers) => FlvPackets::Many(
-                    headers
-                        .iter()
-                        .map(|h| audio_packet(dts, payload.clone(), h))
-                        .collect::<Vec<_>>()
-                        .into_iter(),
-                ),
+                AudioTag::One(h) => Tracks::Audio(h),
+                AudioTag::Many(headers) => Tracks::ManyAudio(headers.into_iter()),
             },
-            MediaKind::Script => FlvPackets::One(Some(Packet::new(kind, dts, payload))),
+            MediaKind::Script => Tracks::Script,
+        };
+        let packets = FlvPackets {
+            dts: u64::from(timestamp),
+            payload,
+            tracks,
         };
         packets.check_configs()?;
         Ok(packets)
@@ -175,27 +162,50 @@ impl Packet {
     }
 }
 
-/// The packets of one RTMP message (see [`Packet::from_flv_message`]); no allocation for
-/// the usual one packet.
+/// The packets of one RTMP message (see [`Packet::from_flv_message`]), each built when it
+/// is taken: the message's tags are parsed, its packets not yet made.
 #[derive(Debug)]
-pub enum FlvPackets {
-    One(Option<Packet>),
-    Many(std::vec::IntoIter<Packet>),
+pub struct FlvPackets {
+    dts: u64,
+    payload: Bytes,
+    tracks: Tracks,
+}
+
+/// The parsed headers of a message's tracks not yet taken.
+#[derive(Debug)]
+enum Tracks {
+    Video(VideoHeader),
+    Audio(AudioHeader),
+    ManyVideo(std::vec::IntoIter<VideoHeader>),
+    ManyAudio(std::vec::IntoIter<AudioHeader>),
+    Command,
+    Script,
+    Done,
 }
 
 impl FlvPackets {
     /// Checks the configuration record of every sequence start (see
-    /// [`crate::codec::check_config`]); other packets cost a branch.
+    /// [`crate::codec::check_config`]); other tracks cost a branch.
     fn check_configs(&self) -> Result<(), TagError> {
-        let check = |p: &Packet| {
-            if p.seq_header {
-                crate::codec::check_config(p.codec, &p.payload[p.body_offset.min(p.payload.len())..])?;
+        let record = |start: usize, end: usize| &self.payload[start.min(end)..end.min(self.payload.len())];
+        let video = |h: &VideoHeader| {
+            if h.seq_header {
+                crate::codec::check_config(Codec::Video(h.codec), record(h.header_len, h.body_end))?;
             }
-            Ok(())
+            Ok::<(), TagError>(())
         };
-        match self {
-            FlvPackets::One(packet) => packet.iter().try_for_each(check),
-            FlvPackets::Many(packets) => packets.as_slice().iter().try_for_each(check),
+        let audio = |h: &AudioHeader| {
+            if h.seq_header {
+                crate::codec::check_config(Codec::Audio(h.codec), record(h.header_len, h.body_end))?;
+            }
+            Ok::<(), TagError>(())
+        };
+        match &self.tracks {
+            Tracks::Video(h) => video(h),
+            Tracks::Audio(h) => audio(h),
+            Tracks::ManyVideo(headers) => headers.as_slice().iter().try_for_each(video),
+            Tracks::ManyAudio(headers) => headers.as_slice().iter().try_for_each(audio),
+            Tracks::Command | Tracks::Script | Tracks::Done => Ok(()),
         }
     }
 }
@@ -204,45 +214,70 @@ impl Iterator for FlvPackets {
     type Item = Packet;
 
     fn next(&mut self) -> Option<Packet> {
-        match self {
-            FlvPackets::One(packet) => packet.take(),
-            FlvPackets::Many(packets) => packets.next(),
+        let dts = self.dts;
+        match std::mem::replace(&mut self.tracks, Tracks::Done) {
+            Tracks::Video(h) => Some(video_packet(dts, std::mem::take(&mut self.payload), &h)),
+            Tracks::Audio(h) => Some(audio_packet(dts, std::mem::take(&mut self.payload), &h)),
+            Tracks::ManyVideo(mut headers) => {
+                let packet = video_packet(dts, self.payload.clone(), &headers.next()?);
+                self.tracks = Tracks::ManyVideo(headers);
+                Some(packet)
+            }
+            Tracks::ManyAudio(mut headers) => {
+                let packet = audio_packet(dts, self.payload.clone(), &headers.next()?);
+                self.tracks = Tracks::ManyAudio(headers);
+                Some(packet)
+            }
+            Tracks::Command => {
+                let mut packet = Packet::new(MediaKind::Video, dts, std::mem::take(&mut self.payload));
+                packet.no_frame = true;
+                packet.body_offset = packet.payload.len();
+                Some(packet)
+            }
+            Tracks::Script => Some(Packet::new(MediaKind::Script, dts, std::mem::take(&mut self.payload))),
+            Tracks::Done => None,
         }
     }
 }
 
 fn video_packet(dts: u64, payload: Bytes, h: &VideoHeader) -> Packet {
-    let mut packet = Packet::new(MediaKind::Video, dts, Bytes::new());
-    packet.codec = Codec::Video(h.codec);
-    packet.keyframe = h.keyframe && !h.seq_header;
-    packet.seq_header = h.seq_header;
-    packet.no_frame = h.no_frame;
-    packet.cts = h.cts;
-    packet.track = h.track;
-    (packet.payload, packet.body_offset) =
-        plain_payload(payload, h.wrapped, h.plain_header(), h.header_len, h.body_end);
-    packet
+    let (payload, body_offset) = if h.wrapped {
+        plain_payload(payload, h.plain_header(), h.header_len, h.body_end)
+    } else {
+        (payload, h.header_len)
+    };
+    Packet {
+        codec: Codec::Video(h.codec),
+        keyframe: h.keyframe && !h.seq_header,
+        seq_header: h.seq_header,
+        no_frame: h.no_frame,
+        cts: h.cts,
+        track: h.track,
+        body_offset,
+        ..Packet::new(MediaKind::Video, dts, payload)
+    }
 }
 
 fn audio_packet(dts: u64, payload: Bytes, h: &AudioHeader) -> Packet {
-    let mut packet = Packet::new(MediaKind::Audio, dts, Bytes::new());
-    packet.codec = Codec::Audio(h.codec);
-    packet.seq_header = h.seq_header;
-    packet.no_frame = h.no_frame;
-    packet.track = h.track;
-    (packet.payload, packet.body_offset) =
-        plain_payload(payload, h.wrapped, h.plain_header(), h.header_len, h.body_end);
-    packet
+    let (payload, body_offset) = if h.wrapped {
+        plain_payload(payload, h.plain_header(), h.header_len, h.body_end)
+    } else {
+        (payload, h.header_len)
+    };
+    Packet {
+        codec: Codec::Audio(h.codec),
+        seq_header: h.seq_header,
+        no_frame: h.no_frame,
+        track: h.track,
+        body_offset,
+        ..Packet::new(MediaKind::Audio, dts, payload)
+    }
 }
 
-/// The payload and body offset of a track whose data is `payload[start..end]`: the payload
-/// itself for a plain tag, else `header` followed by the data, written in place when the
-/// buffer is not shared (the plain header is never longer than the wrapped one), copied
-/// when it is.
-fn plain_payload(payload: Bytes, wrapped: bool, header: PlainHeader, start: usize, end: usize) -> (Bytes, usize) {
-    if !wrapped {
-        return (payload, start);
-    }
+/// The payload and body offset of a wrapped track whose data is `payload[start..end]`:
+/// `header` followed by the data, written in place when the buffer is not shared (the plain
+/// header is never longer than the wrapped one), copied when it is.
+fn plain_payload(payload: Bytes, header: PlainHeader, start: usize, end: usize) -> (Bytes, usize) {
     let header = header.as_bytes();
     let end = end.min(payload.len());
     let start = start.min(end);

@@ -569,3 +569,7 @@ impl Stream {
 #[cfg(test)]
 #[path = "live_budget_tests.rs"]
 mod budget_tests;
+
+#[cfg(test)]
+#[path = "extra_tracks_tests.rs"]
+mod extra_tracks_tests;
