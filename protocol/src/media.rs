@@ -11,10 +11,9 @@ use std::sync::OnceLock;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::flv::tag::{
-    parse_audio_tag, parse_video_tag, AudioCodec, AudioHeader, AudioTag, PlainHeader, TagError, VideoCodec,
-    VideoHeader, VideoTag,
-};
+use crate::codec::{Av1Config, ConfigError, HevcDecoderConfig, OpusHead, Vp9Config};
+use crate::flv::tag::{AudioCodec, AudioHeader, AudioTag, PlainHeader, TagError, VideoCodec, VideoHeader, VideoTag};
+use crate::flv::{parse_audio_tag, parse_video_tag};
 pub use crate::media_kind::MediaKind;
 
 /// A normalised timestamp as RTMP and FLV carry it: 32-bit milliseconds, which wrap every
@@ -185,18 +184,18 @@ enum Tracks {
 
 impl FlvPackets {
     /// Checks the configuration record of every sequence start (see
-    /// [`crate::codec::check_config`]); other tracks cost a branch.
+    /// [`check_config`]); other tracks cost a branch.
     fn check_configs(&self) -> Result<(), TagError> {
         let record = |start: usize, end: usize| &self.payload[start.min(end)..end.min(self.payload.len())];
         let video = |h: &VideoHeader| {
             if h.seq_header {
-                crate::codec::check_config(Codec::Video(h.codec), record(h.header_len, h.body_end))?;
+                check_config(Codec::Video(h.codec), record(h.header_len, h.body_end))?;
             }
             Ok::<(), TagError>(())
         };
         let audio = |h: &AudioHeader| {
             if h.seq_header {
-                crate::codec::check_config(Codec::Audio(h.codec), record(h.header_len, h.body_end))?;
+                check_config(Codec::Audio(h.codec), record(h.header_len, h.body_end))?;
             }
             Ok::<(), TagError>(())
         };
@@ -238,6 +237,32 @@ impl Iterator for FlvPackets {
             Tracks::Done => None,
         }
     }
+}
+
+/// Checks the configuration record of a sequence start of one of the Enhanced RTMP codecs
+/// (`hvcC`, `av1C`, `vpcC`, `OpusHead`) as ingest does: it must parse. H.264 and AAC records
+/// are read where they are used, as before Enhanced RTMP. An empty record passes: ffmpeg
+/// sends one for AV1 before its encoder has produced the real one, which follows.
+pub fn check_config(codec: Codec, record: &[u8]) -> Result<(), ConfigError> {
+    if record.is_empty() {
+        return Ok(());
+    }
+    match codec {
+        Codec::Video(VideoCodec::Hevc) => {
+            HevcDecoderConfig::parse(record)?;
+        }
+        Codec::Video(VideoCodec::Av1) => {
+            Av1Config::parse(record)?;
+        }
+        Codec::Video(VideoCodec::Vp9) => {
+            Vp9Config::parse(record)?;
+        }
+        Codec::Audio(AudioCodec::Opus) => {
+            OpusHead::parse(record)?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn video_packet(dts: u64, payload: Bytes, h: &VideoHeader) -> Packet {

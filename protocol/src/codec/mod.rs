@@ -30,9 +30,6 @@ pub use hevc::{HevcDecoderConfig, HevcError, HevcSpsInfo};
 pub use opus::{OpusError, OpusHead};
 pub use vp9::{Vp9Config, Vp9Error};
 
-use crate::flv::tag::{AudioCodec, VideoCodec};
-use crate::media::Codec;
-
 /// Why a sequence start's configuration record was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -44,30 +41,4 @@ pub enum ConfigError {
     Vp9(#[from] Vp9Error),
     #[error(transparent)]
     Opus(#[from] OpusError),
-}
-
-/// Checks the configuration record of a sequence start of one of the Enhanced RTMP codecs
-/// (`hvcC`, `av1C`, `vpcC`, `OpusHead`) as ingest does: it must parse. H.264 and AAC records
-/// are read where they are used, as before Enhanced RTMP. An empty record passes: ffmpeg
-/// sends one for AV1 before its encoder has produced the real one, which follows.
-pub fn check_config(codec: Codec, record: &[u8]) -> Result<(), ConfigError> {
-    if record.is_empty() {
-        return Ok(());
-    }
-    match codec {
-        Codec::Video(VideoCodec::Hevc) => {
-            HevcDecoderConfig::parse(record)?;
-        }
-        Codec::Video(VideoCodec::Av1) => {
-            Av1Config::parse(record)?;
-        }
-        Codec::Video(VideoCodec::Vp9) => {
-            Vp9Config::parse(record)?;
-        }
-        Codec::Audio(AudioCodec::Opus) => {
-            OpusHead::parse(record)?;
-        }
-        _ => {}
-    }
-    Ok(())
 }

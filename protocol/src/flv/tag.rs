@@ -1,9 +1,9 @@
 //! FLV audio/video tag headers and tag framing.
 //!
 //! Every RTMP audio (8) and video (9) message body is an FLV tag body: a tag header that
-//! names the codec and frame type, then the codec data. This module parses those headers —
-//! including the Enhanced RTMP `IsExHeader` form with a FourCC — and frames packets as FLV
-//! tags for HTTP-FLV and recording.
+//! names the codec and frame type, then the codec data. This module says what those headers
+//! mean ([`VideoHeader`], [`AudioHeader`], the codecs, the plain form of a track's header),
+//! and frames packets as FLV tags for HTTP-FLV and recording; `super::header` parses them.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -141,19 +141,7 @@ pub enum TagError {
     BadConfig(#[from] crate::codec::ConfigError),
 }
 
-fn need_video(data: &[u8], need: usize) -> Result<(), TagError> {
-    if data.len() < need {
-        return Err(TagError::VideoTooShort { len: data.len(), need });
-    }
-    Ok(())
-}
-
-fn si24(b: &[u8]) -> i32 {
-    let v = (i32::from(b[0]) << 16) | (i32::from(b[1]) << 8) | i32::from(b[2]);
-    (v << 8) >> 8
-}
-
-pub(super) fn fourcc_text(b: &[u8]) -> String {
+fn fourcc_text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
@@ -259,167 +247,6 @@ impl AudioHeader {
     }
 }
 
-/// Parses the header of a video tag body; for a Multitrack message, its first track.
-pub fn parse_video_header(data: &[u8]) -> Result<VideoHeader, TagError> {
-    match parse_video_tag(data)? {
-        VideoTag::One(header) => Ok(header),
-        VideoTag::Many(headers) => headers.into_iter().next().ok_or(TagError::VideoTooShort {
-            len: data.len(),
-            need: data.len() + 1,
-        }),
-        VideoTag::Command => Err(TagError::CommandFrame),
-    }
-}
-
-/// Parses the header of a video tag body, every track of it.
-pub fn parse_video_tag(data: &[u8]) -> Result<VideoTag, TagError> {
-    need_video(data, 1)?;
-    let b0 = data[0];
-    let frame_type = (b0 >> 4) & 0x07;
-    if b0 & 0x80 != 0 {
-        return super::enhanced::parse_video(data, frame_type, b0 & 0x0f);
-    }
-    let codec = match b0 & 0x0f {
-        7 => VideoCodec::Avc,
-        12 => VideoCodec::Hevc,
-        id => return Err(TagError::UnknownVideoCodec(id)),
-    };
-    // AVC/HEVC legacy: frame type/codec, AVCPacketType, SI24 composition time.
-    need_video(data, 5)?;
-    let seq_header = data[1] == 0;
-    let end_of_sequence = data[1] == 2;
-    let no_frame = end_of_sequence || frame_type == 5;
-    Ok(VideoTag::One(VideoHeader {
-        codec,
-        keyframe: frame_type == 1 && !no_frame,
-        seq_header,
-        end_of_sequence,
-        no_frame: no_frame && !seq_header,
-        cts: if data[1] == 1 { si24(&data[2..5]) } else { 0 },
-        header_len: 5,
-        body_end: data.len(),
-        track: 0,
-        frame_type,
-        packet_type: None,
-        wrapped: false,
-    }))
-}
-
-/// The header of the track data at `data[pos..end]` of an Enhanced RTMP video message whose
-/// (unwrapped) PacketType is `packet_type`.
-pub(super) fn ex_video_track(
-    data: &[u8],
-    codec: VideoCodec,
-    frame_type: u8,
-    packet_type: u8,
-    pos: usize,
-    end: usize,
-) -> Result<VideoHeader, TagError> {
-    let mut header = VideoHeader {
-        codec,
-        keyframe: frame_type == 1,
-        seq_header: false,
-        end_of_sequence: false,
-        no_frame: false,
-        cts: 0,
-        header_len: pos,
-        body_end: end,
-        track: 0,
-        frame_type,
-        packet_type: Some(packet_type),
-        wrapped: false,
-    };
-    match packet_type {
-        0 | 5 => header.seq_header = true,
-        1 => {
-            if matches!(codec, VideoCodec::Avc | VideoCodec::Hevc) {
-                if end < pos + 3 {
-                    return Err(TagError::VideoTooShort {
-                        len: data.len().min(end),
-                        need: pos + 3,
-                    });
-                }
-                header.cts = si24(&data[pos..pos + 3]);
-                header.header_len = pos + 3;
-            }
-        }
-        2 => header.end_of_sequence = true,
-        3 => {}
-        4 => {}
-        other => return Err(TagError::UnknownVideoPacketType(other)),
-    }
-    header.no_frame = header.end_of_sequence || packet_type == 4 || frame_type == 5;
-    if header.no_frame || header.seq_header {
-        header.keyframe = false;
-    }
-    Ok(header)
-}
-
-/// Parses the header of an audio tag body; for a Multitrack message, its first track.
-pub fn parse_audio_header(data: &[u8]) -> Result<AudioHeader, TagError> {
-    match parse_audio_tag(data)? {
-        AudioTag::One(header) => Ok(header),
-        AudioTag::Many(headers) => headers.into_iter().next().ok_or(TagError::AudioTooShort {
-            len: data.len(),
-            need: data.len() + 1,
-        }),
-    }
-}
-
-/// Parses the header of an audio tag body, every track of it.
-pub fn parse_audio_tag(data: &[u8]) -> Result<AudioTag, TagError> {
-    let too_short = |need| TagError::AudioTooShort { len: data.len(), need };
-    let b0 = *data.first().ok_or(too_short(1))?;
-    let plain = |codec, seq_header, header_len| {
-        AudioTag::One(AudioHeader {
-            codec,
-            seq_header,
-            no_frame: false,
-            header_len,
-            body_end: data.len(),
-            track: 0,
-            packet_type: None,
-            wrapped: false,
-        })
-    };
-    match b0 >> 4 {
-        10 => {
-            if data.len() < 2 {
-                return Err(too_short(2));
-            }
-            Ok(plain(AudioCodec::Aac, data[1] == 0, 2))
-        }
-        2 | 14 => Ok(plain(AudioCodec::Mp3, false, 1)),
-        // Enhanced RTMP v2 audio: SoundFormat 9 = ExHeader, PacketType in the low nibble.
-        9 => super::enhanced::parse_audio(data, b0 & 0x0f),
-        f @ (0 | 1 | 3 | 4 | 5 | 6 | 7 | 8 | 11) => Ok(plain(AudioCodec::Legacy(f), false, 1)),
-        f => Err(TagError::UnknownAudioFormat(f)),
-    }
-}
-
-/// The header of the track data at `data[pos..end]` of an Enhanced RTMP audio message whose
-/// (unwrapped) AudioPacketType is `packet_type`.
-pub(super) fn ex_audio_track(
-    codec: AudioCodec,
-    packet_type: u8,
-    pos: usize,
-    end: usize,
-) -> Result<AudioHeader, TagError> {
-    match packet_type {
-        0 | 1 | 2 | 4 => Ok(AudioHeader {
-            codec,
-            seq_header: packet_type == 0,
-            no_frame: matches!(packet_type, 2 | 4),
-            header_len: pos,
-            body_end: end,
-            track: 0,
-            packet_type: Some(packet_type),
-            wrapped: false,
-        }),
-        other => Err(TagError::UnknownAudioPacketType(other)),
-    }
-}
-
 /// The 9-byte FLV file header plus the first PreviousTagSize0.
 pub fn file_header(has_audio: bool, has_video: bool) -> Bytes {
     let flags = (u8::from(has_audio) << 2) | u8::from(has_video);
@@ -466,6 +293,7 @@ pub fn tag_header(kind: MediaKind, timestamp: u32, len: usize) -> [u8; 11] {
 
 #[cfg(test)]
 mod tests {
+    use super::super::header::{parse_audio_header, parse_video_header};
     use super::*;
 
     #[test]

@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 
-use super::MAX_TRACKS_PER_MESSAGE;
-use crate::flv::tag::{parse_audio_tag, parse_video_tag, AudioCodec, TagError, VideoCodec, VideoTag};
+use super::{parse_audio_tag, parse_video_tag, MAX_TRACKS_PER_MESSAGE};
+use crate::flv::tag::{AudioCodec, TagError, VideoCodec, VideoTag};
 use crate::media::{Codec, MediaKind, Packet};
 
 /// ffmpeg 9's avcC for a 160x90 baseline clip (a 24-byte SPS, a 4-byte PPS).
