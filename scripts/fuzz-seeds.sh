@@ -3,8 +3,9 @@
 #
 # Sources: the real OBS publish capture in ../shared/fixtures (or $FIXTURES), split into the
 # RTMP bytes after the handshake, its command messages and its tag bodies; tiny ffmpeg-made
-# streams (64x64 H.264 + AAC as FLV and MPEG-TS, H.265 for an hvcC record); and hand-written
-# HTTP-FLV request heads. Needs ffmpeg (with libx264 and libx265) and python3.
+# streams (64x64 H.264 + AAC as FLV and MPEG-TS, H.265 for an hvcC record; AV1, VP9, Opus and
+# Multitrack from the modern ffmpeg of .test-venv); hand-written Enhanced RTMP bodies; and
+# hand-written HTTP-FLV request heads. Needs ffmpeg (with libx264 and libx265) and python3.
 #
 #   bash scripts/fuzz-seeds.sh
 set -euo pipefail
@@ -24,6 +25,20 @@ ff "${src[@]}" -c:v libx264 -g 5 -bf 2 -bsf:v h264_metadata=aud=insert -c:a aac 
   -f mpegts -mpegts_flags +resend_headers "$work/avc.ts"
 ff -f lavfi -i "testsrc=size=64x64:rate=10:duration=0.2" -c:v libx265 -x265-params log-level=error \
   -tag:v hvc1 "$work/hevc.mp4"
+# Enhanced RTMP as ffmpeg 9 writes it (its RTMP output is its FLV muxer): AV1 + Opus, VP9, and
+# two H.264 tracks (Multitrack). The modern ffmpeg is the one scripts/install-test-deps.sh puts
+# in .test-venv (imageio-ffmpeg); without it these seeds are skipped.
+modern=${ESTUARY_MODERN_FFMPEG:-$(.test-venv/bin/python -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())' 2>/dev/null || true)}
+if [ -n "$modern" ] && [ -x "$modern" ]; then
+  mf() { "$modern" -hide_banner -loglevel error -y "$@"; }
+  small=(-f lavfi -i "testsrc=size=64x64:rate=10:duration=0.3" -f lavfi -i "sine=frequency=440:duration=0.3")
+  mf "${small[@]}" -c:v libaom-av1 -usage realtime -cpu-used 8 -c:a libopus -b:a 16k "$work/av1-opus.flv"
+  mf "${small[@]}" -c:v libvpx-vp9 -deadline realtime -cpu-used 8 -an "$work/vp9.flv"
+  mf -f lavfi -i "testsrc=size=64x64:rate=10:duration=0.3" -map 0:v -map 0:v -c:v libx264 -preset ultrafast \
+    "$work/multitrack.flv"
+else
+  echo "fuzz-seeds: no modern ffmpeg (bash scripts/install-test-deps.sh); Enhanced RTMP files skipped" >&2
+fi
 
 rm -rf fuzz/seeds
 python3 - "$capture" "$work" <<'PY'
@@ -124,6 +139,26 @@ put("codec_config", "ffmpeg-hevc-decoder-config", hvcc)
 put("flv_tag", "enhanced-hevc-sequence-start-body", b"\x00" + bytes([0x90]) + b"hvc1" + hvcc)
 
 put("ts_check", "ffmpeg-avc-aac.ts", open(f"{work}/avc.ts", "rb").read())
+
+# Enhanced RTMP v2: ffmpeg 9's files, and the Multitrack and ModEx forms no encoder sends yet.
+for name in ("av1-opus.flv", "vp9.flv", "multitrack.flv"):
+    if os.path.exists(f"{work}/{name}"):
+        put("flv_tag", f"ffmpeg9-{name}", open(f"{work}/{name}", "rb").read())
+av1c = bytes([0x81, 0x00, 0x0C, 0x00, 0x0A, 0x0A, 0x00, 0x00, 0x00, 0x03, 0xB4, 0xFD, 0x93, 0x6B, 0xE4, 0x01])
+vpcc = bytes([1, 0, 0, 0, 0, 0x0A, 0x82, 2, 2, 2, 0, 0])
+opus_head = b"OpusHead" + bytes([1, 1, 0x38, 1, 0x80, 0xBB, 0, 0, 0, 0, 0])
+put("codec_config", "ffmpeg9-av1c", av1c)
+put("codec_config", "ffmpeg9-vpcc", vpcc)
+put("codec_config", "ffmpeg9-opus-head", opus_head)
+video, audio = b"\x00", b"\x01"
+put("flv_tag", "multitrack-one-track-avc-sequence-start", video + bytes([0x96, 0x00]) + b"avc1" + bytes([1]) + avc_config)
+put("flv_tag", "multitrack-many-tracks-hevc", video + bytes([0x96, 0x11]) + b"hvc1"
+    + bytes([0, 0, 0, 5, 0, 0, 40, 0xAA, 0xBB]) + bytes([2, 0, 0, 4, 0xFF, 0xFF, 0xFE, 0xCC]))
+put("flv_tag", "multitrack-many-codecs-sequence-start", video + bytes([0x96, 0x20])
+    + b"av01" + bytes([0, 0, 0, len(av1c)]) + av1c + b"vp09" + bytes([1, 0, 0, len(vpcc)]) + vpcc)
+put("flv_tag", "modex-nano-offset-hevc", video + bytes([0x97, 2, 0, 1, 0x10, 0x01]) + b"hvc1" + bytes([0, 0, 33, 0xAB]))
+put("flv_tag", "audio-multitrack-opus", audio + bytes([0x95, 0x10]) + b"Opus" + bytes([0, 0, 0, len(opus_head)]) + opus_head
+    + bytes([1, 0, 0, 2, 0xF8, 0xFF]))
 
 heads = {
     "get-http11": b"GET /live/cam.flv?token=abc HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: Lavf/59.27.100\r\nAccept: */*\r\nRange: bytes=0-\r\nConnection: close\r\nIcy-MetaData: 1\r\n\r\n",

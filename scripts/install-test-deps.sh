@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs when it is missing: ffmpeg/ffprobe, rtmpdump,
-# GStreamer (rtmp2sink, x264enc, avenc_aac, flvmux), Chromium, redis-server, Node/npm and the Node packages
-# of the browser test (tests/browser, pinned by its package-lock.json).
+# GStreamer (rtmp2sink, x264enc, avenc_aac, flvmux), Chromium, redis-server, Node/npm and the
+# Node packages of the browser test (tests/browser, pinned by its package-lock.json), and a modern
+# ffmpeg (PyPI's imageio-ffmpeg, in the project-local venv .test-venv/) for Enhanced RTMP.
 # Idempotent: a machine that has everything installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,12 +30,32 @@ command -v node >/dev/null            || need_apt+=(nodejs)
 command -v npm >/dev/null             || need_apt+=(npm)
 # The tests signal processes with the kill utility (not the shell builtin).
 [ -x /usr/bin/kill ] || [ -x /bin/kill ] || need_apt+=(procps)
+# Python with venv and pip, for the modern ffmpeg below (Debian splits venv out of python3).
+command -v python3 >/dev/null         || need_apt+=(python3 python3-venv)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-test-deps: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# The modern ffmpeg of the Enhanced RTMP tests (tests/tests/enhanced_rtmp.rs): Debian's ffmpeg
+# 5.1 publishes neither HEVC/AV1/VP9/Opus over RTMP nor Multitrack; imageio-ffmpeg ships a
+# static ffmpeg 9 that does. Pinned; installed into .test-venv/ (not committed), where
+# tests/src/modern_ffmpeg.rs finds it (or set ESTUARY_MODERN_FFMPEG to another ffmpeg ≥ 8).
+venv=.test-venv
+imageio_ffmpeg=imageio-ffmpeg==0.8.1
+have_modern() {
+  "$venv/bin/python" -c 'import os, sys, imageio_ffmpeg
+sys.exit(0 if os.access(imageio_ffmpeg.get_ffmpeg_exe(), os.X_OK) else 1)' 2>/dev/null
+}
+if ! have_modern; then
+  echo "install-test-deps: pip install $imageio_ffmpeg into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "$imageio_ffmpeg"
+  have_modern || { echo "install-test-deps: imageio-ffmpeg installed no usable ffmpeg" >&2; exit 1; }
 fi
 
 # hls.js and playwright-core for the browser test, from the npm registry, pinned by

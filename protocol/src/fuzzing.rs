@@ -15,8 +15,11 @@ use std::path::{Path, PathBuf};
 use bytes::{Bytes, BytesMut};
 
 use crate::codec::aac::{parse_adts_header, AudioSpecificConfig};
+use crate::codec::av1::{obus, Av1Config};
 use crate::codec::avc::{annexb_nal_units, avcc_to_annexb, nal_units, AvcDecoderConfig, SpsInfo};
 use crate::codec::hevc::{HevcDecoderConfig, HevcSpsInfo};
+use crate::codec::opus::OpusHead;
+use crate::codec::vp9::Vp9Config;
 use crate::flv::tag::{AudioCodec, VideoCodec};
 use crate::media::{Codec, MediaKind, Packet};
 use crate::rtmp::amf_guard;
@@ -173,9 +176,32 @@ fn flv_file_tags(data: &[u8]) -> Vec<(MediaKind, u32, &[u8])> {
 }
 
 fn tag_body(kind: MediaKind, timestamp: u32, body: &[u8]) {
-    let Ok(packet) = Packet::from_flv_body(kind, timestamp, Bytes::copy_from_slice(body)) else {
+    let Ok(packets) = Packet::from_flv_message(kind, timestamp, Bytes::copy_from_slice(body)) else {
         return;
     };
+    for packet in packets {
+        packet_body(&packet);
+    }
+}
+
+/// One packet of a tag: its codec data where a packager reads it, then its framing.
+fn packet_body(packet: &Packet) {
+    // A rewritten Multitrack or ModEx packet is a plain tag of its track: it parses again
+    // as the same thing.
+    if let Ok(again) = Packet::from_flv_body(packet.kind, 0, packet.payload.clone()) {
+        assert_eq!(
+            (again.codec, again.seq_header, again.keyframe, again.no_frame, again.cts),
+            (
+                packet.codec,
+                packet.seq_header,
+                packet.keyframe,
+                packet.no_frame,
+                packet.cts
+            ),
+            "a plain tag does not read back as the packet it was made from"
+        );
+        assert_eq!(again.body(), packet.body());
+    }
     let _ = packet.pts();
     let data = packet.body();
     match packet.codec {
@@ -189,7 +215,10 @@ fn tag_body(kind: MediaKind, timestamp: u32, body: &[u8]) {
                 let _ = config.sps_info();
             }
         }
-        Codec::Video(VideoCodec::Avc | VideoCodec::Hevc) => {
+        Codec::Video(VideoCodec::Av1) if !packet.seq_header => {
+            let _ = obus(&data, 0).count();
+        }
+        Codec::Video(VideoCodec::Avc | VideoCodec::Hevc) if !packet.no_frame => {
             let mut annexb = BytesMut::new();
             let _ = avcc_to_annexb(&data, 4, &mut annexb);
         }
@@ -204,8 +233,9 @@ fn tag_body(kind: MediaKind, timestamp: u32, body: &[u8]) {
     let _ = packet.rtmp_chunks(4096);
 }
 
-/// `codec_config`: the same bytes as an AVC, HEVC and AAC configuration record, as an AVC and
-/// HEVC sequence parameter set, as an ADTS header, and as AVCC and Annex-B NAL units.
+/// `codec_config`: the same bytes as an AVC, HEVC, AAC, AV1, VP9 and Opus configuration
+/// record, as an AVC and HEVC sequence parameter set, as an ADTS header, and as AVCC and
+/// Annex-B NAL units.
 pub fn codec_config(data: &[u8]) {
     if let Ok(config) = AvcDecoderConfig::parse(data) {
         avc_config(&config);
@@ -226,6 +256,24 @@ pub fn codec_config(data: &[u8]) {
     }
     let _ = parse_adts_header(data);
     let _ = annexb_nal_units(data).count();
+    if let Ok(config) = HevcDecoderConfig::parse(data) {
+        let _ = config.codecs_string();
+    }
+    if let Ok(config) = Av1Config::parse(data) {
+        let _ = (config.codecs_string(), config.bit_depth());
+    }
+    if let Ok(config) = Vp9Config::parse(data) {
+        let _ = config.codecs_string();
+        assert_eq!(
+            Vp9Config::parse(&config.vpcc_body()),
+            Ok(config),
+            "a vpcC we wrote reads back"
+        );
+    }
+    if let Ok(head) = OpusHead::parse(data) {
+        let dops = head.dops_body();
+        assert_eq!(OpusHead::parse(&dops), Ok(head), "a dOps we wrote reads back");
+    }
 }
 
 fn avc_config(config: &AvcDecoderConfig) {

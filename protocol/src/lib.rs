@@ -12,4 +12,4 @@ pub mod media;
 mod media_kind;
 pub mod rtmp;
 
-pub use media::{Codec, MediaKind, Packet};
+pub use media::{Codec, FlvPackets, MediaKind, Packet};

@@ -9,9 +9,11 @@
 
 use std::sync::OnceLock;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 
-use crate::flv::tag::{parse_audio_header, parse_video_header, AudioCodec, TagError, VideoCodec};
+use crate::codec::{Av1Config, ConfigError, HevcDecoderConfig, OpusHead, Vp9Config};
+use crate::flv::tag::{AudioCodec, AudioHeader, AudioTag, PlainHeader, TagError, VideoCodec, VideoHeader, VideoTag};
+use crate::flv::{parse_audio_tag, parse_video_tag};
 pub use crate::media_kind::MediaKind;
 
 /// A normalised timestamp as RTMP and FLV carry it: 32-bit milliseconds, which wrap every
@@ -43,6 +45,13 @@ pub struct Packet {
     pub keyframe: bool,
     /// A codec configuration record (AVC/HEVC decoder configuration, AAC AudioSpecificConfig).
     pub seq_header: bool,
+    /// An audio or video message with neither a frame nor a configuration record: an end of
+    /// sequence, Enhanced RTMP metadata (`colorInfo`), a command frame, an audio multichannel
+    /// configuration. RTMP and FLV players get it as sent; packagers skip it.
+    pub no_frame: bool,
+    /// Enhanced RTMP v2 track id: 0 for the stream's main audio and video, 1 and up for the
+    /// extra tracks of a Multitrack publisher, which are never mixed into track 0.
+    pub track: u8,
     pub codec: Codec,
     /// The first packet after a break in the timeline (publisher reconnect, timestamp jump).
     pub discontinuity: bool,
@@ -71,6 +80,8 @@ impl Packet {
             cts: 0,
             keyframe: false,
             seq_header: false,
+            no_frame: false,
+            track: 0,
             codec: Codec::None,
             discontinuity: false,
             arrival_ms: 0,
@@ -82,29 +93,46 @@ impl Packet {
     }
 
     /// Builds a packet from an RTMP audio or video message (an FLV tag body), parsing its
-    /// tag header once: codec, keyframe, sequence header, composition offset. Script data is
-    /// taken as is.
+    /// tag header once: codec, keyframe, sequence header, composition offset, track. Script
+    /// data is taken as is. For a Multitrack message with several tracks this is its first
+    /// track; [`Packet::from_flv_message`] gives them all.
     pub fn from_flv_body(kind: MediaKind, timestamp: u32, payload: Bytes) -> Result<Packet, TagError> {
-        let mut packet = Packet::new(kind, u64::from(timestamp), Bytes::new());
-        match kind {
-            MediaKind::Video => {
-                let h = parse_video_header(&payload)?;
-                packet.codec = Codec::Video(h.codec);
-                packet.keyframe = h.keyframe && !h.seq_header;
-                packet.seq_header = h.seq_header;
-                packet.cts = h.cts;
-                packet.body_offset = h.header_len;
-            }
-            MediaKind::Audio => {
-                let h = parse_audio_header(&payload)?;
-                packet.codec = Codec::Audio(h.codec);
-                packet.seq_header = h.seq_header;
-                packet.body_offset = h.header_len;
-            }
-            MediaKind::Script => {}
-        }
-        packet.payload = payload;
-        Ok(packet)
+        let len = payload.len();
+        Packet::from_flv_message(kind, timestamp, payload)?
+            .next()
+            .ok_or(TagError::VideoTooShort { len, need: len + 1 })
+    }
+
+    /// Builds the packets of an RTMP audio or video message: one, or one per track of an
+    /// Enhanced RTMP ManyTracks message.
+    ///
+    /// A plain tag (legacy or Enhanced RTMP v1) is kept exactly as received: the payload is
+    /// the message's buffer. A Multitrack or ModEx message is turned into the plain tag of
+    /// its track (see [`VideoHeader::plain_header`]), so that every consumer reads one form
+    /// and `track` says which track it is. For the one track of a OneTrack message (what
+    /// OBS and ffmpeg send) the shorter plain header is written over the end of the old one
+    /// in the message's own buffer when nothing else holds it: no copy. A ManyTracks
+    /// message (which no known encoder sends) costs one copy of each track's data.
+    pub fn from_flv_message(kind: MediaKind, timestamp: u32, payload: Bytes) -> Result<FlvPackets, TagError> {
+        let tracks = match kind {
+            MediaKind::Video => match parse_video_tag(&payload)? {
+                VideoTag::One(h) => Tracks::Video(h),
+                VideoTag::Many(headers) => Tracks::ManyVideo(headers.into_iter()),
+                VideoTag::Command => Tracks::Command,
+            },
+            MediaKind::Audio => match parse_audio_tag(&payload)? {
+                AudioTag::One(h) => Tracks::Audio(h),
+                AudioTag::Many(headers) => Tracks::ManyAudio(headers.into_iter()),
+            },
+            MediaKind::Script => Tracks::Script,
+        };
+        let packets = FlvPackets {
+            dts: u64::from(timestamp),
+            payload,
+            tracks,
+        };
+        packets.check_configs()?;
+        Ok(packets)
     }
 
     /// Presentation timestamp in milliseconds.
@@ -131,4 +159,170 @@ impl Packet {
         self.flv_tag
             .get_or_init(|| crate::flv::tag::encode_tag(self.kind, wire_timestamp(self.dts), &self.payload))
     }
+}
+
+/// The packets of one RTMP message (see [`Packet::from_flv_message`]), each built when it
+/// is taken: the message's tags are parsed, its packets not yet made.
+#[derive(Debug)]
+pub struct FlvPackets {
+    dts: u64,
+    payload: Bytes,
+    tracks: Tracks,
+}
+
+/// The parsed headers of a message's tracks not yet taken.
+#[derive(Debug)]
+enum Tracks {
+    Video(VideoHeader),
+    Audio(AudioHeader),
+    ManyVideo(std::vec::IntoIter<VideoHeader>),
+    ManyAudio(std::vec::IntoIter<AudioHeader>),
+    Command,
+    Script,
+    Done,
+}
+
+impl FlvPackets {
+    /// Checks the configuration record of every sequence start (see
+    /// [`check_config`]); other tracks cost a branch.
+    fn check_configs(&self) -> Result<(), TagError> {
+        let record = |start: usize, end: usize| &self.payload[start.min(end)..end.min(self.payload.len())];
+        let video = |h: &VideoHeader| {
+            if h.seq_header {
+                check_config(Codec::Video(h.codec), record(h.header_len, h.body_end))?;
+            }
+            Ok::<(), TagError>(())
+        };
+        let audio = |h: &AudioHeader| {
+            if h.seq_header {
+                check_config(Codec::Audio(h.codec), record(h.header_len, h.body_end))?;
+            }
+            Ok::<(), TagError>(())
+        };
+        match &self.tracks {
+            Tracks::Video(h) => video(h),
+            Tracks::Audio(h) => audio(h),
+            Tracks::ManyVideo(headers) => headers.as_slice().iter().try_for_each(video),
+            Tracks::ManyAudio(headers) => headers.as_slice().iter().try_for_each(audio),
+            Tracks::Command | Tracks::Script | Tracks::Done => Ok(()),
+        }
+    }
+}
+
+impl Iterator for FlvPackets {
+    type Item = Packet;
+
+    fn next(&mut self) -> Option<Packet> {
+        let dts = self.dts;
+        match std::mem::replace(&mut self.tracks, Tracks::Done) {
+            Tracks::Video(h) => Some(video_packet(dts, std::mem::take(&mut self.payload), &h)),
+            Tracks::Audio(h) => Some(audio_packet(dts, std::mem::take(&mut self.payload), &h)),
+            Tracks::ManyVideo(mut headers) => {
+                let packet = video_packet(dts, self.payload.clone(), &headers.next()?);
+                self.tracks = Tracks::ManyVideo(headers);
+                Some(packet)
+            }
+            Tracks::ManyAudio(mut headers) => {
+                let packet = audio_packet(dts, self.payload.clone(), &headers.next()?);
+                self.tracks = Tracks::ManyAudio(headers);
+                Some(packet)
+            }
+            Tracks::Command => {
+                let mut packet = Packet::new(MediaKind::Video, dts, std::mem::take(&mut self.payload));
+                packet.no_frame = true;
+                packet.body_offset = packet.payload.len();
+                Some(packet)
+            }
+            Tracks::Script => Some(Packet::new(MediaKind::Script, dts, std::mem::take(&mut self.payload))),
+            Tracks::Done => None,
+        }
+    }
+}
+
+/// Checks the configuration record of a sequence start of one of the Enhanced RTMP codecs
+/// (`hvcC`, `av1C`, `vpcC`, `OpusHead`) as ingest does: it must parse. H.264 and AAC records
+/// are read where they are used, as before Enhanced RTMP. An empty record passes: ffmpeg
+/// sends one for AV1 before its encoder has produced the real one, which follows.
+pub fn check_config(codec: Codec, record: &[u8]) -> Result<(), ConfigError> {
+    if record.is_empty() {
+        return Ok(());
+    }
+    match codec {
+        Codec::Video(VideoCodec::Hevc) => {
+            HevcDecoderConfig::parse(record)?;
+        }
+        Codec::Video(VideoCodec::Av1) => {
+            Av1Config::parse(record)?;
+        }
+        Codec::Video(VideoCodec::Vp9) => {
+            Vp9Config::parse(record)?;
+        }
+        Codec::Audio(AudioCodec::Opus) => {
+            OpusHead::parse(record)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn video_packet(dts: u64, payload: Bytes, h: &VideoHeader) -> Packet {
+    let (payload, body_offset) = if h.wrapped {
+        plain_payload(payload, h.plain_header(), h.header_len, h.body_end)
+    } else {
+        (payload, h.header_len)
+    };
+    Packet {
+        codec: Codec::Video(h.codec),
+        keyframe: h.keyframe && !h.seq_header,
+        seq_header: h.seq_header,
+        no_frame: h.no_frame,
+        cts: h.cts,
+        track: h.track,
+        body_offset,
+        ..Packet::new(MediaKind::Video, dts, payload)
+    }
+}
+
+fn audio_packet(dts: u64, payload: Bytes, h: &AudioHeader) -> Packet {
+    let (payload, body_offset) = if h.wrapped {
+        plain_payload(payload, h.plain_header(), h.header_len, h.body_end)
+    } else {
+        (payload, h.header_len)
+    };
+    Packet {
+        codec: Codec::Audio(h.codec),
+        seq_header: h.seq_header,
+        no_frame: h.no_frame,
+        track: h.track,
+        body_offset,
+        ..Packet::new(MediaKind::Audio, dts, payload)
+    }
+}
+
+/// The payload and body offset of a wrapped track whose data is `payload[start..end]`:
+/// `header` followed by the data, written in place when the buffer is not shared (the plain
+/// header is never longer than the wrapped one), copied when it is.
+fn plain_payload(payload: Bytes, header: PlainHeader, start: usize, end: usize) -> (Bytes, usize) {
+    let header = header.as_bytes();
+    let end = end.min(payload.len());
+    let start = start.min(end);
+    let Some(at) = start.checked_sub(header.len()) else {
+        return (copied(&payload[start..end], header), header.len());
+    };
+    match payload.try_into_mut() {
+        Ok(mut buf) => {
+            buf.truncate(end);
+            buf[at..start].copy_from_slice(header);
+            buf.advance(at);
+            (buf.freeze(), header.len())
+        }
+        Err(shared) => (copied(&shared[start..end], header), header.len()),
+    }
+}
+
+fn copied(data: &[u8], header: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(header.len() + data.len());
+    out.extend_from_slice(header);
+    out.extend_from_slice(data);
+    out.freeze()
 }

@@ -83,6 +83,14 @@ pub const CONNECTIONS_TIMED_OUT_TOTAL: &str = "estuary_connections_timed_out_tot
 /// released; a reader behind them skips), `hls_segment` (the open segment is cut), `message`,
 /// `chunk_streams`, `pre_connect` (the RTMP connection is closed).
 pub const BUDGET_EXCEEDED_TOTAL: &str = "estuary_budget_exceeded_total";
+// Enhanced RTMP multitrack (issue 16).
+/// Gauge `{app, stream, kind}`: tracks a stream's publisher sends; kind is `video` or
+/// `audio`. A Multitrack publisher (OBS Enhanced Broadcasting, ffmpeg ≥ 8) counts its tracks
+/// ≥ 1 here too; viewers get track 0.
+pub const STREAM_TRACKS: &str = "estuary_stream_tracks";
+/// Counter `{kind}`: packets of Multitrack tracks ≥ 1 received and kept apart from track 0
+/// (they have no viewers yet); kind is `video` or `audio`.
+pub const EXTRA_TRACK_PACKETS_TOTAL: &str = "estuary_extra_track_packets_total";
 
 // Leaks show here first (the soak scenario, `bench/src/soak/`, checks both return to their
 // idle values after every client left); computed at scrape time.
@@ -164,6 +172,10 @@ fn describe() {
     describe_counter!(
         BUDGET_EXCEEDED_TOTAL,
         "Times a byte budget was reached (and not exceeded), by budget."
+    );
+    describe_counter!(
+        EXTRA_TRACK_PACKETS_TOTAL,
+        "Packets of Multitrack tracks >= 1 kept apart from track 0, by kind."
     );
     describe_counter!(crate::hooks::HOOK_CALLS_TOTAL, "Hook HTTP calls, by hook and result.");
     describe_histogram!(
@@ -253,6 +265,16 @@ pub fn output_gap(kind: &'static str) {
 /// Counts a byte budget reached (see [`BUDGET_EXCEEDED_TOTAL`] for the names).
 pub fn budget_exceeded(budget: &'static str) {
     metrics::counter!(BUDGET_EXCEEDED_TOTAL, "budget" => budget).increment(1);
+}
+
+/// Counts a packet of a Multitrack track ≥ 1.
+pub fn extra_track_packet(kind: estuary_protocol::MediaKind) {
+    let kind = if kind == estuary_protocol::MediaKind::Audio {
+        "audio"
+    } else {
+        "video"
+    };
+    metrics::counter!(EXTRA_TRACK_PACKETS_TOTAL, "kind" => kind).increment(1);
 }
 
 /// The recorder's series in Prometheus text, if the recorder is installed.

@@ -11,6 +11,7 @@ pub mod flv;
 pub mod hls;
 pub mod http;
 pub mod media;
+pub mod modern_ffmpeg;
 pub mod obs;
 pub mod paths;
 pub mod proc;

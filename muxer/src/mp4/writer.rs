@@ -187,6 +187,10 @@ impl Fmp4Writer {
 
     /// Feeds one packet. An error means this packet was dropped and nothing else changed.
     pub fn push(&mut self, packet: &Packet) -> Result<(), MuxError> {
+        if packet.no_frame {
+            // An end of sequence or Enhanced RTMP metadata: no sample.
+            return Ok(());
+        }
         match (packet.kind, packet.codec) {
             (MediaKind::Script, _) => Ok(()),
             (MediaKind::Video, Codec::Video(codec @ (VideoCodec::Avc | VideoCodec::Hevc))) => {

@@ -136,6 +136,32 @@ impl HevcDecoderConfig {
             .flat_map(|a| a.units.iter())
     }
 
+    /// The RFC 6381 `CODECS` value for an `hvc1` sample entry (ISO/IEC 14496-15 Annex E.3):
+    /// `hvc1.[A-C]<profile>.<compatibility flags, bit-reversed, hex>.<L|H><level>` and the
+    /// constraint bytes in hex up to the last non-zero one, e.g. `hvc1.1.6.L93.B0`.
+    pub fn codecs_string(&self) -> String {
+        let space = match self.general_profile_space {
+            1 => "A",
+            2 => "B",
+            3 => "C",
+            _ => "",
+        };
+        let mut out = format!(
+            "hvc1.{space}{}.{:X}.{}{}",
+            self.general_profile_idc,
+            self.general_profile_compatibility_flags.reverse_bits(),
+            if self.general_tier_flag { 'H' } else { 'L' },
+            self.general_level_idc
+        );
+        let constraints = self.general_constraint_indicator_flags.to_be_bytes();
+        let bytes = &constraints[2..];
+        let used = bytes.iter().rposition(|&b| b != 0).map_or(0, |last| last + 1);
+        for byte in &bytes[..used] {
+            out.push_str(&format!(".{byte:X}"));
+        }
+        out
+    }
+
     /// The first SPS, parsed.
     pub fn sps_info(&self) -> Result<HevcSpsInfo, HevcError> {
         HevcSpsInfo::parse(self.units_of_type(nal_type::SPS).next().ok_or(HevcError::NoSps)?)

@@ -1,9 +1,9 @@
 //! FLV audio/video tag headers and tag framing.
 //!
 //! Every RTMP audio (8) and video (9) message body is an FLV tag body: a tag header that
-//! names the codec and frame type, then the codec data. This module parses those headers —
-//! including the Enhanced RTMP `IsExHeader` form with a FourCC — and frames packets as FLV
-//! tags for HTTP-FLV and recording.
+//! names the codec and frame type, then the codec data. This module says what those headers
+//! mean ([`VideoHeader`], [`AudioHeader`], the codecs, the plain form of a track's header),
+//! and frames packets as FLV tags for HTTP-FLV and recording; `super::header` parses them.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -32,7 +32,7 @@ pub enum AudioCodec {
     Opus,
 }
 
-/// What the header of a video tag says.
+/// What the header of a video tag says about one track's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VideoHeader {
     pub codec: VideoCodec,
@@ -40,18 +40,67 @@ pub struct VideoHeader {
     pub seq_header: bool,
     /// End of sequence marker; carries no picture.
     pub end_of_sequence: bool,
+    /// Carries neither a picture nor a configuration record: an end of sequence, Enhanced
+    /// RTMP metadata (`colorInfo`) or a command frame. Players get it as sent; packagers
+    /// skip it.
+    pub no_frame: bool,
     /// Composition time offset in ms (signed 24 bit).
     pub cts: i32,
-    /// Length of the tag header; the codec data starts here.
+    /// Where this track's codec data starts (the length of a plain tag's header).
     pub header_len: usize,
+    /// Where this track's codec data ends: the tag's end, except in a ManyTracks message.
+    pub body_end: usize,
+    /// Enhanced RTMP v2 track id; 0 outside a Multitrack message.
+    pub track: u8,
+    /// FrameType (1 key, 2 inter, 5 command, …).
+    pub frame_type: u8,
+    /// The Enhanced RTMP PacketType of this track's data, after ModEx and Multitrack are
+    /// unwrapped; `None` for a legacy (non-ExHeader) tag.
+    pub packet_type: Option<u8>,
+    /// The header is not in its plain form (it is a Multitrack message, or has ModEx
+    /// prefixes): [`VideoHeader::plain_header`] is what a plain tag of this data starts with.
+    pub wrapped: bool,
 }
 
-/// What the header of an audio tag says.
+/// What the header of an audio tag says about one track's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AudioHeader {
     pub codec: AudioCodec,
     pub seq_header: bool,
+    /// Carries no audio and no configuration record: an end of sequence or an Enhanced RTMP
+    /// multichannel configuration. Players get it as sent; packagers skip it.
+    pub no_frame: bool,
+    /// Where this track's codec data starts (the length of a plain tag's header).
     pub header_len: usize,
+    /// Where this track's codec data ends: the tag's end, except in a ManyTracks message.
+    pub body_end: usize,
+    /// Enhanced RTMP v2 track id; 0 outside a Multitrack message.
+    pub track: u8,
+    /// The Enhanced RTMP AudioPacketType of this track's data (after ModEx and Multitrack);
+    /// `None` for a legacy tag.
+    pub packet_type: Option<u8>,
+    /// The header is not in its plain form (Multitrack or ModEx): see
+    /// [`AudioHeader::plain_header`].
+    pub wrapped: bool,
+}
+
+/// The tracks of one video message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VideoTag {
+    /// One track's data: a plain tag, or a Multitrack OneTrack message.
+    One(VideoHeader),
+    /// A ManyTracks or ManyTracksManyCodecs message: each track, in message order.
+    Many(Vec<VideoHeader>),
+    /// An Enhanced RTMP command frame (FrameType 5 without FourCC): one command byte, no
+    /// codec.
+    Command,
+}
+
+/// The tracks of one audio message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudioTag {
+    One(AudioHeader),
+    Many(Vec<AudioHeader>),
 }
 
 /// Why a tag body could not be understood.
@@ -71,127 +120,130 @@ pub enum TagError {
     UnknownAudioFourCc(String),
     #[error("unknown enhanced video packet type {0}")]
     UnknownVideoPacketType(u8),
-}
-
-fn need_video(data: &[u8], need: usize) -> Result<(), TagError> {
-    if data.len() < need {
-        return Err(TagError::VideoTooShort { len: data.len(), need });
-    }
-    Ok(())
-}
-
-fn si24(b: &[u8]) -> i32 {
-    let v = (i32::from(b[0]) << 16) | (i32::from(b[1]) << 8) | i32::from(b[2]);
-    (v << 8) >> 8
+    #[error("unknown enhanced audio packet type {0}")]
+    UnknownAudioPacketType(u8),
+    #[error("{kind} multitrack message has unknown AvMultitrackType {value}")]
+    UnknownMultitrackType { kind: &'static str, value: u8 },
+    #[error("{kind} multitrack message nests another multitrack packet type")]
+    NestedMultitrack { kind: &'static str },
+    #[error("{kind} multitrack message: track {track} declares {declared} bytes but only {left} remain")]
+    TrackTruncated {
+        kind: &'static str,
+        track: u8,
+        declared: usize,
+        left: usize,
+    },
+    #[error("{kind} multitrack message carries more than {max} tracks")]
+    TooManyTracks { kind: &'static str, max: usize },
+    #[error("video command frame has no picture to parse a header of")]
+    CommandFrame,
+    #[error("sequence start: {0}")]
+    BadConfig(#[from] crate::codec::ConfigError),
 }
 
 fn fourcc_text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Parses the header of a video tag body.
-pub fn parse_video_header(data: &[u8]) -> Result<VideoHeader, TagError> {
-    need_video(data, 1)?;
-    let b0 = data[0];
-    let frame_type = (b0 >> 4) & 0x07;
-    if b0 & 0x80 != 0 {
-        return parse_enhanced_video(data, frame_type, b0 & 0x0f);
+impl VideoCodec {
+    /// The codec from an Enhanced RTMP video FourCC.
+    pub fn from_fourcc(fourcc: &[u8]) -> Result<Self, TagError> {
+        Ok(match fourcc {
+            b"avc1" => VideoCodec::Avc,
+            b"hvc1" => VideoCodec::Hevc,
+            b"av01" => VideoCodec::Av1,
+            b"vp09" => VideoCodec::Vp9,
+            other => return Err(TagError::UnknownVideoFourCc(fourcc_text(other))),
+        })
     }
-    let codec = match b0 & 0x0f {
-        7 => VideoCodec::Avc,
-        12 => VideoCodec::Hevc,
-        id => return Err(TagError::UnknownVideoCodec(id)),
-    };
-    // AVC/HEVC legacy: frame type/codec, AVCPacketType, SI24 composition time.
-    need_video(data, 5)?;
-    Ok(VideoHeader {
-        codec,
-        keyframe: frame_type == 1,
-        seq_header: data[1] == 0,
-        end_of_sequence: data[1] == 2,
-        cts: if data[1] == 1 { si24(&data[2..5]) } else { 0 },
-        header_len: 5,
-    })
+
+    /// The Enhanced RTMP FourCC of the codec.
+    pub fn fourcc(self) -> [u8; 4] {
+        *match self {
+            VideoCodec::Avc => b"avc1",
+            VideoCodec::Hevc => b"hvc1",
+            VideoCodec::Av1 => b"av01",
+            VideoCodec::Vp9 => b"vp09",
+        }
+    }
 }
 
-/// Enhanced RTMP v1: `IsExHeader | FrameType(3) | PacketType(4)`, FourCC, then for
-/// `CodedFrames` of AVC/HEVC a SI24 composition time.
-fn parse_enhanced_video(data: &[u8], frame_type: u8, packet_type: u8) -> Result<VideoHeader, TagError> {
-    need_video(data, 5)?;
-    let codec = match &data[1..5] {
-        b"avc1" => VideoCodec::Avc,
-        b"hvc1" => VideoCodec::Hevc,
-        b"av01" => VideoCodec::Av1,
-        b"vp09" => VideoCodec::Vp9,
-        other => return Err(TagError::UnknownVideoFourCc(fourcc_text(other))),
-    };
-    let mut header = VideoHeader {
-        codec,
-        keyframe: frame_type == 1,
-        seq_header: false,
-        end_of_sequence: false,
-        cts: 0,
-        header_len: 5,
-    };
-    match packet_type {
-        0 | 5 => header.seq_header = true,
-        1 => {
-            if matches!(codec, VideoCodec::Avc | VideoCodec::Hevc) {
-                need_video(data, 8)?;
-                header.cts = si24(&data[5..8]);
-                header.header_len = 8;
-            }
-        }
-        2 => header.end_of_sequence = true,
-        3 | 4 => {}
-        other => return Err(TagError::UnknownVideoPacketType(other)),
+impl AudioCodec {
+    /// The codec from an Enhanced RTMP audio FourCC.
+    pub fn from_fourcc(fourcc: &[u8]) -> Result<Self, TagError> {
+        Ok(match fourcc {
+            b"Opus" => AudioCodec::Opus,
+            b"mp4a" => AudioCodec::Aac,
+            b".mp3" => AudioCodec::Mp3,
+            other => return Err(TagError::UnknownAudioFourCc(fourcc_text(other))),
+        })
     }
-    Ok(header)
 }
 
-/// Parses the header of an audio tag body.
-pub fn parse_audio_header(data: &[u8]) -> Result<AudioHeader, TagError> {
-    let too_short = |need| TagError::AudioTooShort { len: data.len(), need };
-    let b0 = *data.first().ok_or(too_short(1))?;
-    match b0 >> 4 {
-        10 => {
-            if data.len() < 2 {
-                return Err(too_short(2));
-            }
-            Ok(AudioHeader {
-                codec: AudioCodec::Aac,
-                seq_header: data[1] == 0,
-                header_len: 2,
-            })
+/// A plain tag header built for a track's data: at most 8 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlainHeader {
+    bytes: [u8; 8],
+    len: usize,
+}
+
+impl PlainHeader {
+    fn new(parts: &[&[u8]]) -> Self {
+        let mut header = PlainHeader { bytes: [0; 8], len: 0 };
+        for part in parts {
+            header.bytes[header.len..header.len + part.len()].copy_from_slice(part);
+            header.len += part.len();
         }
-        2 | 14 => Ok(AudioHeader {
-            codec: AudioCodec::Mp3,
-            seq_header: false,
-            header_len: 1,
-        }),
-        // Enhanced RTMP v2 audio: SoundFormat 9 = ExHeader, PacketType in the low nibble.
-        9 => {
-            if data.len() < 5 {
-                return Err(too_short(5));
+        header
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl VideoHeader {
+    /// The header a plain tag of this track's data starts with: the legacy AVC header
+    /// (`FrameType|7`, AVCPacketType, SI24 composition time) for H.264, which every FLV
+    /// player reads, and the Enhanced RTMP v1 header (`0x80|FrameType|PacketType`, FourCC,
+    /// and SI24 composition time for coded AVC/HEVC frames) for the other codecs.
+    pub fn plain_header(&self) -> PlainHeader {
+        let cts = self.cts.to_be_bytes();
+        let packet_type = self.packet_type.unwrap_or(1);
+        let legacy_avc = match packet_type {
+            0 | 5 => Some(0),
+            1 | 3 => Some(1),
+            2 => Some(2),
+            _ => None,
+        };
+        match (self.codec, legacy_avc) {
+            (VideoCodec::Avc, Some(avc_packet_type)) => {
+                PlainHeader::new(&[&[(self.frame_type << 4) | 7, avc_packet_type], &cts[1..]])
             }
-            let codec = match &data[1..5] {
-                b"Opus" => AudioCodec::Opus,
-                b"mp4a" => AudioCodec::Aac,
-                b".mp3" => AudioCodec::Mp3,
-                other => return Err(TagError::UnknownAudioFourCc(fourcc_text(other))),
-            };
-            Ok(AudioHeader {
-                codec,
-                seq_header: b0 & 0x0f == 0,
-                header_len: 5,
-            })
+            (codec, _) => {
+                let first = [0x80 | (self.frame_type << 4) | packet_type];
+                let fourcc = codec.fourcc();
+                let with_cts = packet_type == 1 && matches!(codec, VideoCodec::Avc | VideoCodec::Hevc);
+                PlainHeader::new(&[&first, &fourcc, if with_cts { &cts[1..] } else { &[] }])
+            }
         }
-        f @ (0 | 1 | 3 | 4 | 5 | 6 | 7 | 8 | 11) => Ok(AudioHeader {
-            codec: AudioCodec::Legacy(f),
-            seq_header: false,
-            header_len: 1,
-        }),
-        f => Err(TagError::UnknownAudioFormat(f)),
+    }
+}
+
+impl AudioHeader {
+    /// The header a plain tag of this track's data starts with: the legacy AAC header
+    /// (`0xAF`, AACPacketType) for AAC, the legacy MP3 byte for MP3, and the Enhanced RTMP
+    /// header (`0x90|PacketType`, FourCC) for Opus.
+    pub fn plain_header(&self) -> PlainHeader {
+        let packet_type = self.packet_type.unwrap_or(1);
+        match (self.codec, packet_type) {
+            (AudioCodec::Aac, 0 | 1) => PlainHeader::new(&[&[0xaf, packet_type]]),
+            (AudioCodec::Mp3, 1) => PlainHeader::new(&[&[0x2f]]),
+            (AudioCodec::Opus, _) => PlainHeader::new(&[&[0x90 | packet_type], b"Opus"]),
+            (AudioCodec::Aac, _) => PlainHeader::new(&[&[0x90 | packet_type], b"mp4a"]),
+            (AudioCodec::Mp3, _) => PlainHeader::new(&[&[0x90 | packet_type], b".mp3"]),
+            (AudioCodec::Legacy(format), _) => PlainHeader::new(&[&[format << 4]]),
+        }
     }
 }
 
@@ -241,6 +293,7 @@ pub fn tag_header(kind: MediaKind, timestamp: u32, len: usize) -> [u8; 11] {
 
 #[cfg(test)]
 mod tests {
+    use super::super::header::{parse_audio_header, parse_video_header};
     use super::*;
 
     #[test]

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::batch::Batch;
 use super::budget::{self, RingWindow};
 use super::direct::{DirectSet, DirectSink, Pass, Returned};
+use super::extra_tracks::{ExtraTrack, ExtraTracks};
 use super::gop::GopCache;
 use super::key::StreamKey;
 use super::metadata::{self, Tracks};
@@ -72,6 +73,8 @@ struct State {
     tracks: Option<Tracks>,
     /// Tracks seen in this publisher's packets, for streams whose metadata names none.
     seen: Tracks,
+    /// A Multitrack publisher's tracks ≥ 1: counted, never mixed into what viewers get.
+    extra: ExtraTracks,
     gop: GopCache,
     timeline: Timeline,
     /// Audio waiting for the next video frame, sent with it as one ring entry.
@@ -146,6 +149,7 @@ impl Stream {
                     audio: false,
                     video: false,
                 },
+                extra: ExtraTracks::default(),
                 gop: GopCache::new(gop_max, config.gop_cache_max_bytes),
                 timeline: Timeline::new(config.timestamp_jump_ms, config.timeline_start_ms),
                 held: Vec::new(),
@@ -228,6 +232,7 @@ impl Stream {
             audio: false,
             video: false,
         };
+        state.extra.clear();
         state.gop.clear();
         state.held.clear();
         state.held_bytes = 0;
@@ -300,11 +305,21 @@ impl Stream {
     /// sockets, to run after the lock is released.
     pub(super) fn put(&self, conn_id: u64, mut packet: Packet) -> (bool, Option<Pass<'_>>) {
         let len = packet.payload.len() as u64;
-        let is_frame = packet.kind == MediaKind::Video && !packet.seq_header;
+        let is_frame = packet.kind == MediaKind::Video && !packet.seq_header && !packet.no_frame;
         let mut state = self.lock();
         match &mut state.publisher {
             Some(p) if p.conn_id == conn_id => p.last_packet = Instant::now(),
             _ => return (false, None),
+        }
+        if packet.track != 0 {
+            // Kept apart: not on track 0's timeline, headers, GOP cache or ring.
+            let kind = packet.kind;
+            state.extra.record(packet);
+            drop(state);
+            self.stats.bytes_in.fetch_add(len, Ordering::Relaxed);
+            self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::extra_track_packet(kind);
+            return (true, None);
         }
         let mapped = state.timeline.map(packet.kind, packet.dts as u32);
         packet.dts = mapped.dts;
@@ -505,6 +520,25 @@ impl Stream {
         })
     }
 
+    /// A Multitrack publisher's tracks ≥ 1, in the order they appeared.
+    pub fn extra_tracks(&self) -> Vec<ExtraTrack> {
+        self.lock().extra.list()
+    }
+
+    /// How many video and audio tracks the publisher sends: track 0 of each kind it has, and
+    /// its extra tracks.
+    pub fn track_counts(&self) -> (usize, usize) {
+        let state = self.lock();
+        let main = self.tracks_locked(&state).unwrap_or(Tracks {
+            audio: false,
+            video: false,
+        });
+        (
+            usize::from(main.video) + state.extra.count(MediaKind::Video),
+            usize::from(main.audio) + state.extra.count(MediaKind::Audio),
+        )
+    }
+
     /// Which tracks the stream has, once metadata or media told.
     pub fn tracks(&self) -> Option<Tracks> {
         let state = self.lock();
@@ -535,3 +569,7 @@ impl Stream {
 #[cfg(test)]
 #[path = "live_budget_tests.rs"]
 mod budget_tests;
+
+#[cfg(test)]
+#[path = "extra_tracks_tests.rs"]
+mod extra_tracks_tests;

@@ -9,6 +9,7 @@
 //! - `direct`: sockets of viewers at the live edge, written by the publisher's task outside
 //!   every lock.
 //! - `timeline`, `gop`, `metadata`, `batch`, `key`: the pieces they are made of.
+//! - `extra_tracks`: a Multitrack publisher's tracks ≥ 1, kept apart from track 0.
 //! - `budget`: what a packet costs against the byte budgets, and the ring's byte window.
 //!
 //! Nothing here knows about hooks, outputs or protocols: the owner of a stream key (its
@@ -19,6 +20,7 @@ mod budget;
 mod direct;
 #[cfg(test)]
 mod direct_tests;
+mod extra_tracks;
 mod gop;
 mod key;
 mod live;
@@ -28,6 +30,7 @@ mod timeline;
 
 pub use batch::Batch;
 pub use direct::{DirectSink, SentCounter, SinkFormat, Unsent};
+pub use extra_tracks::ExtraTrack;
 pub use key::StreamKey;
 pub use live::{ClaimError, Holder, Snapshot, Stream, StreamStats};
 pub use metadata::Tracks;

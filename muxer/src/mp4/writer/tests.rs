@@ -319,3 +319,31 @@ fn unsupported_codecs_and_frames_without_config_are_refused() {
     ));
     assert!(writer.poll_event().is_none());
 }
+
+/// An end of sequence, Enhanced RTMP metadata or a command frame carries no picture: the
+/// file has the same samples with and without them.
+#[test]
+fn packets_without_a_frame_add_no_sample() {
+    let plain = av_stream(2, 30);
+    let mut with_signals = Vec::new();
+    for (i, p) in av_stream(2, 30).into_iter().enumerate() {
+        let dts = p.dts;
+        with_signals.push(p);
+        if i % 10 == 5 {
+            let mut signal = video_frame(dts, 0, false, 20);
+            signal.no_frame = true;
+            with_signals.push(signal);
+        }
+    }
+    let samples = |packets: &[Packet]| {
+        let file = file_of(&events(Fmp4WriterConfig::default(), packets));
+        let reader = mp4_reader(&file);
+        reader
+            .moofs
+            .iter()
+            .flat_map(|m| m.trafs.iter())
+            .map(|t| t.trun.as_ref().map_or(0, |r| r.sample_count))
+            .sum::<u32>()
+    };
+    assert_eq!(samples(&with_signals), samples(&plain));
+}

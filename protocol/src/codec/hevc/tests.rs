@@ -100,3 +100,11 @@ proptest! {
         let _ = HevcSpsInfo::parse(&sps);
     }
 }
+
+#[test]
+fn codecs_strings_follow_annex_e() {
+    let main = HevcDecoderConfig::parse(&hex(X265_320X240_HVCC)).unwrap();
+    assert_eq!(main.codecs_string(), "hvc1.1.6.L60.90");
+    let rext = HevcDecoderConfig::parse(&hex(X265_352X288_422_10_HVCC)).unwrap();
+    assert_eq!(rext.codecs_string(), "hvc1.4.10.L60.9D.8");
+}

@@ -12,6 +12,7 @@ use hyper::Response;
 use super::response::Body;
 use crate::clients::{per_stream, ClientKind};
 use crate::context::Context;
+use crate::metrics::STREAM_TRACKS;
 use crate::metrics::{
     CLIENTS, PROCESS_CPU_SECONDS_TOTAL, PROCESS_RESIDENT_MEMORY_BYTES, RECORDINGS_ACTIVE, STREAMS, STREAMS_LIVE,
     STREAM_KBPS, STREAM_VIEWERS, TASKS, TRACKED_TASKS, UPTIME_SECONDS,
@@ -97,6 +98,24 @@ fn render_state(ctx: &Context, out: &mut String) {
             "{STREAM_KBPS}{{app=\"{app}\",stream=\"{name}\",direction=\"out\"}} {}",
             usage.send_kbps
         );
+    }
+
+    // Enhanced RTMP multitrack (issue 16).
+    gauge_header(
+        out,
+        STREAM_TRACKS,
+        "gauge",
+        "Tracks a stream's publisher sends, by kind (Multitrack tracks >= 1 included).",
+    );
+    for p in &paths {
+        let (video, audio) = p.stream().track_counts();
+        let (app, name) = (label(&p.key.app), label(&p.key.name));
+        for (kind, n) in [("video", video), ("audio", audio)] {
+            let _ = writeln!(
+                out,
+                "{STREAM_TRACKS}{{app=\"{app}\",stream=\"{name}\",kind=\"{kind}\"}} {n}"
+            );
+        }
     }
 
     gauge_header(out, RECORDINGS_ACTIVE, "gauge", "Recordings being written now.");

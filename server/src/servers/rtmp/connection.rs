@@ -640,13 +640,16 @@ impl Connection {
             debug!(?kind, "media from a connection that is not publishing; ignored");
             return Ok(());
         };
-        let packet =
-            Packet::from_flv_body(kind, timestamp, payload).map_err(|source_error| ConnectionError::BadMedia {
+        // One packet, or one per track of an Enhanced RTMP ManyTracks message.
+        let packets =
+            Packet::from_flv_message(kind, timestamp, payload).map_err(|source_error| ConnectionError::BadMedia {
                 stream: source.path().key.to_string(),
                 source: source_error,
             })?;
-        if !source.publish_yielding(packet).await {
-            return Err(ConnectionError::Replaced);
+        for packet in packets {
+            if !source.publish_yielding(packet).await {
+                return Err(ConnectionError::Replaced);
+            }
         }
         if kind != MediaKind::Script {
             self.last_media = Instant::now();

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use estuary_protocol::codec::{AudioSpecificConfig, AvcDecoderConfig};
+use estuary_protocol::codec::{AudioSpecificConfig, Av1Config, AvcDecoderConfig, HevcDecoderConfig};
 use estuary_protocol::flv::tag::{AudioCodec, VideoCodec};
 use estuary_protocol::{Codec, MediaKind, Packet};
 use serde_json::{json, Value};
@@ -68,6 +68,42 @@ fn stream_json(path: &Path, u: StreamUsage) -> Value {
         "publish": publish,
         "video": video_json(&headers),
         "audio": audio_json(&headers),
+        "tracks": tracks_json(s),
+    })
+}
+
+/// How many video and audio tracks the publisher sends, and its Enhanced RTMP Multitrack
+/// tracks ≥ 1 (kept apart from track 0, which is what viewers get).
+fn tracks_json(s: &crate::stream::Stream) -> Value {
+    let (video, audio) = s.track_counts();
+    let extra: Vec<Value> = s
+        .extra_tracks()
+        .iter()
+        .map(|t| {
+            json!({
+                "type": if t.kind == MediaKind::Audio { "audio" } else { "video" },
+                "id": t.id,
+                "codec": codec_name(t.codec),
+                "packets": t.packets,
+                "frames": t.frames,
+                "recv_bytes": t.bytes,
+            })
+        })
+        .collect();
+    json!({ "video": video, "audio": audio, "extra": extra })
+}
+
+/// The SRS-style codec name of a packet's codec.
+fn codec_name(codec: Codec) -> Option<&'static str> {
+    Some(match codec {
+        Codec::Video(VideoCodec::Avc) => "H264",
+        Codec::Video(VideoCodec::Hevc) => "H265",
+        Codec::Video(VideoCodec::Av1) => "AV1",
+        Codec::Video(VideoCodec::Vp9) => "VP9",
+        Codec::Audio(AudioCodec::Aac) => "AAC",
+        Codec::Audio(AudioCodec::Opus) => "Opus",
+        Codec::Audio(AudioCodec::Mp3) => "MP3",
+        Codec::Audio(AudioCodec::Legacy(_)) | Codec::None => return None,
     })
 }
 
@@ -100,6 +136,19 @@ fn video_json(headers: &[Arc<Packet>]) -> Value {
             v["height"] = json!(sps.height);
             v["fps"] = json!(sps.frame_rate);
         }
+    }
+    // The Enhanced RTMP codecs' sizes (issue 16): HEVC's SPS, AV1's sequence header.
+    let size = match codec {
+        VideoCodec::Hevc => HevcDecoderConfig::parse(&h.body())
+            .and_then(|c| c.sps_info())
+            .ok()
+            .map(|sps| (sps.width, sps.height)),
+        VideoCodec::Av1 => Av1Config::parse(&h.body()).ok().and_then(|c| c.max_frame_size),
+        _ => None,
+    };
+    if let Some((width, height)) = size {
+        v["width"] = json!(width);
+        v["height"] = json!(height);
     }
     if v["fps"].is_null() {
         if let Some(fps) = metadata_number(headers, &["framerate", "fps"]) {

@@ -1,0 +1,156 @@
+//! VP9 as carried by Enhanced RTMP (FourCC `vp09`) and MP4: the
+//! `VPCodecConfigurationRecord` of the `vpcC` box (VP Codec ISO Media File Format Binding
+//! v1.0 §2.3), which Enhanced RTMP sends as the sequence start, box version and flags
+//! included.
+
+/// Why a VP9 configuration could not be understood.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Vp9Error {
+    #[error("vp9 codec configuration is {len} bytes, expected at least {need}")]
+    ConfigTooShort { len: usize, need: usize },
+    #[error("vp9 codec configuration has version {0}, expected 1")]
+    BadVersion(u8),
+    #[error("vp9 codec configuration has {field} {value}, which VP9 does not define")]
+    BadField { field: &'static str, value: u8 },
+}
+
+/// A parsed `vpcC` (version 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vp9Config {
+    pub profile: u8,
+    pub level: u8,
+    pub bit_depth: u8,
+    /// 0 4:2:0 vertical, 1 4:2:0 colocated, 2 4:2:2, 3 4:4:4.
+    pub chroma_subsampling: u8,
+    pub video_full_range: bool,
+    pub colour_primaries: u8,
+    pub transfer_characteristics: u8,
+    pub matrix_coefficients: u8,
+    /// `codecInitializationDataSize` (0 for VP9).
+    pub codec_init_data_len: usize,
+}
+
+/// Box version and flags, then the 8 bytes of the record before its initialisation data.
+const FIXED: usize = 4 + 8;
+
+impl Vp9Config {
+    /// Parses a `vpcC` body: version (1), flags, then the record.
+    pub fn parse(record: &[u8]) -> Result<Self, Vp9Error> {
+        if record.len() < FIXED {
+            return Err(Vp9Error::ConfigTooShort {
+                len: record.len(),
+                need: FIXED,
+            });
+        }
+        if record[0] != 1 {
+            return Err(Vp9Error::BadVersion(record[0]));
+        }
+        let r = &record[4..];
+        let config = Vp9Config {
+            profile: r[0],
+            level: r[1],
+            bit_depth: r[2] >> 4,
+            chroma_subsampling: (r[2] >> 1) & 0x07,
+            video_full_range: r[2] & 1 != 0,
+            colour_primaries: r[3],
+            transfer_characteristics: r[4],
+            matrix_coefficients: r[5],
+            codec_init_data_len: usize::from(u16::from_be_bytes([r[6], r[7]])),
+        };
+        let bad = |field, value| Err(Vp9Error::BadField { field, value });
+        if config.profile > 3 {
+            return bad("profile", config.profile);
+        }
+        if !matches!(config.bit_depth, 8 | 10 | 12) {
+            return bad("bitDepth", config.bit_depth);
+        }
+        if config.chroma_subsampling > 3 {
+            return bad("chromaSubsampling", config.chroma_subsampling);
+        }
+        if record.len() < FIXED + config.codec_init_data_len {
+            return Err(Vp9Error::ConfigTooShort {
+                len: record.len(),
+                need: FIXED + config.codec_init_data_len,
+            });
+        }
+        Ok(config)
+    }
+
+    /// The RFC 6381 `CODECS` value (VP9 ISOBMFF binding §"Codecs Parameter String"), full
+    /// form: `vp09.PP.LL.DD.CC.cp.tc.mc.FF`, e.g. `vp09.00.10.08.01.02.02.02.00`.
+    pub fn codecs_string(&self) -> String {
+        format!(
+            "vp09.{:02}.{:02}.{:02}.{:02}.{:02}.{:02}.{:02}.{:02}",
+            self.profile,
+            self.level,
+            self.bit_depth,
+            self.chroma_subsampling,
+            self.colour_primaries,
+            self.transfer_characteristics,
+            self.matrix_coefficients,
+            u8::from(self.video_full_range)
+        )
+    }
+
+    /// The `vpcC` box body (version 1, flags 0, the record with no initialisation data), for
+    /// an MP4 `vp09` sample entry.
+    pub fn vpcc_body(&self) -> [u8; FIXED] {
+        [
+            1,
+            0,
+            0,
+            0,
+            self.profile,
+            self.level,
+            (self.bit_depth << 4) | (self.chroma_subsampling << 1) | u8::from(self.video_full_range),
+            self.colour_primaries,
+            self.transfer_characteristics,
+            self.matrix_coefficients,
+            0,
+            0,
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sequence start ffmpeg 9 (libvpx-vp9, 4:2:0 8 bit) sends, after its FourCC.
+    const FFMPEG_VPCC: [u8; 12] = [1, 0, 0, 0, 0, 0x0a, 0x82, 2, 2, 2, 0, 0];
+
+    #[test]
+    fn parses_ffmpeg_vpcc() {
+        let c = Vp9Config::parse(&FFMPEG_VPCC).unwrap();
+        assert_eq!((c.profile, c.level, c.bit_depth, c.chroma_subsampling), (0, 10, 8, 1));
+        assert!(!c.video_full_range);
+        assert_eq!(c.codecs_string(), "vp09.00.10.08.01.02.02.02.00");
+        assert_eq!(c.vpcc_body(), FFMPEG_VPCC);
+    }
+
+    #[test]
+    fn bad_records_are_errors() {
+        assert_eq!(
+            Vp9Config::parse(&FFMPEG_VPCC[..5]),
+            Err(Vp9Error::ConfigTooShort { len: 5, need: 12 })
+        );
+        let mut v0 = FFMPEG_VPCC;
+        v0[0] = 0;
+        assert_eq!(Vp9Config::parse(&v0), Err(Vp9Error::BadVersion(0)));
+        let mut depth = FFMPEG_VPCC;
+        depth[6] = 0x92;
+        assert_eq!(
+            Vp9Config::parse(&depth),
+            Err(Vp9Error::BadField {
+                field: "bitDepth",
+                value: 9
+            })
+        );
+        let mut init = FFMPEG_VPCC;
+        init[11] = 4;
+        assert_eq!(
+            Vp9Config::parse(&init),
+            Err(Vp9Error::ConfigTooShort { len: 12, need: 16 })
+        );
+    }
+}
