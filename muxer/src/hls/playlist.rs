@@ -26,6 +26,8 @@
 
 mod write;
 
+pub use write::{PartEntry, PlaylistEntry, PlaylistUris};
+
 use std::collections::VecDeque;
 
 pub use super::duration::rounded_secs;
@@ -52,21 +54,6 @@ impl Default for LivePlaylistConfig {
             part_target_ms: None,
         }
     }
-}
-
-/// What the playlist remembers of a segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlaylistEntry {
-    pub sequence: u64,
-    pub duration_ms: u64,
-    pub discontinuity: bool,
-    /// Starts with an IDR: decodes without the segment before it.
-    pub independent: bool,
-    pub program_date_time_ms: u64,
-    /// The target duration the segmenter cut it for ([`Segment::target_duration_secs`]).
-    pub target_duration_secs: u64,
-    /// The fMP4 init section (`EXT-X-MAP`) its fragments are read with; `None` for MPEG-TS.
-    pub init: Option<u64>,
 }
 
 impl From<&Segment> for PlaylistEntry {
@@ -97,14 +84,6 @@ impl From<&super::Fmp4Segment> for PlaylistEntry {
     }
 }
 
-/// One LL-HLS part as the playlist lists it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PartEntry {
-    pub duration_ms: u64,
-    /// Starts with a keyframe: `INDEPENDENT=YES`.
-    pub independent: bool,
-}
-
 /// Where a client's blocking request stands against the playlist (RFC 8216bis §6.2.5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Position {
@@ -116,13 +95,38 @@ pub enum Position {
     TooFar,
 }
 
-/// Names of the files a playlist lists, as its URIs.
-pub trait PlaylistUris {
-    fn segment(&self, sequence: u64) -> String;
-    /// Part `index` of segment `sequence`.
-    fn part(&self, sequence: u64, index: u32) -> String;
-    /// The init section `id`.
-    fn init(&self, id: u64) -> String;
+/// How far a playlist got: its last segment and the parts of the segment being written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub last_segment: Option<u64>,
+    pub open_sequence: Option<u64>,
+    pub open_parts: u32,
+}
+
+impl Progress {
+    /// Whether the playlist holds segment `msn` (or, with `part`, that part of it), is about
+    /// to, or is asked too far ahead (RFC 8216bis §6.2.5.2: more than two segments past the
+    /// last one).
+    pub fn position(&self, msn: u64, part: Option<u32>) -> Position {
+        let Some(last) = self.last_segment else {
+            return if msn <= 1 { Position::Wait } else { Position::TooFar };
+        };
+        if msn <= last {
+            return Position::Ready;
+        }
+        if msn > last + 2 {
+            return Position::TooFar;
+        }
+        match part {
+            Some(p) if self.open_sequence == Some(msn) && p < self.open_parts => Position::Ready,
+            _ => Position::Wait,
+        }
+    }
+
+    /// Whether part `index` of segment `sequence` exists (or its whole segment does).
+    pub fn has_part(&self, sequence: u64, index: u32) -> bool {
+        self.position(sequence, Some(index)) == Position::Ready
+    }
 }
 
 /// Segment URIs from a closure; the playlist of MPEG-TS segments names nothing else.
@@ -228,22 +232,12 @@ impl LivePlaylist {
             .map(|(seq, parts)| (*seq, parts.len() as u32 - 1))
     }
 
-    /// Whether the playlist holds segment `msn` (or, with `part`, that part of it), is about
-    /// to, or is asked too far ahead (RFC 8216bis §6.2.5.2: more than two segments past the
-    /// last one).
-    pub fn position(&self, msn: u64, part: Option<u32>) -> Position {
-        let Some(last) = self.entries.back().map(|e| e.sequence) else {
-            return if msn <= 1 { Position::Wait } else { Position::TooFar };
-        };
-        if msn <= last {
-            return Position::Ready;
-        }
-        if msn > last + 2 {
-            return Position::TooFar;
-        }
-        match part {
-            Some(p) if self.open_sequence == Some(msn) && (p as usize) < self.open_parts.len() => Position::Ready,
-            _ => Position::Wait,
+    /// How far the playlist got, for answering blocking requests away from it.
+    pub fn progress(&self) -> Progress {
+        Progress {
+            last_segment: self.entries.back().map(|e| e.sequence),
+            open_sequence: self.open_sequence,
+            open_parts: self.open_parts.len() as u32,
         }
     }
 
@@ -368,13 +362,30 @@ impl LivePlaylist {
     /// Writes the playlist of MPEG-TS segments. `segment_uri` names a segment by its
     /// sequence number, e.g. `|seq| format!("s-{seq}.ts")`.
     pub fn render(&self, segment_uri: impl Fn(u64) -> String) -> Bytes {
-        write::write(self, &SegmentsOnly(segment_uri), false)
+        write::write(&self.view(), &SegmentsOnly(segment_uri), false)
     }
 
     /// Writes the playlist with every URI `uris` gives; `delta` writes a delta update
     /// (`EXT-X-SKIP`, RFC 8216bis §4.4.5.2) when LL-HLS is on and segments can be skipped.
     pub fn render_with(&self, uris: &impl PlaylistUris, delta: bool) -> Bytes {
-        write::write(self, uris, delta)
+        write::write(&self.view(), uris, delta)
+    }
+
+    fn view(&self) -> write::View<'_> {
+        write::View {
+            target_duration_secs: self.target_duration_secs(),
+            part_target_ms: self.config.part_target_ms,
+            skip_until_ms: self.skip_until_ms(),
+            media_sequence: self.media_sequence,
+            discontinuity_sequence: self.discontinuity_sequence,
+            ended: self.ended,
+            entries: &self.entries,
+            segment_parts: &self.segment_parts,
+            open: match self.open_sequence {
+                Some(sequence) => Some((sequence, &self.open_parts[..])),
+                None => self.next_sequence().map(|sequence| (sequence, &[][..])),
+            },
+        }
     }
 
     /// `CAN-SKIP-UNTIL` in ms: six target durations (RFC 8216bis §4.4.3.8).

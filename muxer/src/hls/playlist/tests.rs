@@ -244,3 +244,25 @@ proptest! {
         prop_assert!(checker.check(&playlist.render(uri)).unwrap().ended);
     }
 }
+
+#[test]
+fn blocking_positions_follow_parts_and_refuse_requests_far_ahead() {
+    let mut playlist = LivePlaylist::new(LivePlaylistConfig {
+        part_target_ms: Some(300),
+        ..LivePlaylistConfig::default()
+    });
+    playlist.push_entry(entry(0, 2000, false)).unwrap();
+    let part = PartEntry {
+        duration_ms: 300,
+        independent: true,
+    };
+    playlist.push_part(1, part);
+    let progress = playlist.progress();
+    assert_eq!(progress.position(0, None), Position::Ready);
+    assert_eq!(progress.position(1, Some(0)), Position::Ready);
+    assert_eq!(progress.position(1, Some(1)), Position::Wait);
+    assert_eq!(progress.position(1, None), Position::Wait);
+    assert_eq!(progress.position(2, None), Position::Wait);
+    assert_eq!(progress.position(3, Some(0)), Position::TooFar);
+    assert_eq!(playlist.last_part(), Some((1, 0)));
+}

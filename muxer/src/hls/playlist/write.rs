@@ -10,10 +10,58 @@
 
 use std::fmt::Write as _;
 
+use std::collections::VecDeque;
+
 use bytes::Bytes;
 
-use super::{LivePlaylist, PartEntry, PlaylistEntry, PlaylistUris};
 use crate::hls::date::rfc3339_millis;
+
+/// What the playlist remembers of a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlaylistEntry {
+    pub sequence: u64,
+    pub duration_ms: u64,
+    pub discontinuity: bool,
+    /// Starts with an IDR: decodes without the segment before it.
+    pub independent: bool,
+    pub program_date_time_ms: u64,
+    /// The target duration the segmenter cut it for ([`crate::hls::Segment::target_duration_secs`]).
+    pub target_duration_secs: u64,
+    /// The fMP4 init section (`EXT-X-MAP`) its fragments are read with; `None` for MPEG-TS.
+    pub init: Option<u64>,
+}
+
+/// One LL-HLS part as the playlist lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartEntry {
+    pub duration_ms: u64,
+    /// Starts with a keyframe: `INDEPENDENT=YES`.
+    pub independent: bool,
+}
+
+/// Names of the files a playlist lists, as its URIs.
+pub trait PlaylistUris {
+    fn segment(&self, sequence: u64) -> String;
+    /// Part `index` of segment `sequence`.
+    fn part(&self, sequence: u64, index: u32) -> String;
+    /// The init section `id`.
+    fn init(&self, id: u64) -> String;
+}
+
+/// What the writer needs of a live playlist.
+pub(crate) struct View<'a> {
+    pub(crate) target_duration_secs: u64,
+    pub(crate) part_target_ms: Option<u64>,
+    pub(crate) skip_until_ms: u64,
+    pub(crate) media_sequence: u64,
+    pub(crate) discontinuity_sequence: u64,
+    pub(crate) ended: bool,
+    pub(crate) entries: &'a VecDeque<PlaylistEntry>,
+    /// Parts of the last listed segments, by sequence.
+    pub(crate) segment_parts: &'a VecDeque<(u64, Vec<PartEntry>)>,
+    /// The segment being written (or the next one) and its parts so far.
+    pub(crate) open: Option<(u64, &'a [PartEntry])>,
+}
 
 /// Hold-back in part targets (Apple HLS authoring spec 14.3).
 pub(crate) const PART_HOLD_BACK_PARTS: u64 = 3;
@@ -28,9 +76,9 @@ pub(crate) fn secs(ms: u64) -> String {
     format!("{whole}.{}", frac.trim_end_matches('0'))
 }
 
-pub(super) fn write(p: &LivePlaylist, uris: &impl PlaylistUris, delta: bool) -> Bytes {
-    let target = p.target_duration_secs();
-    let ll = p.config.part_target_ms;
+pub(super) fn write(p: &View<'_>, uris: &impl PlaylistUris, delta: bool) -> Bytes {
+    let target = p.target_duration_secs;
+    let ll = p.part_target_ms;
     let has_map = p.entries.iter().any(|e| e.init.is_some());
     let version = if ll.is_some() {
         9
@@ -49,7 +97,7 @@ pub(super) fn write(p: &LivePlaylist, uris: &impl PlaylistUris, delta: bool) -> 
         let _ = writeln!(
             out,
             "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={},PART-HOLD-BACK={}",
-            secs(p.skip_until_ms()),
+            secs(p.skip_until_ms),
             secs(PART_HOLD_BACK_PARTS * part_ms)
         );
         let _ = writeln!(out, "#EXT-X-PART-INF:PART-TARGET={}", secs(part_ms));
@@ -68,13 +116,7 @@ pub(super) fn write(p: &LivePlaylist, uris: &impl PlaylistUris, delta: bool) -> 
         write_segment(&mut out, p, entry, &mut init, uris);
     }
     if ll.is_some() && !p.ended {
-        let next = p.open_sequence.or(p.next_sequence());
-        if let Some(sequence) = next {
-            let open = if p.open_sequence.is_some() {
-                &p.open_parts[..]
-            } else {
-                &[]
-            };
+        if let Some((sequence, open)) = p.open {
             write_parts(&mut out, sequence, open, uris);
             let _ = writeln!(
                 out,
@@ -90,11 +132,11 @@ pub(super) fn write(p: &LivePlaylist, uris: &impl PlaylistUris, delta: bool) -> 
 }
 
 /// Segments at the front whose start lies at least `CAN-SKIP-UNTIL` before the end.
-fn skippable(p: &LivePlaylist) -> usize {
-    let until = p.skip_until_ms();
+fn skippable(p: &View<'_>) -> usize {
+    let until = p.skip_until_ms;
     let mut after: u64 = p.entries.iter().map(|e| e.duration_ms).sum();
     let mut n = 0;
-    for entry in &p.entries {
+    for entry in p.entries {
         if after < until {
             break;
         }
@@ -107,7 +149,7 @@ fn skippable(p: &LivePlaylist) -> usize {
 
 fn write_segment(
     out: &mut String,
-    p: &LivePlaylist,
+    p: &View<'_>,
     entry: &PlaylistEntry,
     init: &mut Option<u64>,
     uris: &impl PlaylistUris,
