@@ -565,6 +565,8 @@ impl Config {
 #[cfg(test)]
 mod admission_tests;
 #[cfg(test)]
+mod hls_tests;
+#[cfg(test)]
 mod record_tests;
 
 #[cfg(test)]

@@ -1,12 +1,13 @@
 // Plays an HLS URL with hls.js in headless Chromium and prints one JSON line:
 //   {url, seconds, currentTime, fatalErrors:[...], errors:[...], events:{...}, ...}
 //
-// Usage: node play-hls.mjs URL SECONDS [low-latency]
+// Usage: node play-hls.mjs URL SECONDS [low-latency[,catch-up]]
 //
 // With `low-latency`, hls.js runs in its low-latency mode (LL-HLS parts, blocking reloads)
 // and the JSON also carries `stalls` (hls.js BUFFER_STALLED_ERROR count), `latencies`
 // (one sample a second after playback started: now - hls.playingDate, seconds, with the
-// program date time the server stamped at ingest) and `events.partLoaded`.
+// program date time the server stamped at ingest) and `events.partLoaded`. `catch-up` lets
+// hls.js play at up to 1.5x to reach its target latency (`maxLiveSyncPlaybackRate`).
 //
 // The page and hls.js are served from a local HTTP server on 127.0.0.1:0 started here; the
 // browser is Debian's Chromium (never a downloaded one): CHROMIUM overrides the path.
@@ -20,7 +21,11 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const [url, secondsArg, mode] = process.argv.slice(2);
-const lowLatency = mode === 'low-latency';
+const modes = (mode || '').split(',');
+const lowLatency = modes.includes('low-latency');
+// hls.js may play up to 1.5x to catch up with its target latency (it starts at an
+// independent part, up to a GOP before the target).
+const catchUp = modes.includes('catch-up');
 if (!url || !secondsArg) {
   console.error('usage: node play-hls.mjs URL SECONDS [low-latency]');
   process.exit(2);
@@ -59,7 +64,7 @@ const page = `<!doctype html>
     state.fatalErrors.push({ source: 'video', code: e && e.code, message: e && e.message });
   });
   if (state.hlsSupported) {
-    const hls = new Hls({ lowLatencyMode: ${lowLatency} });
+    const hls = new Hls({ lowLatencyMode: ${lowLatency}${catchUp ? ', maxLiveSyncPlaybackRate: 1.5' : ''} });
     window.__hls = hls;
     setInterval(() => {
       if (state.events.playing > 0 && hls.playingDate) {

@@ -249,3 +249,51 @@ fn hevc_gets_fmp4_under_auto_and_ffmpeg_decodes_it_silently() {
         out.stderr
     );
 }
+
+/// A publisher that comes back with another resolution (640x360 → 320x180) gets a new init
+/// section: the first segment after it carries `EXT-X-DISCONTINUITY` and a new `EXT-X-MAP`,
+/// the master playlist names the new size, and every fetch on the way passes the checker.
+#[test]
+fn a_new_codec_configuration_brings_a_new_init_section_after_a_discontinuity() {
+    let ctx = TestCtx::new("hls_fmp4_new_init");
+    let server = Server::start_with_config(&ctx, FMP4);
+    let mut publisher = publish_ffmpeg(&ctx, Clip::Main, &server.rtmp_url(APP, "re"));
+    let master = server.m3u8_url(APP, "re");
+    let (url, _) = media_url(&master);
+    let mut checker = PlaylistChecker::new();
+    let deadline = Instant::now() + 2 * LIMIT;
+    while checked(&mut checker, &url).0.segments.len() < 2 {
+        assert!(Instant::now() < deadline, "two segments never listed");
+        thread::sleep(Duration::from_millis(300));
+    }
+    publisher.kill();
+    thread::sleep(Duration::from_millis(300));
+    let _publisher = publish_ffmpeg(&ctx, Clip::Small, &server.rtmp_url(APP, "re"));
+    let deadline = Instant::now() + 2 * LIMIT;
+    let text = loop {
+        let (_, text, _) = checked(&mut checker, &url);
+        let maps: Vec<&str> = text.lines().filter(|l| l.starts_with("#EXT-X-MAP:")).collect();
+        if maps.len() == 2 && text.matches("#EXTINF").count() >= 4 {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no second init section listed:\n{text}");
+        thread::sleep(Duration::from_millis(300));
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let second_map = lines
+        .iter()
+        .rposition(|l| l.starts_with("#EXT-X-MAP:"))
+        .expect("a second EXT-X-MAP");
+    assert_eq!(
+        lines[second_map - 1],
+        "#EXT-X-DISCONTINUITY",
+        "the new init section comes after a discontinuity:\n{text}"
+    );
+    assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+    let (_, body) = fetch(&master).unwrap();
+    assert!(
+        String::from_utf8_lossy(&body).contains("RESOLUTION=320x180"),
+        "the master playlist follows the new init section: {}",
+        String::from_utf8_lossy(&body)
+    );
+}

@@ -14,7 +14,7 @@ use std::time::Duration;
 pub use fmp4::media_playlist_name;
 pub use names::{parse_segment_name, segment_name, segment_uri, HlsFile};
 pub use packager::Packaging;
-pub use store::{HlsStore, HlsStream};
+pub use store::{HlsStore, HlsStream, Update};
 
 use super::output::{Output, OutputKind};
 use crate::config::HlsConfig;

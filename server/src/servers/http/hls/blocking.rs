@@ -136,3 +136,62 @@ mod tests {
         assert_eq!(without_directives("session=t&_HLS_msn=5&a=1"), "session=t&a=1");
     }
 }
+
+#[cfg(test)]
+mod waiting_tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::outputs::hls::Update;
+
+    fn publish_part(stream: &HlsStream, last_segment: u64, open_parts: u32) {
+        stream.publish_update(Update {
+            part: Some((last_segment + 1, open_parts - 1, Bytes::from_static(b"part"))),
+            playlist: Bytes::from_static(b"#EXTM3U\n"),
+            progress: Progress {
+                last_segment: Some(last_segment),
+                open_sequence: Some(last_segment + 1),
+                open_parts,
+            },
+            target_duration_secs: 2,
+            keep: 10,
+            ..Update::default()
+        });
+    }
+
+    /// One publish wakes every waiter for that part; a request too far ahead is refused at
+    /// once; one the stream never reaches gives up after three target durations.
+    #[tokio::test(start_paused = true)]
+    async fn one_part_wakes_every_waiter() {
+        let stream = Arc::new(HlsStream::new("i".into()));
+        publish_part(&stream, 4, 1);
+        let shutdown = CancellationToken::new();
+        let waiters: Vec<_> = (0..1000)
+            .map(|_| {
+                let (stream, shutdown) = (Arc::clone(&stream), shutdown.clone());
+                tokio::spawn(async move { wait_until(&stream, &shutdown, |p| p.position(5, Some(1))).await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        assert_eq!(
+            wait_until(&stream, &shutdown, |p| p.position(5, Some(0))).await,
+            Waited::Ready
+        );
+        assert_eq!(
+            wait_until(&stream, &shutdown, |p| p.position(8, None)).await,
+            Waited::TooFar
+        );
+        publish_part(&stream, 4, 2);
+        for waiter in waiters {
+            assert_eq!(waiter.await.unwrap(), Waited::Ready);
+        }
+        let start = tokio::time::Instant::now();
+        assert_eq!(
+            wait_until(&stream, &shutdown, |p| p.position(6, None)).await,
+            Waited::TimedOut
+        );
+        assert_eq!(start.elapsed(), Duration::from_secs(6), "three target durations");
+    }
+}
