@@ -182,15 +182,23 @@ fn ffmpeg_decodes_fmp4_hls_silently() {
     assert_h264_aac("ffprobe of init + one segment", &streams, 640, 360, 30.0);
 }
 
-/// hls.js in headless Chromium, in its low-latency mode, plays 30 s of the LL-HLS stream
-/// with no stall, loading parts (not only whole segments).
+/// hls.js in headless Chromium, in its low-latency mode, joins the LL-HLS stream once it
+/// lists three segments and plays 30 s of it with no stall, loading parts (not only whole
+/// segments).
 #[test]
 fn hls_js_in_low_latency_mode_plays_30s_without_a_stall() {
     let ctx = TestCtx::new("hls_fmp4_hlsjs_ll");
     let server = Server::start_with_config(&ctx, FMP4);
     let _publisher = publish_ffmpeg(&ctx, Clip::Main, &server.rtmp_url(APP, "js"));
     let master = server.m3u8_url(APP, "js");
-    media_url(&master);
+    let (url, _) = media_url(&master);
+    // A viewer joining a stream that runs (as the MPEG-TS hls.js test does): three segments.
+    let mut checker = PlaylistChecker::new();
+    let deadline = Instant::now() + 2 * LIMIT;
+    while checked(&mut checker, &url).0.segments.len() < 3 {
+        assert!(Instant::now() < deadline, "three segments never listed");
+        thread::sleep(Duration::from_millis(300));
+    }
     let playback = play_hls_low_latency(&master, 35).unwrap_or_else(|e| panic!("{e}"));
     playback.assert_played("hls.js low-latency on fMP4", 25.0);
     let raw = &playback.raw;

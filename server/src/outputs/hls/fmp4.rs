@@ -161,10 +161,7 @@ impl Fmp4Packaging {
         let rate = bit_rate(bytes, duration_ms);
         if let Some(variant) = self.variant.as_mut().filter(|v| rate > v.bandwidth) {
             variant.bandwidth = rate;
-            let id = self.playlist.entries().last().and_then(|e| e.init).unwrap_or(0);
-            if let Some(init) = self.out.init(id) {
-                self.out.publish_init(id, init, Bytes::from(master_playlist(variant)));
-            }
+            self.out.set_master(Bytes::from(master_playlist(variant)));
         }
     }
 

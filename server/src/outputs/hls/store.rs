@@ -134,6 +134,11 @@ impl HlsStream {
         state.master = Some(master);
     }
 
+    /// Replaces the master playlist (its `BANDWIDTH` rose).
+    pub fn set_master(&self, master: Bytes) {
+        self.write().master = Some(master);
+    }
+
     pub fn init(&self, id: u64) -> Option<Bytes> {
         self.read().inits.iter().find(|(i, _)| *i == id).map(|(_, d)| d.clone())
     }
