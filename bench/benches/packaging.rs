@@ -93,6 +93,7 @@ fn playlist_render(c: &mut Criterion) {
             independent: true,
             program_date_time_ms: 1_795_000_000_000 + sequence * 2000,
             target_duration_secs: 3,
+            init: None,
         };
         playlist.push_entry(entry).expect("consecutive");
     }

@@ -14,11 +14,13 @@ use crate::hooks::{HooksConfig, HooksOverride};
 use crate::recordings::schedule::ScheduleSpec;
 
 mod cluster;
+mod hls;
 mod limits;
 mod record;
 pub mod server;
 
 pub use cluster::ClusterConfig;
+pub use hls::{HlsOverride, HlsVariant};
 pub use limits::{IpRange, LimitsConfig};
 pub use record::{RecordConfig, RecordOverride, RecordPlan};
 pub use server::ServerConfig;
@@ -279,6 +281,15 @@ pub struct HlsConfig {
     /// A segment that reaches this many bytes is cut before the next packet, keyframe or not
     /// (byte budget of the open segment: frozen timestamps never reach `max_segment_ms`).
     pub max_segment_bytes: usize,
+    // fMP4 HLS and LL-HLS (issue 16).
+    /// Segment format: `ts`, `fmp4`, or `auto` (H.264 + AAC get MPEG-TS, other codecs fMP4).
+    pub variant: HlsVariant,
+    /// LL-HLS on fMP4 streams (parts, blocking playlist reload, preload hints, delta
+    /// updates); MPEG-TS playlists are never low-latency.
+    pub low_latency: bool,
+    /// LL-HLS part target in ms (`EXT-X-PART-INF:PART-TARGET`), 100..=2000 and at most half
+    /// of `fragment_ms`; `PART-HOLD-BACK`, where players start, is three of these.
+    pub part_ms: u64,
 }
 
 impl Default for HlsConfig {
@@ -293,7 +304,22 @@ impl Default for HlsConfig {
             dispose_ms: 30_000,
             // A 10-s GOP of a 20 Mbps 4K stream is ~27 MB of MPEG-TS.
             max_segment_bytes: 64 * 1024 * 1024,
+            variant: HlsVariant::Auto,
+            low_latency: true,
+            part_ms: 300,
         }
+    }
+}
+
+impl HlsConfig {
+    /// The `[hls]` settings of app `app`: its `[apps.NAME.hls]` keys over the global ones.
+    pub fn for_app(config: &Config, app: &str) -> HlsConfig {
+        let mut hls = config.hls.clone();
+        if let Some(over) = config.apps.get(app).map(|a| &a.hls) {
+            hls.variant = over.variant.unwrap_or(hls.variant);
+            hls.low_latency = over.low_latency.unwrap_or(hls.low_latency);
+        }
+        hls
     }
 }
 
@@ -309,6 +335,8 @@ pub struct AppConfig {
     pub sign: SignOverride,
     /// Overrides keys of the global `[acl]` for this app.
     pub acl: AclOverride,
+    /// Overrides `variant` and `low_latency` of the global `[hls]` for this app.
+    pub hls: HlsOverride,
 }
 
 impl SignConfig {
@@ -417,6 +445,12 @@ impl Config {
         }
         if self.hls.max_segment_ms < self.hls.fragment_ms {
             problems.push("hls.max_segment_ms must not be less than hls.fragment_ms".into());
+        }
+        if !hls::PART_MS_RANGE.contains(&self.hls.part_ms) || self.hls.part_ms * 2 > self.hls.fragment_ms {
+            problems.push(format!(
+                "hls.part_ms = {} must be between 100 and 2000 and at most half of hls.fragment_ms",
+                self.hls.part_ms
+            ));
         }
         if self.stream.name_extra_chars.chars().any(|c| {
             c.is_control()
@@ -547,6 +581,8 @@ impl Config {
 
 #[cfg(test)]
 mod admission_tests;
+#[cfg(test)]
+mod hls_tests;
 #[cfg(test)]
 mod record_tests;
 

@@ -45,6 +45,11 @@ pub const HLS_SEGMENTS_TOTAL: &str = "estuary_hls_segments_total";
 /// interval outgrew the playlist's target duration (or `hls.max_segment_ms`); the playlist
 /// drops `EXT-X-INDEPENDENT-SEGMENTS` while such a segment is listed.
 pub const HLS_FORCED_CUTS_TOTAL: &str = "estuary_hls_forced_cuts_total";
+// LL-HLS (issue 16).
+/// Counter `{app}`: LL-HLS parts produced.
+pub const HLS_PARTS_TOTAL: &str = "estuary_hls_parts_total";
+/// Gauge: LL-HLS requests waiting now (blocking playlist reloads, preload hints).
+pub const HLS_BLOCKED_REQUESTS: &str = "estuary_hls_blocked_requests";
 /// Gauge `{app, stream, protocol}`: viewers of one stream; protocol is `rtmp`, `flv`, `hls`.
 pub const STREAM_VIEWERS: &str = "estuary_stream_viewers";
 /// Gauge `{app, stream, direction}`: a stream's bitrate over the last 30 s in kbit/s;
@@ -154,6 +159,11 @@ fn describe() {
         "Viewers disconnected by the server, by reason."
     );
     describe_counter!(HLS_SEGMENTS_TOTAL, "HLS segments produced, by app.");
+    describe_counter!(HLS_PARTS_TOTAL, "LL-HLS parts produced, by app.");
+    metrics::describe_gauge!(
+        HLS_BLOCKED_REQUESTS,
+        "LL-HLS requests waiting for a part (blocking playlist reloads, preload hints)."
+    );
     describe_counter!(
         HLS_FORCED_CUTS_TOTAL,
         "HLS segments cut without a keyframe (keyframe interval above the target duration), by app."
@@ -235,6 +245,33 @@ pub fn bytes_received(protocol: &'static str) -> metrics::Counter {
 /// Counts one HLS segment of `app` (for the HLS packager).
 pub fn hls_segment(app: &str) {
     metrics::counter!(HLS_SEGMENTS_TOTAL, "app" => app.to_string()).increment(1);
+}
+
+/// Counts an LL-HLS part of `app`.
+pub fn hls_part(app: &str) {
+    metrics::counter!(HLS_PARTS_TOTAL, "app" => app.to_string()).increment(1);
+}
+
+/// Counts one LL-HLS request waiting for a part while it lives.
+pub struct HlsBlockedGuard(());
+
+impl HlsBlockedGuard {
+    pub fn new() -> Self {
+        metrics::gauge!(HLS_BLOCKED_REQUESTS).increment(1.0);
+        HlsBlockedGuard(())
+    }
+}
+
+impl Default for HlsBlockedGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for HlsBlockedGuard {
+    fn drop(&mut self) {
+        metrics::gauge!(HLS_BLOCKED_REQUESTS).decrement(1.0);
+    }
 }
 
 /// Counts an HLS segment of `app` cut without a keyframe.

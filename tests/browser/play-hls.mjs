@@ -1,7 +1,13 @@
 // Plays an HLS URL with hls.js in headless Chromium and prints one JSON line:
 //   {url, seconds, currentTime, fatalErrors:[...], errors:[...], events:{...}, ...}
 //
-// Usage: node play-hls.mjs URL SECONDS
+// Usage: node play-hls.mjs URL SECONDS [low-latency[,catch-up]]
+//
+// With `low-latency`, hls.js runs in its low-latency mode (LL-HLS parts, blocking reloads)
+// and the JSON also carries `stalls` (hls.js BUFFER_STALLED_ERROR count), `latencies`
+// (one sample a second after playback started: now - hls.playingDate, seconds, with the
+// program date time the server stamped at ingest) and `events.partLoaded`. `catch-up` lets
+// hls.js play at up to 1.5x to reach its target latency (`maxLiveSyncPlaybackRate`).
 //
 // The page and hls.js are served from a local HTTP server on 127.0.0.1:0 started here; the
 // browser is Debian's Chromium (never a downloaded one): CHROMIUM overrides the path.
@@ -14,9 +20,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
-const [url, secondsArg] = process.argv.slice(2);
+const [url, secondsArg, mode] = process.argv.slice(2);
+const modes = (mode || '').split(',');
+const lowLatency = modes.includes('low-latency');
+// hls.js may play up to 1.5x to catch up with its target latency (it starts at an
+// independent part, up to a GOP before the target).
+const catchUp = modes.includes('catch-up');
 if (!url || !secondsArg) {
-  console.error('usage: node play-hls.mjs URL SECONDS');
+  console.error('usage: node play-hls.mjs URL SECONDS [low-latency]');
   process.exit(2);
 }
 const seconds = Number(secondsArg);
@@ -42,8 +53,8 @@ const page = `<!doctype html>
     mseH264Aac: window.MediaSource
       ? MediaSource.isTypeSupported('video/mp4; codecs="avc1.42E01E,mp4a.40.2"') : false,
     errors: [], fatalErrors: [],
-    events: { manifestParsed: 0, levelLoaded: 0, fragLoaded: 0, fragBuffered: 0, playing: 0 },
-    levels: [],
+    events: { manifestParsed: 0, levelLoaded: 0, fragLoaded: 0, fragBuffered: 0, playing: 0, partLoaded: 0 },
+    levels: [], stalls: 0, latencies: [],
   };
   const video = document.getElementById('v');
   video.addEventListener('playing', () => { state.events.playing += 1; });
@@ -53,19 +64,29 @@ const page = `<!doctype html>
     state.fatalErrors.push({ source: 'video', code: e && e.code, message: e && e.message });
   });
   if (state.hlsSupported) {
-    const hls = new Hls({ lowLatencyMode: false });
+    const hls = new Hls({ lowLatencyMode: ${lowLatency}${catchUp ? ', maxLiveSyncPlaybackRate: 1.5' : ''} });
+    window.__hls = hls;
+    setInterval(() => {
+      if (state.events.playing > 0 && hls.playingDate) {
+        state.latencies.push((Date.now() - hls.playingDate.getTime()) / 1000);
+      }
+    }, 1000);
     hls.on(Hls.Events.MANIFEST_PARSED, (_e, d) => {
       state.events.manifestParsed += 1;
       state.levels = d.levels.map(l => ({ width: l.width, height: l.height, codecs: l.codecSet }));
       video.play().catch(err => state.errors.push({ source: 'play()', message: String(err) }));
     });
     hls.on(Hls.Events.LEVEL_LOADED, () => { state.events.levelLoaded += 1; });
-    hls.on(Hls.Events.FRAG_LOADED, () => { state.events.fragLoaded += 1; });
+    hls.on(Hls.Events.FRAG_LOADED, (_e, d) => {
+      state.events.fragLoaded += 1;
+      if (d.part) state.events.partLoaded += 1;
+    });
     hls.on(Hls.Events.FRAG_BUFFERED, () => { state.events.fragBuffered += 1; });
     hls.on(Hls.Events.ERROR, (_e, d) => {
       const entry = { type: d.type, details: d.details, fatal: !!d.fatal,
                       reason: d.reason || (d.error && String(d.error)) || null };
       state.errors.push(entry);
+      if (d.details === 'bufferStalledError') state.stalls += 1;
       if (d.fatal) state.fatalErrors.push(entry);
     });
     hls.loadSource(${JSON.stringify(url)});

@@ -48,6 +48,16 @@ pub fn browser_dir() -> PathBuf {
 
 /// Plays `url` with hls.js for `seconds` seconds of wall time.
 pub fn play_hls(url: &str, seconds: u32) -> Result<HlsPlayback, String> {
+    run_player(url, seconds, None)
+}
+
+/// Plays `url` with hls.js in its low-latency mode (LL-HLS) for `seconds` seconds; the JSON
+/// also has `stalls`, `latencies` and `events.partLoaded`.
+pub fn play_hls_low_latency(url: &str, seconds: u32) -> Result<HlsPlayback, String> {
+    run_player(url, seconds, Some("low-latency"))
+}
+
+fn run_player(url: &str, seconds: u32, mode: Option<&str>) -> Result<HlsPlayback, String> {
     let dir = browser_dir();
     if !dir.join("node_modules/hls.js").exists() {
         return Err(format!(
@@ -59,7 +69,8 @@ pub fn play_hls(url: &str, seconds: u32) -> Result<HlsPlayback, String> {
     cmd.current_dir(&dir)
         .arg("play-hls.mjs")
         .arg(url)
-        .arg(seconds.to_string());
+        .arg(seconds.to_string())
+        .args(mode);
     let out = run_with_timeout(&mut cmd, Duration::from_secs(u64::from(seconds) + 90));
     let line = out
         .stdout

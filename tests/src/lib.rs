@@ -8,6 +8,7 @@
 
 pub mod browser;
 pub mod flv;
+pub mod hevc;
 pub mod hls;
 pub mod http;
 pub mod media;

@@ -8,6 +8,8 @@
 
 use m3u8_rs::MediaPlaylist;
 
+use super::low_latency::{self, LowLatencyReport};
+
 use crate::hls::playlist::rounded_secs;
 
 /// One segment as listed.
@@ -30,6 +32,8 @@ pub struct PlaylistReport {
     /// `EXT-X-INDEPENDENT-SEGMENTS`: every listed segment must start with an IDR.
     pub independent_segments: bool,
     pub segments: Vec<PlaylistSegment>,
+    /// Its LL-HLS tags, when it has any (see [`super::low_latency`]).
+    pub low_latency: Option<LowLatencyReport>,
 }
 
 /// Checks successive fetches of one media playlist.
@@ -52,7 +56,18 @@ impl PlaylistChecker {
         };
         let mut errors = Vec::new();
         check_tags(text, &playlist, &mut errors);
-        let report = report_of(&playlist);
+        let mut report = report_of(&playlist);
+        report.low_latency = low_latency::check(
+            &String::from_utf8_lossy(text),
+            report.target_duration_secs,
+            report.ended,
+            &mut errors,
+        );
+        // A delta update's first listed segment comes after the skipped ones.
+        let skipped = report.low_latency.as_ref().map_or(0, |ll| ll.skipped_segments);
+        for segment in &mut report.segments {
+            segment.sequence += skipped;
+        }
         check_segments(&report, &mut errors);
         if let Some(previous) = &self.previous {
             check_against_previous(previous, &report, &mut errors);
@@ -85,6 +100,7 @@ pub(super) fn report_of(playlist: &MediaPlaylist) -> PlaylistReport {
                 program_date_time_ms: segment.program_date_time.map(|date| date.timestamp_millis()),
             })
             .collect(),
+        low_latency: None,
     }
 }
 

@@ -1,16 +1,20 @@
-//! The live media playlist (RFC 8216 §4.3.3, §6.2.2; Apple HLS authoring spec §8), written
-//! with `m3u8-rs`.
+//! The live media playlist (RFC 8216 §4.3.3, §6.2.2; RFC 8216bis LL-HLS; Apple HLS
+//! authoring spec §8, §14), for MPEG-TS and fMP4 segments.
 //!
-//! What it writes, every time: `EXT-X-VERSION:3` (decimal `EXTINF`), `EXT-X-INDEPENDENT-
-//! SEGMENTS` while every listed segment starts with an IDR (Apple 9.11; after a forced cut
-//! it is left out until that segment has left the window), `EXT-X-TARGETDURATION`,
-//! `EXT-X-MEDIA-SEQUENCE`, `EXT-X-DISCONTINUITY-SEQUENCE` (Apple 8.17: always present when a
-//! discontinuity may ever appear), then per segment `EXT-X-DISCONTINUITY` when it has one,
-//! `EXT-X-PROGRAM-DATE-TIME` (Apple 8.4) and `EXTINF`; `EXT-X-ENDLIST` once ended.
+//! What it writes, every time: `EXT-X-VERSION` (3; 6 with `EXT-X-MAP`; 9 with LL-HLS),
+//! `EXT-X-INDEPENDENT-SEGMENTS` while every listed segment starts with an IDR (Apple 9.11;
+//! after a forced cut it is left out until that segment has left the window),
+//! `EXT-X-TARGETDURATION`, `EXT-X-MEDIA-SEQUENCE`, `EXT-X-DISCONTINUITY-SEQUENCE` (Apple
+//! 8.17: always present when a discontinuity may ever appear), then per segment
+//! `EXT-X-DISCONTINUITY` when it has one, `EXT-X-MAP` when its init section is not the one of
+//! the segment before (Apple 8.20), `EXT-X-PROGRAM-DATE-TIME` (Apple 8.4) and `EXTINF`;
+//! `EXT-X-ENDLIST` once ended. With parts (LL-HLS) see [`write`].
 //!
-//! `m3u8-rs` 6 omits `EXT-X-MEDIA-SEQUENCE` and `EXT-X-DISCONTINUITY-SEQUENCE` when they are
-//! 0, and writes a chrono date for `EXT-X-PROGRAM-DATE-TIME`; so both sequence tags are
-//! written here, right after `EXT-X-TARGETDURATION`, and the date goes in as a segment tag.
+//! The text is written by [`write`], not `m3u8-rs`: `m3u8-rs` 6 cannot write
+//! `EXT-X-PART`, `EXT-X-PART-INF`, `EXT-X-SERVER-CONTROL`, `EXT-X-PRELOAD-HINT` or
+//! `EXT-X-SKIP` (its playlist-level unknown tags are never written), and it drops
+//! `EXT-X-MEDIA-SEQUENCE:0`; one writer for every media playlist is simpler than patching
+//! its output. (`m3u8-rs` still parses playlists in [`crate::check`].)
 //!
 //! # Target duration
 //!
@@ -20,14 +24,15 @@
 //! segment came with. A segment that exceeds it anyway is refused, never listed: the
 //! playlist would lie (counted in [`LivePlaylist::oversize_segments`]).
 
+mod write;
+
+pub use write::{PartEntry, PlaylistEntry, PlaylistUris};
+
 use std::collections::VecDeque;
 
-use bytes::Bytes;
-use m3u8_rs::{ExtTag, MediaPlaylist, MediaSegment};
-
-use super::date::rfc3339_millis;
 pub use super::duration::rounded_secs;
 use super::Segment;
+use bytes::Bytes;
 
 /// Settings of a [`LivePlaylist`].
 #[derive(Debug, Clone)]
@@ -37,6 +42,8 @@ pub struct LivePlaylistConfig {
     /// Segments kept in the playlist (default 6, Apple 8.11). More are kept when needed to
     /// cover three target durations (RFC 8216 §6.2.2).
     pub window_segments: usize,
+    /// LL-HLS: the part target in ms (`EXT-X-PART-INF`); `None` writes no LL tags.
+    pub part_target_ms: Option<u64>,
 }
 
 impl Default for LivePlaylistConfig {
@@ -44,21 +51,9 @@ impl Default for LivePlaylistConfig {
         LivePlaylistConfig {
             fragment_ms: 2000,
             window_segments: 6,
+            part_target_ms: None,
         }
     }
-}
-
-/// What the playlist remembers of a segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlaylistEntry {
-    pub sequence: u64,
-    pub duration_ms: u64,
-    pub discontinuity: bool,
-    /// Starts with an IDR: decodes without the segment before it.
-    pub independent: bool,
-    pub program_date_time_ms: u64,
-    /// The target duration the segmenter cut it for ([`Segment::target_duration_secs`]).
-    pub target_duration_secs: u64,
 }
 
 impl From<&Segment> for PlaylistEntry {
@@ -70,7 +65,82 @@ impl From<&Segment> for PlaylistEntry {
             independent: segment.independent,
             program_date_time_ms: segment.program_date_time_ms,
             target_duration_secs: segment.target_duration_secs,
+            init: None,
         }
+    }
+}
+
+impl From<&super::Fmp4Segment> for PlaylistEntry {
+    fn from(segment: &super::Fmp4Segment) -> Self {
+        PlaylistEntry {
+            sequence: segment.sequence,
+            duration_ms: segment.duration_ms,
+            discontinuity: segment.discontinuity,
+            independent: segment.independent,
+            program_date_time_ms: segment.program_date_time_ms,
+            target_duration_secs: segment.target_duration_secs,
+            init: Some(segment.init_id),
+        }
+    }
+}
+
+/// Where a client's blocking request stands against the playlist (RFC 8216bis §6.2.5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// The playlist already holds it: answer now.
+    Ready,
+    /// It is the next segment or the one after (or one of their parts): wait for it.
+    Wait,
+    /// More than two segments ahead: answer 400 at once.
+    TooFar,
+}
+
+/// How far a playlist got: its last segment and the parts of the segment being written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub last_segment: Option<u64>,
+    pub open_sequence: Option<u64>,
+    pub open_parts: u32,
+}
+
+impl Progress {
+    /// Whether the playlist holds segment `msn` (or, with `part`, that part of it), is about
+    /// to, or is asked too far ahead (RFC 8216bis §6.2.5.2: more than two segments past the
+    /// last one).
+    pub fn position(&self, msn: u64, part: Option<u32>) -> Position {
+        let Some(last) = self.last_segment else {
+            return if msn <= 1 { Position::Wait } else { Position::TooFar };
+        };
+        if msn <= last {
+            return Position::Ready;
+        }
+        if msn > last + 2 {
+            return Position::TooFar;
+        }
+        match part {
+            Some(p) if self.open_sequence == Some(msn) && p < self.open_parts => Position::Ready,
+            _ => Position::Wait,
+        }
+    }
+
+    /// Whether part `index` of segment `sequence` exists (or its whole segment does).
+    pub fn has_part(&self, sequence: u64, index: u32) -> bool {
+        self.position(sequence, Some(index)) == Position::Ready
+    }
+}
+
+/// Segment URIs from a closure; the playlist of MPEG-TS segments names nothing else.
+struct SegmentsOnly<F>(F);
+
+impl<F: Fn(u64) -> String> PlaylistUris for SegmentsOnly<F> {
+    fn segment(&self, sequence: u64) -> String {
+        (self.0)(sequence)
+    }
+    fn part(&self, sequence: u64, index: u32) -> String {
+        format!("{}.{index}", (self.0)(sequence))
+    }
+    fn init(&self, id: u64) -> String {
+        format!("init-{id}")
     }
 }
 
@@ -107,7 +177,17 @@ pub struct LivePlaylist {
     discontinuity_sequence: u64,
     ended: bool,
     oversize_segments: u64,
+    /// Parts of the listed segments whose parts are still written (the last few), by
+    /// sequence, oldest first.
+    segment_parts: VecDeque<(u64, Vec<PartEntry>)>,
+    /// Parts of the segment being written, and its sequence number.
+    open_parts: Vec<PartEntry>,
+    open_sequence: Option<u64>,
 }
+
+/// Completed segments whose parts stay listed (gohlslib lists the last two; RFC 8216bis
+/// §4.4.4.9 wants parts gone past three target durations from the end).
+const SEGMENTS_WITH_PARTS: usize = 2;
 
 impl LivePlaylist {
     pub fn new(config: LivePlaylistConfig) -> Self {
@@ -119,6 +199,45 @@ impl LivePlaylist {
             discontinuity_sequence: 0,
             ended: false,
             oversize_segments: 0,
+            segment_parts: VecDeque::new(),
+            open_parts: Vec::new(),
+            open_sequence: None,
+        }
+    }
+
+    /// Adds a part of the segment being written (`sequence`, the one after the last listed).
+    /// Parts of another segment than the open one start it over.
+    pub fn push_part(&mut self, sequence: u64, part: PartEntry) {
+        if self.open_sequence != Some(sequence) {
+            self.open_parts.clear();
+            self.open_sequence = Some(sequence);
+        }
+        self.ended = false;
+        self.open_parts.push(part);
+    }
+
+    /// The sequence number the next segment will have, once one was listed.
+    pub fn next_sequence(&self) -> Option<u64> {
+        self.entries.back().map(|e| e.sequence + 1)
+    }
+
+    /// The newest part listed: (segment, part index).
+    pub fn last_part(&self) -> Option<(u64, u32)> {
+        if let (Some(seq), Some(_)) = (self.open_sequence, self.open_parts.last()) {
+            return Some((seq, self.open_parts.len() as u32 - 1));
+        }
+        self.segment_parts
+            .back()
+            .filter(|(_, parts)| !parts.is_empty())
+            .map(|(seq, parts)| (*seq, parts.len() as u32 - 1))
+    }
+
+    /// How far the playlist got, for answering blocking requests away from it.
+    pub fn progress(&self) -> Progress {
+        Progress {
+            last_segment: self.entries.back().map(|e| e.sequence),
+            open_sequence: self.open_sequence,
+            open_parts: self.open_parts.len() as u32,
         }
     }
 
@@ -156,6 +275,19 @@ impl LivePlaylist {
         self.target_duration_secs = Some(target);
         self.ended = false;
         self.entries.push_back(entry);
+        if self.config.part_target_ms.is_some() {
+            let parts = if self.open_sequence == Some(entry.sequence) {
+                std::mem::take(&mut self.open_parts)
+            } else {
+                Vec::new()
+            };
+            self.open_parts.clear();
+            self.open_sequence = None;
+            self.segment_parts.push_back((entry.sequence, parts));
+            while self.segment_parts.len() > SEGMENTS_WITH_PARTS {
+                self.segment_parts.pop_front();
+            }
+        }
         let first_removed = self.media_sequence;
         let min_duration_ms = 3 * target * 1000;
         // Segments shorter than half a fragment (frozen timestamps, cut only by
@@ -227,55 +359,39 @@ impl LivePlaylist {
             && self.entries.back().is_some_and(|last| sequence <= last.sequence)
     }
 
-    /// Writes the playlist. `segment_uri` names a segment by its sequence number, e.g.
-    /// `|seq| format!("s-{seq}.ts")`, or with a query string for session tracking.
+    /// Writes the playlist of MPEG-TS segments. `segment_uri` names a segment by its
+    /// sequence number, e.g. `|seq| format!("s-{seq}.ts")`.
     pub fn render(&self, segment_uri: impl Fn(u64) -> String) -> Bytes {
-        let target = self.target_duration_secs();
-        let playlist = MediaPlaylist {
-            version: Some(3),
-            target_duration: target,
-            // Written below: m3u8-rs drops both tags when they are 0.
-            media_sequence: 0,
-            discontinuity_sequence: 0,
-            end_list: self.ended,
-            independent_segments: self.entries.iter().all(|entry| entry.independent),
-            segments: self
-                .entries
-                .iter()
-                .map(|entry| media_segment(entry, &segment_uri))
-                .collect(),
-            ..Default::default()
-        };
-        let mut text = Vec::with_capacity(128 + 120 * self.entries.len());
-        playlist
-            .write_to(&mut text)
-            .expect("writing a playlist into a Vec cannot fail");
-        let target_line = format!("#EXT-X-TARGETDURATION:{target}\n");
-        let sequence_lines = format!(
-            "#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-DISCONTINUITY-SEQUENCE:{}\n",
-            self.media_sequence, self.discontinuity_sequence
-        );
-        let at = find(&text, target_line.as_bytes()).map_or(text.len(), |pos| pos + target_line.len());
-        text.splice(at..at, sequence_lines.into_bytes());
-        Bytes::from(text)
+        write::write(&self.view(), &SegmentsOnly(segment_uri), false)
     }
-}
 
-fn media_segment(entry: &PlaylistEntry, segment_uri: &impl Fn(u64) -> String) -> MediaSegment {
-    MediaSegment {
-        uri: segment_uri(entry.sequence),
-        duration: entry.duration_ms as f32 / 1000.0,
-        discontinuity: entry.discontinuity,
-        unknown_tags: vec![ExtTag {
-            tag: "X-PROGRAM-DATE-TIME".to_owned(),
-            rest: Some(rfc3339_millis(entry.program_date_time_ms)),
-        }],
-        ..Default::default()
+    /// Writes the playlist with every URI `uris` gives; `delta` writes a delta update
+    /// (`EXT-X-SKIP`, RFC 8216bis §4.4.5.2) when LL-HLS is on and segments can be skipped.
+    pub fn render_with(&self, uris: &impl PlaylistUris, delta: bool) -> Bytes {
+        write::write(&self.view(), uris, delta)
     }
-}
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|window| window == needle)
+    fn view(&self) -> write::View<'_> {
+        write::View {
+            target_duration_secs: self.target_duration_secs(),
+            part_target_ms: self.config.part_target_ms,
+            skip_until_ms: self.skip_until_ms(),
+            media_sequence: self.media_sequence,
+            discontinuity_sequence: self.discontinuity_sequence,
+            ended: self.ended,
+            entries: &self.entries,
+            segment_parts: &self.segment_parts,
+            open: match self.open_sequence {
+                Some(sequence) => Some((sequence, &self.open_parts[..])),
+                None => self.next_sequence().map(|sequence| (sequence, &[][..])),
+            },
+        }
+    }
+
+    /// `CAN-SKIP-UNTIL` in ms: six target durations (RFC 8216bis §4.4.3.8).
+    pub fn skip_until_ms(&self) -> u64 {
+        6 * self.target_duration_secs() * 1000
+    }
 }
 
 #[cfg(test)]

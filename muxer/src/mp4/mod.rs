@@ -28,7 +28,7 @@ mod track_queue;
 pub mod writer;
 
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 

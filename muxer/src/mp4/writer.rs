@@ -16,6 +16,17 @@
 //!   segment, ends the file: the open fragment is flushed and a new init segment comes with
 //!   [`InitSegment::restart`] set. Configurations are never mixed in one file.
 //!
+//! # Parts (HLS)
+//!
+//! With [`Fmp4WriterConfig::part_ms`] set, the writer serves fMP4 HLS and its low-latency
+//! parts: `fragment_ms` is then the length of a *segment* (a run of fragments that starts at
+//! a keyframe, cut at the first keyframe at or after it), and each segment is cut into
+//! fragments (the parts) that never outgrow `part_ms`: a fragment is cut before the frame
+//! that would take it past `part_ms`. [`Fragment::ends_segment`] says where segments end; a
+//! segment that would outgrow `max_fragment_ms` without a keyframe is cut anyway, and the
+//! next one does not start with one. After [`Fmp4Writer::finish`] the next frame written is
+//! a keyframe.
+//!
 //! Contract (push/poll, as in retina): after each [`Fmp4Writer::push`] and after
 //! [`Fmp4Writer::finish`], call [`Fmp4Writer::poll_event`] until it returns `None`.
 
@@ -44,6 +55,10 @@ pub struct Fmp4WriterConfig {
     /// With one track's sequence header and frames but not the other's, the file is started
     /// with that track alone after this many ms of its frames (default 1000).
     pub single_track_wait_ms: u64,
+    /// HLS parts: `Some(ms)` cuts fragments of at most this long inside segments of
+    /// `fragment_ms` (see the module documentation); `None` (the recorder) makes each
+    /// fragment a segment of its own.
+    pub part_ms: Option<u64>,
 }
 
 impl Default for Fmp4WriterConfig {
@@ -52,6 +67,7 @@ impl Default for Fmp4WriterConfig {
             fragment_ms: 1000,
             max_fragment_ms: 10_000,
             single_track_wait_ms: 1000,
+            part_ms: None,
         }
     }
 }
@@ -100,6 +116,9 @@ pub struct Fragment {
     pub duration_ms: u64,
     /// It starts with a video keyframe (always true in an audio-only file).
     pub starts_with_keyframe: bool,
+    /// It is the last fragment of its segment: always, unless [`Fmp4WriterConfig::part_ms`]
+    /// is set; then the next fragment starts a new segment.
+    pub ends_segment: bool,
     /// The bytes, in order: the `moof` and `mdat` header, then each sample's own `Bytes`.
     pub parts: Vec<Bytes>,
 }
@@ -147,6 +166,8 @@ struct OpenFile {
     /// DTS in ms where the open fragment started, on the track that cuts.
     fragment_start_ms: u64,
     fragment_keyframe: bool,
+    /// DTS in ms where the open segment started (with parts; else the fragment's).
+    segment_start_ms: u64,
     /// Interval in ms between the last two frames of the track that cuts.
     frame_interval_ms: u64,
     last_cut_dts_ms: Option<u64>,
@@ -238,7 +259,19 @@ impl Fmp4Writer {
                 track.release_held();
             }
         }
-        self.cut(None);
+        self.cut(None, true);
+        if self.config.part_ms.is_some() {
+            // HLS: what follows a break starts a segment, so it waits for a keyframe.
+            if let Some(file) = self.file.as_mut() {
+                file.started = false;
+            }
+        }
+    }
+
+    /// Caps segments (with parts) or fragments at `ms` from now on: the HLS packager lowers
+    /// it once its target duration is fixed.
+    pub fn set_max_fragment_ms(&mut self, ms: u64) {
+        self.config.max_fragment_ms = ms.max(1);
     }
 
     pub fn stats(&self) -> Fmp4WriterStats {
@@ -319,6 +352,7 @@ impl Fmp4Writer {
             next_sequence: 1,
             fragment_start_ms: 0,
             fragment_keyframe: false,
+            segment_start_ms: 0,
             frame_interval_ms: 0,
             last_cut_dts_ms: None,
         });
@@ -374,6 +408,7 @@ impl Fmp4Writer {
             }
             file.started = true;
             file.fragment_start_ms = frame.dts_ms;
+            file.segment_start_ms = frame.dts_ms;
             file.fragment_keyframe = true;
         }
         let track = if is_video {
@@ -394,35 +429,45 @@ impl Fmp4Writer {
                 }
             }
             file.last_cut_dts_ms = Some(frame.dts_ms);
-            let reached = elapsed + file.frame_interval_ms / 2 >= self.config.fragment_ms;
-            if frame.keyframe && reached {
-                Some(true)
-            } else if elapsed >= self.config.max_fragment_ms {
-                Some(false)
-            } else {
-                None
+            match self.config.part_ms {
+                None => recorder_cut(&self.config, elapsed, file.frame_interval_ms, frame.keyframe),
+                Some(part_ms) => part_cut(
+                    &self.config,
+                    part_ms,
+                    frame.dts_ms.saturating_sub(file.segment_start_ms),
+                    elapsed,
+                    file.frame_interval_ms,
+                    frame.keyframe,
+                ),
             }
         } else if elapsed >= self.config.max_fragment_ms.saturating_mul(2) {
             // The cutting track stalled: audio alone must not grow the fragment forever.
-            Some(false)
+            Some(Cut::Segment { keyframe: false })
         } else {
             None
         };
-        if let Some(keyframe) = cut {
-            if !keyframe {
+        if let Some(cut) = cut {
+            let (keyframe, ends_segment) = match cut {
+                Cut::Segment { keyframe } => (keyframe, true),
+                Cut::Part => (frame.keyframe, false),
+            };
+            if ends_segment && !keyframe {
                 self.stats.forced_cuts += 1;
             }
-            self.cut(Some(frame.dts_ms));
+            self.cut(Some(frame.dts_ms), ends_segment);
             if let Some(file) = self.file.as_mut() {
                 file.fragment_start_ms = frame.dts_ms;
                 file.fragment_keyframe = keyframe;
+                if ends_segment {
+                    file.segment_start_ms = frame.dts_ms;
+                }
             }
         }
     }
 
     /// Emits the ready samples of the open fragment; the fragment ends at `end_ms` (the
     /// frame that cuts) or where its samples end.
-    fn cut(&mut self, end_ms: Option<u64>) {
+    fn cut(&mut self, end_ms: Option<u64>, ends_segment: bool) {
         let Some(file) = self.file.as_mut() else { return };
         let tracks: Vec<&TrackQueue> = [file.video.as_ref(), file.audio.as_ref()]
             .into_iter()
@@ -451,6 +496,7 @@ impl Fmp4Writer {
             start_ms: file.fragment_start_ms,
             duration_ms: end - file.fragment_start_ms,
             starts_with_keyframe: file.fragment_keyframe,
+            ends_segment: ends_segment || self.config.part_ms.is_none(),
             parts,
         }));
         // `mfhd`'s sequence number is 32 bits. Fragments last at least the recorder's
@@ -462,6 +508,50 @@ impl Fmp4Writer {
         }
         self.stats.fragments += 1;
         self.stats.samples += samples as u64;
+    }
+}
+
+/// Where the frame being written cuts the open fragment: before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// The fragment ends its segment; the next starts with a keyframe unless forced.
+    Segment { keyframe: bool },
+    /// The fragment is a part and its segment goes on.
+    Part,
+}
+
+/// The recorder's rule: a fragment per keyframe at or after `fragment_ms`, or forced at
+/// `max_fragment_ms`.
+fn recorder_cut(config: &Fmp4WriterConfig, elapsed: u64, interval: u64, keyframe: bool) -> Option<Cut> {
+    if keyframe && elapsed + interval / 2 >= config.fragment_ms {
+        Some(Cut::Segment { keyframe: true })
+    } else if elapsed >= config.max_fragment_ms {
+        Some(Cut::Segment { keyframe: false })
+    } else {
+        None
+    }
+}
+
+/// HLS with parts: a segment at the first keyframe at or after `fragment_ms`, forced before
+/// a frame that would take it past `max_fragment_ms`; inside it, a part before a frame that
+/// would take the part past `part_ms` (an eighth of a frame interval of slack absorbs
+/// millisecond timestamps, so a part never exceeds its target).
+fn part_cut(
+    config: &Fmp4WriterConfig,
+    part_ms: u64,
+    segment_elapsed: u64,
+    part_elapsed: u64,
+    interval: u64,
+    keyframe: bool,
+) -> Option<Cut> {
+    if keyframe && segment_elapsed + interval / 2 >= config.fragment_ms {
+        Some(Cut::Segment { keyframe: true })
+    } else if segment_elapsed.saturating_add(interval) > config.max_fragment_ms {
+        Some(Cut::Segment { keyframe })
+    } else if part_elapsed.saturating_add(interval + interval / 8) > part_ms {
+        Some(Cut::Part)
+    } else {
+        None
     }
 }
 

@@ -33,11 +33,9 @@ pub struct Parts<'a> {
 
 /// Every kind of output a path may start, in the order they start.
 pub fn builtin(parts: Parts<'_>) -> Vec<Arc<dyn OutputKind>> {
-    let mut kinds: Vec<Arc<dyn OutputKind>> = vec![Arc::new(hls::HlsOutputs::new(
-        &parts.config.hls,
-        parts.hooks.clone(),
-        parts.hls.clone(),
-    ))];
+    let mut kinds: Vec<Arc<dyn OutputKind>> = vec![Arc::new(
+        hls::HlsOutputs::new(&parts.config.hls, parts.hooks.clone(), parts.hls.clone()).with_apps(parts.config),
+    )];
     if let Some(ledger) = parts.recordings {
         let grace = Duration::from_millis(parts.config.record.reconnect_window_ms);
         kinds.push(Arc::new(record::RecordOutputs::new(

@@ -11,6 +11,7 @@ fn entry(sequence: u64, duration_ms: u64, discontinuity: bool) -> PlaylistEntry 
         independent: true,
         program_date_time_ms: 1_714_566_896_789 + sequence * 2000,
         target_duration_secs: 3,
+        init: None,
     }
 }
 
@@ -76,6 +77,7 @@ fn keeps_three_target_durations_even_with_a_small_window() {
     let config = LivePlaylistConfig {
         fragment_ms: 2000,
         window_segments: 2,
+        part_target_ms: None,
     };
     let mut playlist = LivePlaylist::new(config);
     for sequence in 0..20 {
@@ -225,7 +227,7 @@ proptest! {
         segments in proptest::collection::vec((1000u64..3400, proptest::bool::weighted(0.2)), 1..60),
         window in 1usize..10,
     ) {
-        let mut playlist = LivePlaylist::new(LivePlaylistConfig { fragment_ms: 2000, window_segments: window });
+        let mut playlist = LivePlaylist::new(LivePlaylistConfig { fragment_ms: 2000, window_segments: window, part_target_ms: None });
         let mut checker = PlaylistChecker::new();
         for (sequence, (duration_ms, discontinuity)) in segments.iter().enumerate() {
             playlist.push_entry(entry(sequence as u64, *duration_ms, *discontinuity)).unwrap();
@@ -241,4 +243,26 @@ proptest! {
         playlist.end();
         prop_assert!(checker.check(&playlist.render(uri)).unwrap().ended);
     }
+}
+
+#[test]
+fn blocking_positions_follow_parts_and_refuse_requests_far_ahead() {
+    let mut playlist = LivePlaylist::new(LivePlaylistConfig {
+        part_target_ms: Some(300),
+        ..LivePlaylistConfig::default()
+    });
+    playlist.push_entry(entry(0, 2000, false)).unwrap();
+    let part = PartEntry {
+        duration_ms: 300,
+        independent: true,
+    };
+    playlist.push_part(1, part);
+    let progress = playlist.progress();
+    assert_eq!(progress.position(0, None), Position::Ready);
+    assert_eq!(progress.position(1, Some(0)), Position::Ready);
+    assert_eq!(progress.position(1, Some(1)), Position::Wait);
+    assert_eq!(progress.position(1, None), Position::Wait);
+    assert_eq!(progress.position(2, None), Position::Wait);
+    assert_eq!(progress.position(3, Some(0)), Position::TooFar);
+    assert_eq!(playlist.last_part(), Some((1, 0)));
 }

@@ -557,7 +557,7 @@ proptest! {
         prop_assert!(!segments.is_empty());
         let target = segments[0].target_duration_secs;
         let mut checker = TsChecker::new();
-        let mut playlist = LivePlaylist::new(LivePlaylistConfig { fragment_ms, window_segments: 6 });
+        let mut playlist = LivePlaylist::new(LivePlaylistConfig { fragment_ms, window_segments: 6, part_target_ms: None });
         let mut playlist_checker = PlaylistChecker::new();
         let mut expected_start = 0;
         for (i, segment) in segments.iter().enumerate() {

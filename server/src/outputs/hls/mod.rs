@@ -1,16 +1,20 @@
 //! HLS: in-memory packaging of every live stream (one packager per stream, shared by all
-//! HLS viewers; an output of the stream's path) and the store HTTP serves playlists and
-//! segments from.
+//! HLS viewers; an output of the stream's path), as MPEG-TS or fMP4 with LL-HLS parts, and
+//! the store HTTP serves playlists, segments, parts and init sections from.
 
+mod fmp4;
+mod hook;
 mod names;
 mod packager;
 mod store;
+mod ts;
 
 use std::time::Duration;
 
-pub use names::{parse_segment_name, segment_name, segment_uri};
+pub use fmp4::media_playlist_name;
+pub use names::{parse_segment_name, segment_name, segment_uri, HlsFile};
 pub use packager::Packaging;
-pub use store::{HlsStore, HlsStream};
+pub use store::{HlsStore, HlsStream, Update};
 
 use super::output::{Output, OutputKind};
 use crate::config::HlsConfig;
@@ -20,6 +24,8 @@ use crate::stream::StreamKey;
 /// The HLS kind of output: one [`Packaging`] per source, while `hls.enabled`.
 pub struct HlsOutputs {
     config: HlsConfig,
+    /// `[apps.NAME.hls]` resolved over `config`, per app that has one.
+    apps: std::collections::BTreeMap<String, HlsConfig>,
     hooks: Hooks,
     store: HlsStore,
 }
@@ -28,9 +34,20 @@ impl HlsOutputs {
     pub fn new(config: &HlsConfig, hooks: Hooks, store: HlsStore) -> HlsOutputs {
         HlsOutputs {
             config: config.clone(),
+            apps: std::collections::BTreeMap::new(),
             hooks,
             store,
         }
+    }
+
+    /// Applies the `[apps.NAME.hls]` tables of `config`.
+    pub fn with_apps(mut self, config: &crate::config::Config) -> HlsOutputs {
+        self.apps = config
+            .apps
+            .keys()
+            .map(|app| (app.clone(), HlsConfig::for_app(config, app)))
+            .collect();
+        self
     }
 }
 
@@ -47,8 +64,9 @@ impl OutputKind for HlsOutputs {
         if !self.config.enabled {
             return None;
         }
+        let config = self.apps.get(&key.app).unwrap_or(&self.config);
         Some(Box::new(Packaging::new(
-            &self.config,
+            config,
             self.hooks.clone(),
             &self.store,
             key,

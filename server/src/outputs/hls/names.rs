@@ -1,4 +1,6 @@
-//! Segment names: `{stream}-{instance}-{sequence}.ts`, beside the playlist. In the
+//! Segment names: `{stream}-{instance}-{sequence}.ts`, beside the playlist; for fMP4,
+//! `{stream}-{instance}-{sequence}.m4s`, LL-HLS parts `{stream}-{instance}-{sequence}.{part}.m4s`
+//! and init sections `{stream}-{instance}-init{id}.mp4` ([`HlsFile`]). In the
 //! playlist, the stream part is percent-encoded ([`segment_uri`]): `stream.name_extra_chars`
 //! may allow characters (`@`, `+`, `:` …) that a URI must not carry raw; the HTTP handler
 //! decodes the request path before [`parse_segment_name`].
@@ -39,9 +41,72 @@ pub fn parse_segment_name(file: &str) -> Option<(&str, &str, u64)> {
     Some((stream, instance, seq.parse().ok()?))
 }
 
+/// A file of an fMP4 stream, or an MPEG-TS segment, by what its name says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HlsFile {
+    TsSegment(u64),
+    Segment(u64),
+    Part(u64, u32),
+    Init(u64),
+}
+
+impl HlsFile {
+    /// The file name for `stream` (already encoded or not, as the caller needs).
+    pub fn name(self, stream: &str, instance: &str) -> String {
+        match self {
+            HlsFile::TsSegment(seq) => segment_name(stream, instance, seq),
+            HlsFile::Segment(seq) => format!("{stream}-{instance}-{seq}.m4s"),
+            HlsFile::Part(seq, part) => format!("{stream}-{instance}-{seq}.{part}.m4s"),
+            HlsFile::Init(id) => format!("{stream}-{instance}-init{id}.mp4"),
+        }
+    }
+
+    /// Its URI relative to the playlist: the stream percent-encoded.
+    pub fn uri(self, stream: &str, instance: &str) -> String {
+        self.name(&crate::percent::encode_path_segment(stream), instance)
+    }
+
+    /// Splits a (decoded) file name into (stream, instance, file).
+    pub fn parse(file: &str) -> Option<(&str, &str, HlsFile)> {
+        if file.ends_with(".ts") {
+            let (stream, instance, seq) = parse_segment_name(file)?;
+            return Some((stream, instance, HlsFile::TsSegment(seq)));
+        }
+        let (rest, fmp4) = match file.strip_suffix(".m4s") {
+            Some(rest) => (rest, true),
+            None => (file.strip_suffix(".mp4")?, false),
+        };
+        let (rest, last) = rest.rsplit_once('-')?;
+        let (stream, instance) = rest.rsplit_once('-')?;
+        let what = if !fmp4 {
+            HlsFile::Init(last.strip_prefix("init")?.parse().ok()?)
+        } else if let Some((seq, part)) = last.split_once('.') {
+            HlsFile::Part(seq.parse().ok()?, part.parse().ok()?)
+        } else {
+            HlsFile::Segment(last.parse().ok()?)
+        };
+        Some((stream, instance, what))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fmp4_names_round_trip() {
+        for file in [
+            HlsFile::TsSegment(3),
+            HlsFile::Segment(42),
+            HlsFile::Part(42, 7),
+            HlsFile::Init(2),
+        ] {
+            let name = file.name("cam-1.x", "65a1f");
+            assert_eq!(HlsFile::parse(&name), Some(("cam-1.x", "65a1f", file)), "{name}");
+        }
+        assert_eq!(HlsFile::parse("cam-65a1f-init.mp4"), None);
+        assert_eq!(HlsFile::parse("cam-65a1f-1.x.m4s"), None);
+    }
 
     #[test]
     fn segment_names_round_trip() {

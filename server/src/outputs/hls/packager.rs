@@ -1,51 +1,52 @@
-//! One HLS packager per packaging run of a stream: an [`Output`] that feeds `muxer`'s
-//! segmenter and playlist and publishes what they produce into the [`HlsStore`].
+//! One HLS packager per packaging run of a stream: an [`Output`] that picks the segment
+//! format (`hls.variant`, per app) and hands the packets to the MPEG-TS ([`super::ts`]) or
+//! fMP4 ([`super::fmp4`]) packager, which publish into the [`HlsStore`].
 //!
-//! Its life is the path's: it starts with the source. When the source stops, the open
-//! segment is closed at once; a source that comes back within the grace period
-//! (`hls.reconnect_window_ms`) continues the same playlist after an `EXT-X-DISCONTINUITY`;
-//! otherwise the playlist gets `EXT-X-ENDLIST` and is served for `hls.dispose_ms` more.
-//! Packets the packager lost (it fell a whole ring behind) are a gap: the open segment is
-//! closed there, the next one starts at the next keyframe after an `EXT-X-DISCONTINUITY`,
-//! and nothing is played twice.
+//! With `auto`, the codecs decide: the first video packet (H.264 → MPEG-TS, unless the audio
+//! seen is not AAC; anything else → fMP4), or audio alone (AAC for a second → MPEG-TS,
+//! anything else → fMP4 at once). The packets seen while deciding are held (at most
+//! [`MAX_HELD_PACKETS`] / [`MAX_HELD_BYTES`], then MPEG-TS is assumed) and replayed.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use estuary_muxer::{HlsSegmenter, HlsSegmenterConfig, LivePlaylist, LivePlaylistConfig, Segment};
-use estuary_protocol::Packet;
-use tracing::{debug, info, warn};
+use bytes::Bytes;
+use estuary_protocol::flv::tag::{AudioCodec, VideoCodec};
+use estuary_protocol::{Codec, MediaKind, Packet};
+use tracing::info;
 
-use super::names::{new_instance, segment_name, segment_uri};
+use super::fmp4::Fmp4Packaging;
+use super::hook::SegmentHook;
+use super::names::new_instance;
 use super::store::{HlsStore, HlsStream};
-use crate::config::HlsConfig;
-use crate::hooks::{ClientInfo, HlsSegmentInfo, HookSubject, Hooks, NotifyEvent, StreamInfo};
+use super::ts::TsPackaging;
+use crate::config::{HlsConfig, HlsVariant};
+use crate::hooks::{HookSubject, Hooks};
 use crate::outputs::Output;
 use crate::stream::StreamKey;
 
+/// Packets held while `auto` waits for the codecs.
+const MAX_HELD_PACKETS: usize = 512;
+const MAX_HELD_BYTES: usize = 8 << 20;
+/// AAC alone this long (ms of its timeline) makes an audio-only MPEG-TS stream.
+const AUDIO_ONLY_AFTER_MS: u64 = 1000;
+
 pub struct Packaging {
     key: StreamKey,
+    hls: HlsConfig,
     hooks: Hooks,
-    /// The source whose segments these are: `on_hls` speaks in its name, as SRS's does (its
-    /// client id, address, tcUrl and param).
+    /// The path's source, in whose name `on_hls` is sent.
     source: Option<HookSubject>,
-    /// The server's working directory (`on_hls`'s `cwd`).
-    cwd: String,
     out: Arc<HlsStream>,
-    segmenter: HlsSegmenter,
-    playlist: LivePlaylist,
-    /// Segments still served after they left the playlist (`hls.tail_segments`).
-    tail: usize,
-    /// `hls.dispose_ms`: how long the ended playlist is served.
-    linger: Duration,
-    errors_logged: u32,
-    /// The segmenter's `byte_cuts` already counted in the metrics.
-    byte_cuts: u64,
-    forced_cut_logged: bool,
+    engine: Option<Box<dyn Output>>,
+    held: Vec<Arc<Packet>>,
+    held_bytes: usize,
+    /// The audio codec seen while deciding, and the DTS of its first frame.
+    audio: Option<(AudioCodec, u64)>,
 }
 
 impl Packaging {
-    /// Starts a packaging run of `key`, published in `store` under a fresh instance id.
+    /// Starts a packaging run of `key` with `hls` (the app's settings), published in `store`
+    /// under a fresh instance id.
     pub fn new(
         hls: &HlsConfig,
         hooks: Hooks,
@@ -55,154 +56,107 @@ impl Packaging {
     ) -> Packaging {
         let out = Arc::new(HlsStream::new(new_instance()));
         store.insert(key.clone(), Arc::clone(&out));
-        info!(stream = %key, instance = %out.instance, "hls packaging started");
-        Packaging {
+        info!(stream = %key, instance = %out.instance, variant = ?hls.variant, "hls packaging started");
+        let mut packaging = Packaging {
             key: key.clone(),
+            hls: hls.clone(),
             hooks,
             source,
-            cwd: std::env::current_dir()
-                .map(|d| d.to_string_lossy().into_owned())
-                .unwrap_or_default(),
             out,
-            segmenter: HlsSegmenter::new(HlsSegmenterConfig {
-                fragment_ms: hls.fragment_ms,
-                max_segment_ms: hls.max_segment_ms,
-                max_segment_bytes: hls.max_segment_bytes,
-                ..HlsSegmenterConfig::default()
-            }),
-            playlist: LivePlaylist::new(LivePlaylistConfig {
-                fragment_ms: hls.fragment_ms,
-                window_segments: hls.window_segments,
-            }),
-            tail: hls.tail_segments,
-            linger: Duration::from_millis(hls.dispose_ms),
-            errors_logged: 0,
-            byte_cuts: 0,
-            forced_cut_logged: false,
+            engine: None,
+            held: Vec::new(),
+            held_bytes: 0,
+            audio: None,
+        };
+        match hls.variant {
+            HlsVariant::Ts => packaging.start(false),
+            HlsVariant::Fmp4 => packaging.start(true),
+            HlsVariant::Auto => {}
         }
+        packaging
     }
 
-    fn render(&self) -> bytes::Bytes {
-        let (stream, instance) = (self.key.name.as_str(), self.out.instance.as_str());
-        self.playlist.render(|seq| segment_uri(stream, instance, seq))
+    fn start(&mut self, fmp4: bool) {
+        let (hls, out) = (&self.hls, Arc::clone(&self.out));
+        let hook = SegmentHook::new(self.hooks.clone(), &self.key, self.source.clone());
+        let mut engine: Box<dyn Output> = if fmp4 {
+            Box::new(Fmp4Packaging::new(hls, hook, out, &self.key))
+        } else {
+            Box::new(TsPackaging::new(hls, hook, out, &self.key))
+        };
+        for packet in std::mem::take(&mut self.held) {
+            engine.packet(&packet);
+        }
+        self.held_bytes = 0;
+        self.engine = Some(engine);
     }
 
-    fn drain(&mut self) {
-        while let Some(segment) = self.segmenter.poll_segment() {
-            self.add(segment);
-        }
-    }
-
-    fn add(&mut self, segment: Segment) {
-        if let Err(e) = self.playlist.push_segment(&segment) {
-            return warn!(stream = %self.key, cause = %e, "hls segment not added");
-        }
-        if !segment.independent {
-            crate::metrics::hls_forced_cut(&self.key.app);
-            // Once per run is enough: an encoder that does it once does it every GOP.
-            if !self.forced_cut_logged {
-                self.forced_cut_logged = true;
-                warn!(
-                    stream = %self.key,
-                    sequence = segment.sequence,
-                    target_secs = segment.target_duration_secs,
-                    "hls segment cut without a keyframe: the encoder's keyframe interval is longer than the target duration (set it to hls.fragment_ms)"
-                );
+    /// `auto`: whether `packet` settles the format (`Some(true)` for fMP4).
+    fn decide(&mut self, packet: &Packet) -> Option<bool> {
+        match (packet.kind, packet.codec) {
+            (MediaKind::Video, Codec::Video(VideoCodec::Avc)) => {
+                Some(self.audio.is_some_and(|(codec, _)| codec != AudioCodec::Aac))
             }
+            (MediaKind::Video, Codec::Video(_)) => Some(true),
+            (MediaKind::Audio, Codec::Audio(AudioCodec::Aac)) => {
+                let since = self.audio.get_or_insert((AudioCodec::Aac, packet.dts)).1;
+                (packet.dts.saturating_sub(since) >= AUDIO_ONLY_AFTER_MS).then_some(false)
+            }
+            (MediaKind::Audio, Codec::Audio(codec)) => {
+                self.audio = Some((codec, packet.dts));
+                Some(true)
+            }
+            _ => None,
         }
-        let playlist = self.render();
-        let (sequence, duration_ms) = (segment.sequence, segment.duration_ms);
-        // The playlist may list more than window_segments (it covers three target durations,
-        // RFC 8216 §6.2.2): keep everything it lists, plus the tail.
-        let keep = self.playlist.entries().len() + self.tail;
-        self.out.publish(
-            sequence,
-            segment.data,
-            playlist,
-            self.playlist.target_duration_secs(),
-            keep,
-        );
-        debug!(stream = %self.key, sequence, duration_ms, "hls segment");
-        crate::metrics::hls_segment(&self.key.app);
-        self.notify(sequence, duration_ms);
-    }
-
-    fn notify(&self, sequence: u64, duration_ms: u64) {
-        let (app, name) = (&self.key.app, &self.key.name);
-        let file = segment_name(name, &self.out.instance, sequence);
-        let uri = segment_uri(name, &self.out.instance, sequence);
-        let (client, stream) = match &self.source {
-            Some(source) => (source.client.clone(), source.stream.clone()),
-            // A source with no client (a test's feeder): nobody to speak for.
-            None => (
-                ClientInfo::new("", "127.0.0.1", app.clone()),
-                StreamInfo {
-                    stream: name.clone(),
-                    param: String::new(),
-                    stream_id: String::new(),
-                },
-            ),
-        };
-        // `url` and `m3u8_url` as SRS gives them (`srs_app_hls.cpp`): `live/cam.m3u8` and the
-        // segment beside it, `live/cam-….ts`.
-        let segment = HlsSegmentInfo {
-            duration: duration_ms as f64 / 1000.0,
-            cwd: self.cwd.clone(),
-            file: format!("/{app}/{file}"),
-            url: format!("{app}/{uri}"),
-            m3u8: format!("/{app}/{name}.m3u8"),
-            m3u8_url: format!("{app}/{name}.m3u8"),
-            seq_no: sequence,
-        };
-        self.hooks.notify(&NotifyEvent::Hls {
-            client,
-            stream,
-            segment,
-        });
-    }
-
-    /// Closes the open segment where it is; the next one is marked discontinuous.
-    fn close_segment(&mut self) {
-        self.segmenter.finish();
-        self.drain();
     }
 }
 
 impl Output for Packaging {
     fn packet(&mut self, packet: &Arc<Packet>) {
-        if let Err(e) = self.segmenter.push(packet) {
-            // Once per kind of trouble is enough for the log; metrics count every one.
-            if self.errors_logged < 5 {
-                self.errors_logged += 1;
-                warn!(stream = %self.key, cause = %e, "hls packager dropped a packet");
-            }
+        if let Some(engine) = self.engine.as_mut() {
+            return engine.packet(packet);
         }
-        let byte_cuts = self.segmenter.stats().byte_cuts;
-        if byte_cuts > self.byte_cuts {
-            self.byte_cuts = byte_cuts;
-            crate::metrics::budget_exceeded("hls_segment");
-            warn!(stream = %self.key, "hls segment reached hls.max_segment_bytes; cut before the next packet");
+        let decided = self.decide(packet);
+        self.held_bytes += packet.payload.len();
+        self.held.push(Arc::clone(packet));
+        let full = self.held.len() >= MAX_HELD_PACKETS || self.held_bytes >= MAX_HELD_BYTES;
+        match decided {
+            Some(fmp4) => self.start(fmp4),
+            None if full => self.start(false),
+            None => {}
         }
-        self.drain();
-    }
-
-    fn gap(&mut self) {
-        warn!(stream = %self.key, "hls packager fell behind the stream; the playlist continues after a discontinuity");
-        self.close_segment();
-    }
-
-    fn source_gone(&mut self) {
-        self.close_segment();
     }
 
     fn source_changed(&mut self, source: Option<&HookSubject>) {
         self.source = source.cloned();
+        if let Some(engine) = self.engine.as_mut() {
+            engine.source_changed(source);
+        }
+    }
+
+    fn gap(&mut self) {
+        if let Some(engine) = self.engine.as_mut() {
+            engine.gap();
+        }
+    }
+
+    fn source_gone(&mut self) {
+        match self.engine.as_mut() {
+            Some(engine) => engine.source_gone(),
+            None => {
+                self.held.clear();
+                self.held_bytes = 0;
+            }
+        }
     }
 
     fn end(&mut self) {
-        self.close_segment();
-        self.playlist.end();
-        self.out.end(self.render(), self.linger);
-        info!(stream = %self.key, "hls playlist ended");
+        match self.engine.as_mut() {
+            Some(engine) => engine.end(),
+            // Nothing was packaged: the entry goes when its linger is over.
+            None => self
+                .out
+                .end(Bytes::new(), std::time::Duration::from_millis(self.hls.dispose_ms)),
+        }
     }
 }

@@ -5,14 +5,27 @@
 //! segment becomes visible in the playlist the moment it is complete, and is never listed
 //! before it can be fetched. An ended playlist stays for its linger time, then the store
 //! forgets it (lazily on lookup, and in [`HlsStore::purge`]); no task waits for that.
+//!
+//! fMP4 streams also hold their init sections, their master playlist, the LL-HLS parts of
+//! their last segments and the delta-update form of the playlist. Every publish sends one
+//! `watch` notification: requests blocked on a part that does not exist yet (a blocking
+//! playlist reload, a preload hint) hold a receiver and wake on it; no task polls or sleeps.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use estuary_muxer::hls::Progress;
+use tokio::sync::watch;
 
 use crate::stream::StreamKey;
+
+/// Segments behind the newest whose parts are still served (hls.js may ask for a part of
+/// the last two listed segments; the rest of a window is served as whole segments).
+const PART_SEGMENTS_KEPT: u64 = 3;
+/// Init sections kept: the current one and those the listed segments may still name.
+const INITS_KEPT: usize = 4;
 
 /// One stream's playlist and segments.
 #[derive(Debug)]
@@ -21,11 +34,37 @@ pub struct HlsStream {
     /// of today's stream with segment 5 of yesterday's.
     pub instance: String,
     state: RwLock<HlsState>,
+    /// Bumped at every publish and at the end: wakes every blocked request at once.
+    changed: watch::Sender<u64>,
+}
+
+/// One publish of a packager: a new segment or part (or neither) and the playlists that
+/// list it.
+#[derive(Debug, Default)]
+pub struct Update {
+    pub segment: Option<(u64, Bytes)>,
+    /// (segment, part index, bytes).
+    pub part: Option<(u64, u32, Bytes)>,
+    pub playlist: Bytes,
+    /// The LL-HLS delta update (`EXT-X-SKIP`), when segments can be skipped.
+    pub delta: Option<Bytes>,
+    pub progress: Progress,
+    pub target_duration_secs: u64,
+    /// Segments kept at most.
+    pub keep: usize,
 }
 
 #[derive(Debug, Default)]
 struct HlsState {
     playlist: Bytes,
+    delta: Option<Bytes>,
+    /// fMP4: the master playlist (`CODECS`), served at the stream's playlist URL.
+    master: Option<Bytes>,
+    parts: VecDeque<((u64, u32), Bytes)>,
+    inits: VecDeque<(u64, Bytes)>,
+    progress: Progress,
+    /// The playlist is LL-HLS: blocking reloads and preload hints are answered.
+    low_latency: bool,
     /// (sequence, data), oldest first: the playlist window plus a tail.
     segments: VecDeque<(u64, Bytes)>,
     target_duration_secs: u64,
@@ -39,7 +78,96 @@ impl HlsStream {
         HlsStream {
             instance,
             state: RwLock::new(HlsState::default()),
+            changed: watch::Sender::new(0),
         }
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HlsState> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn notify(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver woken at the next publish; subscribe, then check, then wait.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Publishes a segment or part with the playlists that list it.
+    pub fn publish_update(&self, update: Update) {
+        {
+            let mut state = self.write();
+            if let Some(segment) = update.segment {
+                state.segments.push_back(segment);
+                while state.segments.len() > update.keep {
+                    state.segments.pop_front();
+                }
+            }
+            if let Some((seq, index, data)) = update.part {
+                state.parts.push_back(((seq, index), data));
+                state.low_latency = true;
+            }
+            let newest = update.progress.open_sequence.or(update.progress.last_segment);
+            if let Some(newest) = newest {
+                let oldest = newest.saturating_sub(PART_SEGMENTS_KEPT);
+                while state.parts.front().is_some_and(|((seq, _), _)| *seq < oldest) {
+                    state.parts.pop_front();
+                }
+            }
+            state.playlist = update.playlist;
+            state.delta = update.delta;
+            state.progress = update.progress;
+            state.target_duration_secs = update.target_duration_secs;
+        }
+        self.notify();
+    }
+
+    /// Publishes an init section (and the master playlist naming its codecs).
+    pub fn publish_init(&self, id: u64, data: Bytes, master: Bytes) {
+        let mut state = self.write();
+        state.inits.push_back((id, data));
+        while state.inits.len() > INITS_KEPT {
+            state.inits.pop_front();
+        }
+        state.master = Some(master);
+    }
+
+    /// Replaces the master playlist (its `BANDWIDTH` rose).
+    pub fn set_master(&self, master: Bytes) {
+        self.write().master = Some(master);
+    }
+
+    pub fn init(&self, id: u64) -> Option<Bytes> {
+        self.read().inits.iter().find(|(i, _)| *i == id).map(|(_, d)| d.clone())
+    }
+
+    pub fn part(&self, sequence: u64, index: u32) -> Option<Bytes> {
+        self.read()
+            .parts
+            .iter()
+            .find(|(at, _)| *at == (sequence, index))
+            .map(|(_, d)| d.clone())
+    }
+
+    /// The master playlist of an fMP4 stream, once its first segment is listed.
+    pub fn master(&self) -> Option<Bytes> {
+        let state = self.read();
+        state.master.clone().filter(|_| !state.playlist.is_empty())
+    }
+
+    /// The delta update, if there is one now.
+    pub fn delta(&self) -> Option<Bytes> {
+        self.read().delta.clone()
+    }
+
+    pub fn progress(&self) -> Progress {
+        self.read().progress
+    }
+
+    pub fn is_low_latency(&self) -> bool {
+        self.read().low_latency
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HlsState> {
@@ -49,22 +177,31 @@ impl HlsStream {
     /// Publishes a new segment together with the playlist that lists it, keeping at most
     /// `keep` segments.
     pub fn publish(&self, sequence: u64, data: Bytes, playlist: Bytes, target_duration_secs: u64, keep: usize) {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        state.segments.push_back((sequence, data));
-        while state.segments.len() > keep {
-            state.segments.pop_front();
-        }
-        state.playlist = playlist;
-        state.target_duration_secs = target_duration_secs;
+        let progress = Progress {
+            last_segment: Some(sequence),
+            ..Progress::default()
+        };
+        self.publish_update(Update {
+            segment: Some((sequence, data)),
+            playlist,
+            progress,
+            target_duration_secs,
+            keep,
+            ..Update::default()
+        });
     }
 
     /// Replaces the playlist with its final form (`EXT-X-ENDLIST`), served for `linger`
     /// more, then forgotten.
     pub fn end(&self, playlist: Bytes, linger: Duration) {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        state.playlist = playlist;
-        state.ended = true;
-        state.expires_at = Some(Instant::now() + linger);
+        {
+            let mut state = self.write();
+            state.playlist = playlist;
+            state.delta = None;
+            state.ended = true;
+            state.expires_at = Some(Instant::now() + linger);
+        }
+        self.notify();
     }
 
     fn expired(&self, now: Instant) -> bool {

@@ -1,6 +1,9 @@
 //! HLS over HTTP: `GET|HEAD /{app}/{stream}.m3u8` and the segments beside it,
 //! `/{app}/{stream}-{instance}-{sequence}.ts`, straight from the in-memory store. Both are
-//! percent-decoded (the playlist's segment URIs encode the stream name).
+//! percent-decoded (the playlist's segment URIs encode the stream name). An fMP4 stream's
+//! `{stream}.m3u8` is its master playlist; its media playlist is `{stream}.media.m3u8`,
+//! beside `.m4s` segments and parts and `.mp4` init sections; LL-HLS requests that wait are
+//! in [`blocking`].
 //!
 //! Caching (RFC 8216 App. B advice, and what CDNs need): the playlist may be cached by the
 //! player for at most a second (it changes every target duration) and by no shared cache (it
@@ -23,6 +26,7 @@
 //!
 //! An unknown stream's playlist answers 404 before any session is made.
 
+mod blocking;
 mod session_urls;
 
 use std::net::SocketAddr;
@@ -40,15 +44,16 @@ use crate::clients::{Client, HlsRefusal, Introduction, TokenError};
 use crate::context::Context;
 use crate::hooks::HookSubject;
 use crate::hooks::{ClientInfo, StreamInfo};
-use crate::outputs::hls::parse_segment_name;
+use crate::outputs::hls::HlsFile;
 use crate::percent::decode;
 use crate::stream::StreamKey;
+use blocking::{Directives, Waited};
 use session_urls::{hls_session_param, playlist_with_session};
 use tracing::warn;
 
 /// Whether `path` is an HLS request.
 pub fn matches(path: &str) -> bool {
-    path.ends_with(".m3u8") || path.ends_with(".ts")
+    [".m3u8", ".ts", ".m4s", ".mp4"].iter().any(|ext| path.ends_with(ext))
 }
 
 pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
@@ -63,40 +68,10 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
     let (app, file) = (app.as_str(), file.as_str());
     let head = req.method() == Method::HEAD;
     let token = hls_session_param(req.uri().query());
-    if let Some(stream) = file.strip_suffix(".m3u8") {
-        let key = StreamKey::new(app, stream);
-        let verified = match token.map(|t| verify(ctx, t, &key, peer)) {
-            Some(Ok(v)) => Some(v),
-            Some(Err(_)) => return bad_token(),
-            None => None,
-        };
-        let Some(playlist) = first_playlist(ctx, &key).await else {
-            return text(StatusCode::NOT_FOUND, "stream not found\n");
-        };
-        let session = match verified {
-            Some(v) => v,
-            None => Verified {
-                id: derived_id(ctx, req, peer, &key),
-                token: None,
-            },
-        };
-        let client = match open_or_refresh(ctx, req, peer, &key, session).await {
-            Ok(client) => client,
-            Err(refused) => return refused,
-        };
-        let token = current_token(ctx, &client, &key);
-        let carried = ctx.admission.play_signature(app, req.uri().query().unwrap_or_default());
-        let body = Bytes::from(playlist_with_session(
-            &String::from_utf8_lossy(&playlist),
-            &token,
-            &carried,
-        ));
-        client.add_sent(body.len() as u64);
-        // Private: its URIs carry this viewer's session, which a shared cache must not hand
-        // to the next viewer (who would skip its own admission).
-        return bytes(body, "application/vnd.apple.mpegurl", "private, max-age=1", head);
+    if let Some(stem) = file.strip_suffix(".m3u8") {
+        return serve_playlist(ctx, req, peer, app, stem, token, head).await;
     }
-    let Some((stream, instance, sequence)) = parse_segment_name(file) else {
+    let Some((stream, instance, what)) = HlsFile::parse(file) else {
         return text(StatusCode::NOT_FOUND, "not found\n");
     };
     let key = StreamKey::new(app, stream);
@@ -110,12 +85,25 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
             return refused;
         }
     }
-    let segment = ctx
-        .hls
-        .get(&key)
-        .filter(|s| s.instance == instance)
-        .and_then(|s| s.segment(sequence));
-    let Some(body) = segment else {
+    let Some(hls) = ctx.hls.get(&key).filter(|s| s.instance == instance) else {
+        return text(StatusCode::NOT_FOUND, "segment not found\n");
+    };
+    let body = match what {
+        HlsFile::TsSegment(sequence) | HlsFile::Segment(sequence) => hls.segment(sequence),
+        HlsFile::Init(id) => hls.init(id),
+        HlsFile::Part(sequence, index) => match hls.part(sequence, index) {
+            Some(part) => Some(part),
+            // The part a preload hint names: answered the moment it exists.
+            None if hls.is_low_latency() => {
+                match blocking::wait_until(&hls, &ctx.shutdown, |p| p.position(sequence, Some(index))).await {
+                    Waited::Ready => hls.part(sequence, index),
+                    Waited::TooFar | Waited::TimedOut => None,
+                }
+            }
+            None => None,
+        },
+    };
+    let Some(body) = body else {
         return text(StatusCode::NOT_FOUND, "segment not found\n");
     };
     if let Some(session) = verified {
@@ -124,7 +112,101 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
             Err(refused) => return refused,
         }
     }
-    bytes(body, "video/mp2t", "public, max-age=86400, immutable", head)
+    let content_type = match what {
+        HlsFile::TsSegment(_) => "video/mp2t",
+        HlsFile::Init(_) => "video/mp4",
+        HlsFile::Segment(_) | HlsFile::Part(..) => "video/iso.segment",
+    };
+    bytes(body, content_type, "public, max-age=86400, immutable", head)
+}
+
+/// A playlist: MPEG-TS's media playlist at `{stream}.m3u8`; for fMP4 the master playlist
+/// there and the media playlist at `{stream}.media.m3u8`, which answers LL-HLS blocking
+/// reloads and delta updates ([`blocking`]).
+async fn serve_playlist(
+    ctx: &Arc<Context>,
+    req: &Request<Incoming>,
+    peer: SocketAddr,
+    app: &str,
+    stem: &str,
+    token: Option<&str>,
+    head: bool,
+) -> Response<Body> {
+    let directives = match Directives::parse(req.uri().query()) {
+        Ok(d) => d,
+        Err(e) => {
+            warn!(%peer, app, "hls playlist request refused: {e}");
+            return text(StatusCode::BAD_REQUEST, "bad _HLS_ directive\n");
+        }
+    };
+    // A stream whose own name ends in `.media` keeps its playlist URL.
+    let (key, media) = match stem.strip_suffix(".media") {
+        Some(base) if ctx.hls.get(&StreamKey::new(app, stem)).is_none() => (StreamKey::new(app, base), true),
+        _ => (StreamKey::new(app, stem), false),
+    };
+    let verified = match token.map(|t| verify(ctx, t, &key, peer)) {
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => return bad_token(),
+        None => None,
+    };
+    if first_playlist(ctx, &key).await.is_none() {
+        return text(StatusCode::NOT_FOUND, "stream not found\n");
+    }
+    let session = match verified {
+        Some(v) => v,
+        None => Verified {
+            id: derived_id(ctx, req, peer, &key),
+            token: None,
+        },
+    };
+    let client = match open_or_refresh(ctx, req, peer, &key, session).await {
+        Ok(client) => client,
+        Err(refused) => return refused,
+    };
+    let Some(hls) = ctx.hls.get(&key) else {
+        return text(StatusCode::NOT_FOUND, "stream not found\n");
+    };
+    let mut cache = "private, max-age=1".to_owned();
+    let master = if media { None } else { hls.master() };
+    let playlist = match master {
+        Some(master) => master,
+        None if hls.is_low_latency() => {
+            if let Some((msn, part)) = directives.block {
+                match blocking::wait_until(&hls, &ctx.shutdown, |p| p.position(msn, part)).await {
+                    Waited::Ready => {}
+                    Waited::TooFar => {
+                        return text(StatusCode::BAD_REQUEST, "_HLS_msn is more than two segments ahead\n")
+                    }
+                    Waited::TimedOut => return text(StatusCode::SERVICE_UNAVAILABLE, "part not ready in time\n"),
+                }
+            }
+            cache = blocking::playlist_cache(directives.block.is_some(), hls.target_duration_secs());
+            let delta = directives.skip.then(|| hls.delta()).flatten();
+            match delta.or_else(|| hls.playlist()) {
+                Some(playlist) => playlist,
+                None => return text(StatusCode::NOT_FOUND, "stream not found\n"),
+            }
+        }
+        None => match hls.playlist() {
+            Some(playlist) => playlist,
+            None => return text(StatusCode::NOT_FOUND, "stream not found\n"),
+        },
+    };
+    let token = current_token(ctx, &client, &key);
+    let carried = ctx.admission.play_signature(app, req.uri().query().unwrap_or_default());
+    let body = Bytes::from(playlist_with_session(
+        &String::from_utf8_lossy(&playlist),
+        &token,
+        &carried,
+    ));
+    client.add_sent(body.len() as u64);
+    // Private: its URIs carry this viewer's session, which a shared cache must not hand
+    // to the next viewer (who would skip its own admission).
+    let mut response = bytes(body, "application/vnd.apple.mpegurl", "private, max-age=1", head);
+    if let Ok(value) = hyper::header::HeaderValue::from_str(&cache) {
+        response.headers_mut().insert(hyper::header::CACHE_CONTROL, value);
+    }
+    response
 }
 
 /// Why a segment may not be fetched by a request that names no session (a CDN filling its
@@ -315,7 +397,8 @@ fn derived_id(ctx: &Context, req: &Request<Incoming>, peer: SocketAddr, key: &St
         .get(hyper::header::USER_AGENT)
         .map_or(&b""[..], |v| v.as_bytes());
     let stream = key.to_string();
-    let query = req.uri().query().unwrap_or_default();
+    // Without the LL-HLS directives, which change at every blocking reload.
+    let query = blocking::without_directives(req.uri().query().unwrap_or_default());
     ctx.clients
         .tokens()
         .derived_id(&[ip.as_bytes(), agent, stream.as_bytes(), query.as_bytes()])
