@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs when it is missing: ffmpeg/ffprobe, rtmpdump,
+# Installs what the test suite needs when it is missing: ffmpeg/ffprobe, rtmpdump, nginx-rtmp,
 # GStreamer (rtmp2sink, x264enc, avenc_aac, flvmux), Chromium, Node/npm and the Node packages
 # of the browser test (tests/browser, pinned by its package-lock.json).
 # Idempotent: a machine that has everything installs nothing.
@@ -24,6 +24,10 @@ fi
 command -v chromium >/dev/null        || need_apt+=(chromium)
 command -v node >/dev/null            || need_apt+=(nodejs)
 command -v npm >/dev/null             || need_apt+=(npm)
+# nginx-rtmp: the upstream and origin of the forward and pull tests (started by each test on
+# loopback; the package's own service is not needed).
+command -v nginx >/dev/null && [ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ] \
+                                      || need_apt+=(nginx libnginx-mod-rtmp)
 # The tests signal processes with the kill utility (not the shell builtin).
 [ -x /usr/bin/kill ] || [ -x /bin/kill ] || need_apt+=(procps)
 
@@ -32,6 +36,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # The nginx package starts a system nginx on :80; the tests run their own.
+  if command -v systemctl >/dev/null; then systemctl stop nginx >/dev/null 2>&1 || true; fi
 fi
 
 # hls.js and playwright-core for the browser test, from the npm registry, pinned by

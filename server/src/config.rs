@@ -13,9 +13,11 @@ use crate::admission::signing::{ResolvedSign, SignConfig, SignOverride};
 use crate::hooks::{HooksConfig, HooksOverride};
 use crate::recordings::schedule::ScheduleSpec;
 
+mod forward;
 mod limits;
 mod record;
 
+pub use forward::{ForwardConfig, ForwardOverride};
 pub use limits::{IpRange, LimitsConfig};
 pub use record::{RecordConfig, RecordOverride, RecordPlan};
 
@@ -39,6 +41,8 @@ pub struct Config {
     pub sign: SignConfig,
     /// Address and referer access lists.
     pub acl: AclConfig,
+    /// Upstream RTMP servers every stream is pushed to, and the limits of each push.
+    pub forward: ForwardConfig,
     /// Per-application settings, `[apps.NAME]`.
     pub apps: BTreeMap<String, AppConfig>,
 }
@@ -294,6 +298,8 @@ pub struct AppConfig {
     pub sign: SignOverride,
     /// Overrides keys of the global `[acl]` for this app.
     pub acl: AclOverride,
+    /// Replaces the global `[forward] urls` for this app.
+    pub forward: ForwardOverride,
 }
 
 impl SignConfig {
@@ -311,6 +317,17 @@ impl AclConfig {
         match config.apps.get(app) {
             Some(own) => config.acl.resolve(Some(&own.acl)).compile(&format!("apps.{app}.acl")),
             None => config.acl.compile("acl"),
+        }
+    }
+}
+
+impl ForwardConfig {
+    /// The upstream URL templates of app `app`: its `[apps.NAME.forward] urls` if set, else
+    /// the global ones.
+    pub fn urls_for_app<'a>(config: &'a Config, app: &str) -> &'a [String] {
+        match config.apps.get(app).and_then(|a| a.forward.urls.as_ref()) {
+            Some(own) => own,
+            None => &config.forward.urls,
         }
     }
 }
@@ -465,7 +482,9 @@ impl Config {
         problems.extend(self.record.validate());
         problems.extend(self.sign.validate());
         problems.extend(self.acl.validate());
+        problems.extend(self.forward.validate());
         for (name, app) in &self.apps {
+            problems.extend(app.forward.validate(name));
             if let Err(e) = app.hooks.validate(name) {
                 problems.push(e.to_string());
             }

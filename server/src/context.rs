@@ -12,6 +12,7 @@ use crate::clients::{Clients, HlsLimits};
 use crate::config::Config;
 use crate::hooks::{Hooks, ServerIdentity};
 use crate::log_gate::LogGate;
+use crate::outputs::forward::Forwards;
 use crate::outputs::hls::HlsStore;
 use crate::path::registry::Paths;
 use crate::recordings::Recordings;
@@ -26,6 +27,8 @@ pub struct Context {
     pub hooks: Hooks,
     /// Playlists and segments of every packaged stream.
     pub hls: HlsStore,
+    /// Every stream's forwards to upstream RTMP servers, and those added by API.
+    pub forwards: Forwards,
     /// Every connection, viewer and HLS session, for the API and metrics.
     pub clients: Clients,
     /// The recordings service; `None` when its root or catalogue cannot be opened (the
@@ -56,6 +59,7 @@ impl Context {
                 None
             }
         };
+        let forwards = Forwards::new(Arc::clone(&config), tasks.clone());
         let kinds = crate::outputs::builtin(crate::outputs::Parts {
             config: &config,
             hooks: &hooks,
@@ -64,6 +68,7 @@ impl Context {
                 .clone()
                 .map(|r| Arc::new(r) as Arc<dyn crate::outputs::record::Ledger>),
             tasks: &tasks,
+            forwards: &forwards,
         });
         let paths = Paths::new(
             Arc::clone(&config),
@@ -78,6 +83,7 @@ impl Context {
             paths,
             hooks,
             hls,
+            forwards,
             recordings,
             clients: Clients::new(
                 std::time::Duration::from_millis(config.api.hls_session_idle_ms),

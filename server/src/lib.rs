@@ -2,7 +2,8 @@
 //!
 //! - `stream/`: the live media of one key (timeline, GOP cache, ring, direct fan-out).
 //! - `path/`: the owner of one key (registry, source, viewers, outputs, ordered events).
-//! - `outputs/`: what a path feeds besides viewers (`hls/`: packager and store).
+//! - `outputs/`: what a path feeds besides viewers (`hls/`: packager and store; `record/`;
+//!   `forward/`: pushes to upstream RTMP servers).
 //! - `admission/`: who may publish and play: the pipeline, `acl` (address and referer
 //!   lists) and `signing` (signed URLs) before the hooks' decision.
 //! - `servers/`: `rtmp/` and `http/` (`flv/`, `hls/`, `api/`, `/metrics`), the live player.

@@ -11,6 +11,7 @@ pub mod flv;
 pub mod hls;
 pub mod http;
 pub mod media;
+pub mod nginx_rtmp;
 pub mod obs;
 pub mod paths;
 pub mod proc;

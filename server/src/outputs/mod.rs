@@ -6,6 +6,7 @@
 
 mod output;
 
+pub mod forward;
 pub mod hls;
 pub mod record;
 
@@ -28,6 +29,8 @@ pub struct Parts<'a> {
     pub recordings: Option<Arc<dyn record::Ledger>>,
     /// Tasks shutdown waits for (the recorder's writer threads).
     pub tasks: &'a TaskTracker,
+    /// The forwards registry the forward outputs report to.
+    pub forwards: &'a forward::Forwards,
 }
 
 /// Every kind of output a path may start, in the order they start.
@@ -41,5 +44,6 @@ pub fn builtin(parts: Parts<'_>) -> Vec<Arc<dyn OutputKind>> {
         let grace = Duration::from_millis(parts.config.record.reconnect_window_ms);
         kinds.push(Arc::new(record::RecordOutputs::new(ledger, grace, parts.tasks.clone())));
     }
+    kinds.push(Arc::new(forward::ForwardOutputs::new(parts.forwards.clone())));
     kinds
 }

@@ -14,11 +14,13 @@
 //! | `DELETE /api/v1/clients/{id}` | kicks the client |
 //! | `/api/v1/recordings[/{id}[/stop]]` | recordings: see `recordings.rs` |
 //! | `/api/v1/schedules[/{id}]` | recording schedules: see `schedules.rs` |
+//! | `/api/v1/forwards[/{id}]` | forwards to upstream RTMP servers: see `forwards.rs` |
 //!
 //! Who may call it is decided before it is reached: see `control.rs`.
 
 mod clients;
 mod envelope;
+mod forwards;
 mod recordings;
 mod schedules;
 mod streams;
@@ -81,6 +83,7 @@ async fn route(ctx: &Arc<Context>, req: &Request<()>, body: &[u8]) -> Response<B
                 "clients": "the clients, or /clients/{id}; DELETE /clients/{id} kicks",
                 "recordings": "the recordings, or /recordings/{id}; POST starts, POST /recordings/{id}/stop stops",
                 "schedules": "the recording schedules, or /schedules/{id}",
+                "forwards": "the forwards to upstream RTMP servers, or /forwards/{id}; POST adds, DELETE /forwards/{id} removes",
             }),
         ),
         "/versions" if get => ok(ctx, "data", summaries::versions()),
@@ -110,6 +113,9 @@ async fn route(ctx: &Arc<Context>, req: &Request<()>, body: &[u8]) -> Response<B
             }
             if let Some(tail) = rest.strip_prefix("/schedules") {
                 return schedules::serve(ctx, method, tail, body).await;
+            }
+            if let Some(tail) = rest.strip_prefix("/forwards") {
+                return forwards::serve(ctx, method, tail, req.uri().query(), body);
             }
             error(StatusCode::NOT_FOUND, 404, "unknown api path; see /api/v1")
         }

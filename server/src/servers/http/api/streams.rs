@@ -73,6 +73,7 @@ fn stream_json(ctx: &Context, path: &Path, u: StreamUsage) -> Value {
         },
         "video": video_json(&headers),
         "audio": audio_json(&headers),
+        "forwards": super::forwards::of_stream(ctx, key),
     })
 }
 
