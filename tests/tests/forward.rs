@@ -102,9 +102,10 @@ fn metrics_text(server: &Server) -> String {
 fn a_stream_is_forwarded_to_nginx_rtmp_through_a_restart_and_local_viewers_notice_nothing() {
     let ctx = TestCtx::new("forward_nginx_restart");
     let mut nginx = NginxRtmp::start(&ctx);
+    // Set for the app (`[apps.live.forward]`), tuned globally (`[forward]`).
     let config = format!(
-        "[forward]\nurls = [\"rtmp://127.0.0.1:{}/{{app}}/{{stream}}?key={SECRET}\"]\n\
-         retry_initial_ms = 200\nretry_max_ms = 1000\n",
+        "[forward]\nretry_initial_ms = 200\nretry_max_ms = 1000\n\
+         [apps.live.forward]\nurls = [\"rtmp://127.0.0.1:{}/{{app}}/{{stream}}?key={SECRET}\"]\n",
         nginx.port
     );
     let server = Server::start_with_config(&ctx, &config);

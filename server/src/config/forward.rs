@@ -180,6 +180,26 @@ mod tests {
     }
 
     #[test]
+    fn an_app_list_replaces_the_global_one_and_its_urls_are_checked() {
+        use crate::config::Config;
+        let c: Config = toml::from_str(
+            "[forward]\nurls = [\"rtmp://cdn/live/{stream}\"]\n\
+             [apps.tv.forward]\nurls = []\n\
+             [apps.news.forward]\nurls = [\"rtmp://a/b/{stream}\", \"rtmp://b/c/{stream}\"]\n",
+        )
+        .unwrap();
+        assert_eq!(ForwardConfig::urls_for_app(&c, "live"), ["rtmp://cdn/live/{stream}"]);
+        assert!(ForwardConfig::urls_for_app(&c, "tv").is_empty());
+        assert_eq!(ForwardConfig::urls_for_app(&c, "news").len(), 2);
+        let bad: Config = toml::from_str("[apps.tv.forward]\nurls = [\"rtmp://cdn\"]\n").unwrap();
+        let problems = bad.validate().unwrap_err();
+        assert!(
+            problems.iter().any(|p| p.starts_with("apps.tv.forward.urls[0]")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn limits_are_checked() {
         let c = ForwardConfig {
             max_queue_bytes: 10,

@@ -119,6 +119,7 @@ impl Feed {
     pub fn prime(&self, upstream: &Upstream) {
         let state = self.state();
         upstream.queue().open(state.start(), state.has_video());
+        upstream.wake();
     }
 
     pub fn publish(&self, packet: &Arc<Packet>) {

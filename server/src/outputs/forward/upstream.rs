@@ -213,6 +213,11 @@ impl Upstream {
         }
     }
 
+    /// Tells the task that packets are queued.
+    pub fn wake(&self) {
+        self.queued.notify_one();
+    }
+
     /// Queues one packet of the stream (called by the output, under the feed's lock).
     pub fn push(&self, packet: &Arc<Packet>, has_video: bool) {
         let pushed = self.queue().push(packet, has_video);
