@@ -114,7 +114,7 @@ run() {
         --json "$WORK/$label.json" >"$WORK/$label.txt" 2>&1 &
     bench=$!
     sleep $((WARMUP + DURATION / 2))
-    connected=$(curl -s "http://127.0.0.1:$http/api/v1/forwards" | grep -o '"state":"connected"' | wc -l)
+    connected=$(curl -s "http://127.0.0.1:$http/api/v1/forwards" | grep -o '"state":"connected"' | wc -l || true)
     if ! wait "$bench"; then
         log "$label: the bench failed:"; tail -5 "$WORK/$label.txt" >&2; exit 1
     fi
