@@ -280,7 +280,7 @@ impl Upstream {
         }
         self.queue().close();
         self.set_phase(Phase::Stopped);
-        debug!("forward stopped");
+        info!("forward stopped: its stream ended or it was removed");
     }
 
     /// One publish: connect, start, then send what is queued until an error.
