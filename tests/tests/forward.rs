@@ -245,3 +245,32 @@ fn an_upstream_that_stops_reading_is_dropped_and_retried_while_the_others_carry_
     // Once it reads again, the frozen upstream is published to again.
     wait_forward_state(&server, to_stalled, "connected");
 }
+
+#[test]
+fn a_publisher_that_reconnects_keeps_its_forward_publishing_upstream() {
+    let ctx = TestCtx::new("forward_publisher_reconnect");
+    let nginx = NginxRtmp::start(&ctx);
+    let config = format!(
+        "[forward]\nurls = [\"rtmp://127.0.0.1:{}/{{app}}/{{stream}}\"]\n",
+        nginx.port
+    );
+    let server = Server::start_with_config(&ctx, &config);
+    let publisher = publish_ffmpeg(&ctx, Clip::Main, &server.rtmp_url("live", "cam"));
+    let _flv = wait_live(&server, "live", "cam");
+    let id = forwards(&server)[0]["id"].as_u64().expect("numeric id");
+    wait_forward_state(&server, id, "connected");
+
+    // The encoder drops and comes back within forward.reconnect_window_ms (10 s).
+    drop(publisher);
+    let _again = publish_ffmpeg(&ctx, Clip::Main, &server.rtmp_url("live", "cam"));
+    let _flv = wait_live(&server, "live", "cam");
+    probe_forwarded(
+        "nginx-rtmp after the publisher came back",
+        &nginx.rtmp_url("live", "cam"),
+    );
+    let all = forwards(&server);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["id"], id, "the same forward goes on: {all:?}");
+    assert_eq!(all[0]["state"], "connected", "{all:?}");
+    assert_eq!(all[0]["failures"], 0, "the upstream connection was kept: {all:?}");
+}
