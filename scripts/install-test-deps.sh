@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs when it is missing: ffmpeg/ffprobe, rtmpdump,
+# Installs what the test suite needs when it is missing: ffmpeg/ffprobe, rtmpdump, nginx-rtmp,
 # GStreamer (rtmp2sink, x264enc, avenc_aac, flvmux), Chromium, redis-server, Node/npm and the
 # Node packages of the browser test (tests/browser, pinned by its package-lock.json), and a modern
 # ffmpeg (PyPI's imageio-ffmpeg, in the project-local venv .test-venv/) for Enhanced RTMP.
@@ -28,6 +28,10 @@ command -v redis-server >/dev/null    || need_apt+=(redis-server)
 command -v redis-cli >/dev/null       || need_apt+=(redis-tools)
 command -v node >/dev/null            || need_apt+=(nodejs)
 command -v npm >/dev/null             || need_apt+=(npm)
+# nginx-rtmp: the upstream and origin of the forward and pull tests (started by each test on
+# loopback; the package's own service is not needed).
+command -v nginx >/dev/null && [ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ] \
+                                      || need_apt+=(nginx libnginx-mod-rtmp)
 # The tests signal processes with the kill utility (not the shell builtin).
 [ -x /usr/bin/kill ] || [ -x /bin/kill ] || need_apt+=(procps)
 # Python with venv and pip, for the modern ffmpeg below (Debian splits venv out of python3).
@@ -39,6 +43,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # The nginx package starts a system nginx on :80; the tests run their own.
+  if command -v systemctl >/dev/null; then systemctl stop nginx >/dev/null 2>&1 || true; fi
 fi
 
 # The modern ffmpeg of the Enhanced RTMP tests (tests/tests/enhanced_rtmp.rs): Debian's ffmpeg

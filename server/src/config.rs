@@ -14,12 +14,14 @@ use crate::hooks::{HooksConfig, HooksOverride};
 use crate::recordings::schedule::ScheduleSpec;
 
 mod cluster;
+mod forward;
 mod hls;
 mod limits;
 mod record;
 pub mod server;
 
 pub use cluster::ClusterConfig;
+pub use forward::{ForwardConfig, ForwardOverride};
 pub use hls::{HlsOverride, HlsVariant};
 pub use limits::{IpRange, LimitsConfig};
 pub use record::{RecordConfig, RecordOverride, RecordPlan};
@@ -47,6 +49,8 @@ pub struct Config {
     pub acl: AclConfig,
     /// The origin cluster's stream directory (`[cluster]`).
     pub cluster: ClusterConfig,
+    /// Upstream RTMP servers every stream is pushed to, and the limits of each push.
+    pub forward: ForwardConfig,
     /// Per-application settings, `[apps.NAME]`.
     pub apps: BTreeMap<String, AppConfig>,
     /// Who this server is to the backends (`server_id`).
@@ -337,6 +341,8 @@ pub struct AppConfig {
     pub acl: AclOverride,
     /// Overrides `variant` and `low_latency` of the global `[hls]` for this app.
     pub hls: HlsOverride,
+    /// Replaces the global `[forward] urls` for this app.
+    pub forward: ForwardOverride,
 }
 
 impl SignConfig {
@@ -354,6 +360,17 @@ impl AclConfig {
         match config.apps.get(app) {
             Some(own) => config.acl.resolve(Some(&own.acl)).compile(&format!("apps.{app}.acl")),
             None => config.acl.compile("acl"),
+        }
+    }
+}
+
+impl ForwardConfig {
+    /// The upstream URL templates of app `app`: its `[apps.NAME.forward] urls` if set, else
+    /// the global ones.
+    pub fn urls_for_app<'a>(config: &'a Config, app: &str) -> &'a [String] {
+        match config.apps.get(app).and_then(|a| a.forward.urls.as_ref()) {
+            Some(own) => own,
+            None => &config.forward.urls,
         }
     }
 }
@@ -516,7 +533,9 @@ impl Config {
         problems.extend(self.server.validate());
         problems.extend(self.sign.validate());
         problems.extend(self.acl.validate());
+        problems.extend(self.forward.validate());
         for (name, app) in &self.apps {
+            problems.extend(app.forward.validate(name));
             if let Err(e) = app.hooks.validate(name) {
                 problems.push(e.to_string());
             }

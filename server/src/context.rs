@@ -13,6 +13,7 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::hooks::{Hooks, ServerIdentity};
 use crate::log_gate::LogGate;
+use crate::outputs::forward::Forwards;
 use crate::outputs::hls::HlsStore;
 use crate::path::registry::Paths;
 use crate::recordings::Recordings;
@@ -27,6 +28,8 @@ pub struct Context {
     pub hooks: Hooks,
     /// Playlists and segments of every packaged stream.
     pub hls: HlsStore,
+    /// Every stream's forwards to upstream RTMP servers, and those added by API.
+    pub forwards: Forwards,
     /// Every connection, viewer and HLS session, for the API and metrics.
     pub clients: Clients,
     /// The recordings service; `None` when its root or catalogue cannot be opened (the
@@ -62,6 +65,7 @@ impl Context {
                 None
             }
         };
+        let forwards = Forwards::new(Arc::clone(&config), tasks.clone());
         let kinds = crate::outputs::builtin(crate::outputs::Parts {
             config: &config,
             hooks: &hooks,
@@ -70,6 +74,7 @@ impl Context {
                 .clone()
                 .map(|r| Arc::new(r) as Arc<dyn crate::outputs::record::Ledger>),
             recorders: &recorders,
+            forwards: &forwards,
         });
         let clients = Clients::new(
             std::time::Duration::from_millis(config.api.hls_session_idle_ms),
@@ -96,6 +101,7 @@ impl Context {
             paths,
             hooks,
             hls,
+            forwards,
             recordings,
             clients,
             identity,

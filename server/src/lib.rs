@@ -3,7 +3,7 @@
 //! - `stream/`: the live media of one key (timeline, GOP cache, ring, direct fan-out).
 //! - `path/`: the owner of one key (registry, source, viewers, outputs, ordered events).
 //! - `outputs/`: what a path feeds besides viewers (`hls/`: packager, MPEG-TS or fMP4 with
-//!   LL-HLS parts, and store).
+//!   LL-HLS parts, and store; `record/`; `forward/`: pushes to upstream RTMP servers).
 //! - `admission/`: who may publish and play: the pipeline, `acl` (address and referer
 //!   lists) and `signing` (signed URLs) before the hooks' decision.
 //! - `servers/`: `rtmp/` and `http/` (`flv/`, `hls/`, `api/`, `/metrics`), the live player.

@@ -97,6 +97,27 @@ pub const STREAM_TRACKS: &str = "estuary_stream_tracks";
 /// (they have no viewers yet); kind is `video` or `audio`.
 pub const EXTRA_TRACK_PACKETS_TOTAL: &str = "estuary_extra_track_packets_total";
 
+// Forwards (issue 14): the recorder's counters; the per-forward gauges are computed at
+// scrape time from `Context::forwards` (`servers/http/metrics.rs`).
+/// Counter: bytes sent to upstream RTMP servers by forwards.
+pub const FORWARD_BYTES_TOTAL: &str = "estuary_forward_bytes_total";
+/// Counter `{reason}`: forward publishes that failed (each is retried with backoff); reason
+/// is `connect`, `start_timeout`, `refused`, `stalled` (no bytes accepted for
+/// `forward.write_timeout_ms`), `closed` or `protocol`.
+pub const FORWARD_FAILURES_TOTAL: &str = "estuary_forward_failures_total";
+/// Counter: audio/video frames an upstream did not get because its queue reached
+/// `forward.max_queue_bytes` (it skipped to the next keyframe).
+pub const FORWARD_FRAMES_DROPPED_TOTAL: &str = "estuary_forward_frames_dropped_total";
+/// Gauge `{phase}`: forwards by phase: `connecting`, `connected`, `retrying`, `waiting` (added
+/// by API for a stream that is not live).
+pub const FORWARDS: &str = "estuary_forwards";
+/// Gauge `{app, stream, forward, upstream}`: 1 while the forward publishes to its upstream;
+/// `forward` is its id in `/api/v1/forwards`, `upstream` the upstream's `host:port` (never its
+/// stream name or query, which may be a publish key).
+pub const FORWARD_UP: &str = "estuary_forward_up";
+/// Gauge `{app, stream, forward, upstream}`: what a forward sends, kbit/s over the last 2 s.
+pub const FORWARD_KBPS: &str = "estuary_forward_kbps";
+
 // Leaks show here first (the soak scenario, `bench/src/soak/`, checks both return to their
 // idle values after every client left); computed at scrape time.
 /// Gauge: tokio tasks alive in the server's runtime (every connection, viewer, output,
@@ -186,6 +207,19 @@ fn describe() {
     describe_counter!(
         EXTRA_TRACK_PACKETS_TOTAL,
         "Packets of Multitrack tracks >= 1 kept apart from track 0, by kind."
+    );
+    describe_counter!(
+        FORWARD_BYTES_TOTAL,
+        Unit::Bytes,
+        "Bytes sent to upstream RTMP servers by forwards."
+    );
+    describe_counter!(
+        FORWARD_FAILURES_TOTAL,
+        "Forward publishes that failed (and were retried), by reason."
+    );
+    describe_counter!(
+        FORWARD_FRAMES_DROPPED_TOTAL,
+        "Frames an upstream did not get because its queue was full."
     );
     describe_counter!(crate::hooks::HOOK_CALLS_TOTAL, "Hook HTTP calls, by hook and result.");
     describe_histogram!(
@@ -312,6 +346,21 @@ pub fn extra_track_packet(kind: estuary_protocol::MediaKind) {
         "video"
     };
     metrics::counter!(EXTRA_TRACK_PACKETS_TOTAL, "kind" => kind).increment(1);
+}
+
+/// The counter of bytes sent to upstreams; a forward keeps the handle.
+pub fn forward_bytes() -> metrics::Counter {
+    metrics::counter!(FORWARD_BYTES_TOTAL)
+}
+
+/// Counts a failed forward publish.
+pub fn forward_failed(reason: &'static str) {
+    metrics::counter!(FORWARD_FAILURES_TOTAL, "reason" => reason).increment(1);
+}
+
+/// Counts frames an upstream skipped.
+pub fn forward_frames_dropped(n: u64) {
+    metrics::counter!(FORWARD_FRAMES_DROPPED_TOTAL).increment(n);
 }
 
 /// The recorder's series in Prometheus text, if the recorder is installed.

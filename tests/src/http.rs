@@ -233,6 +233,46 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// `METHOD url` with a JSON `body` (none when empty), on a connection the server is asked to
+/// close; the response head and the whole body, within `limit`.
+pub fn request(method: &str, url: &str, body: &str, limit: Duration) -> Result<(ResponseHead, Vec<u8>), String> {
+    let (host, path) = split_url(url);
+    let mut stream = TcpStream::connect(&host).map_err(|e| format!("connect {host}: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .map_err(|e| format!("set_read_timeout: {e}"))?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: estuary-tests\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(req.as_bytes())
+        .map_err(|e| format!("send request: {e}"))?;
+    let deadline = Instant::now() + limit;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16384];
+    loop {
+        if let Some(end) = find(&buf, b"\r\n\r\n") {
+            let head = ResponseHead::parse(&buf[..end + 4])?;
+            let length: Option<usize> = head.header("content-length").and_then(|v| v.parse().ok());
+            if length.is_some_and(|n| buf.len() >= end + 4 + n) {
+                let body = buf[end + 4..end + 4 + length.unwrap_or(0)].to_vec();
+                return Ok((head, body));
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("{method} {url}: no complete response within {limit:?}"));
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err(format!("{method} {url}: connection closed before a complete response")),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if is_timeout(&e) => {}
+            Err(e) => return Err(format!("{method} {url}: read: {e}")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ pub mod hls;
 pub mod http;
 pub mod media;
 pub mod modern_ffmpeg;
+pub mod nginx_rtmp;
 pub mod obs;
 pub mod paths;
 pub mod proc;

@@ -6,6 +6,7 @@
 
 mod output;
 
+pub mod forward;
 pub mod hls;
 pub mod record;
 
@@ -29,6 +30,8 @@ pub struct Parts<'a> {
     /// The recorder's writer threads: shutdown waits for them, longer than for connections
     /// (`record.shutdown_grace_ms`), since finishing a long file takes a while.
     pub recorders: &'a TaskTracker,
+    /// The forwards registry the forward outputs report to.
+    pub forwards: &'a forward::Forwards,
 }
 
 /// Every kind of output a path may start, in the order they start.
@@ -44,5 +47,6 @@ pub fn builtin(parts: Parts<'_>) -> Vec<Arc<dyn OutputKind>> {
             parts.recorders.clone(),
         )));
     }
+    kinds.push(Arc::new(forward::ForwardOutputs::new(parts.forwards.clone())));
     kinds
 }

@@ -703,6 +703,7 @@ async fn an_hls_packager_that_falls_behind_skips_to_a_keyframe_after_a_discontin
         hls: &store,
         recordings: None,
         recorders: &TaskTracker::new(),
+        forwards: &crate::outputs::forward::Forwards::new(Arc::clone(&config), TaskTracker::new()),
     });
     let hub = Hub::with_outputs(Arc::clone(&config), kinds);
     let key = key();

@@ -121,6 +121,7 @@ fn render_state(ctx: &Context, out: &mut String) {
     gauge_header(out, RECORDINGS_ACTIVE, "gauge", "Recordings being written now.");
     let active = ctx.recordings.as_ref().map_or(0, |r| r.active_count());
     let _ = writeln!(out, "{RECORDINGS_ACTIVE} {active}");
+    render_forwards(ctx, out);
 
     let proc = crate::sysinfo::process();
     gauge_header(
@@ -152,4 +153,42 @@ fn render_state(ctx: &Context, out: &mut String) {
     );
     let tracked = ctx.tasks.len() + ctx.recorders.len();
     let _ = writeln!(out, "{TRACKED_TASKS} {tracked}");
+}
+
+/// The forwards' gauges (issue 14). Labels name the local stream, the forward's id and the
+/// upstream's `host:port`: never the upstream's stream name or query (a publish key).
+fn render_forwards(ctx: &Context, out: &mut String) {
+    use crate::metrics::{FORWARDS, FORWARD_KBPS, FORWARD_UP};
+    use crate::outputs::forward::Phase;
+    let forwards = ctx.forwards.list();
+    gauge_header(out, FORWARDS, "gauge", "Forwards to upstream RTMP servers, by phase.");
+    for phase in ["connecting", "connected", "retrying", "waiting"] {
+        let n = forwards
+            .iter()
+            .filter(|f| f.phase.map_or("waiting", Phase::as_str) == phase)
+            .count();
+        let _ = writeln!(out, "{FORWARDS}{{phase=\"{phase}\"}} {n}");
+    }
+    let running: Vec<_> = forwards.iter().filter(|f| f.phase.is_some()).collect();
+    for (name, help) in [
+        (FORWARD_UP, "1 while a forward publishes to its upstream."),
+        (FORWARD_KBPS, "What a forward sends, kbit/s over the last 2 s."),
+    ] {
+        gauge_header(out, name, "gauge", help);
+        for f in &running {
+            let value = if name == FORWARD_UP {
+                u64::from(f.phase == Some(Phase::Connected))
+            } else {
+                f.kbps
+            };
+            let _ = writeln!(
+                out,
+                "{name}{{app=\"{}\",stream=\"{}\",forward=\"{}\",upstream=\"{}\"}} {value}",
+                label(&f.key.app),
+                label(&f.key.name),
+                f.id,
+                label(&f.upstream)
+            );
+        }
+    }
 }

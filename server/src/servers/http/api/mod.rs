@@ -16,6 +16,7 @@
 //! | `GET /api/v1/raw?rpc=raw` | SRS's raw-API probe: raw API off (its console asks) |
 //! | `/api/v1/recordings[/{id}[/stop]]` | recordings: see `recordings.rs` |
 //! | `/api/v1/schedules[/{id}]` | recording schedules: see `schedules.rs` |
+//! | `/api/v1/forwards[/{id}]` | forwards to upstream RTMP servers: see `forwards.rs` |
 //!
 //! Lists take SRS's paging, `?start=&count=` (`count` at least 10), when asked; without it,
 //! every item. With `api.srs_compat`, JSONP and SRS's error statuses: see `srs_compat.rs`.
@@ -24,6 +25,7 @@
 
 mod clients;
 mod envelope;
+mod forwards;
 mod recordings;
 mod schedules;
 mod srs_compat;
@@ -98,6 +100,7 @@ async fn route(ctx: &Arc<Context>, req: &Request<()>, body: &[u8]) -> Response<B
                 "clients": "the clients, or /clients/{id}; DELETE /clients/{id} kicks",
                 "recordings": "the recordings, or /recordings/{id}; POST starts, POST /recordings/{id}/stop stops",
                 "schedules": "the recording schedules, or /schedules/{id}",
+                "forwards": "the forwards to upstream RTMP servers, or /forwards/{id}; POST adds, DELETE /forwards/{id} removes",
             }),
         ),
         "/versions" if get => ok(ctx, "data", summaries::versions()),
@@ -134,6 +137,9 @@ async fn route(ctx: &Arc<Context>, req: &Request<()>, body: &[u8]) -> Response<B
             }
             if let Some(tail) = rest.strip_prefix("/schedules") {
                 return schedules::serve(ctx, method, tail, body).await;
+            }
+            if let Some(tail) = rest.strip_prefix("/forwards") {
+                return forwards::serve(ctx, method, tail, req.uri().query(), body);
             }
             error(StatusCode::NOT_FOUND, 404, "unknown api path; see /api/v1")
         }

@@ -18,7 +18,7 @@ pub fn streams(ctx: &Context) -> Vec<Value> {
     let all = ctx.paths.listed();
     let usage = per_stream(&ctx.clients.list());
     all.iter()
-        .map(|p| stream_json(p, usage.get(&p.key).cloned().unwrap_or_default()))
+        .map(|p| stream_json(ctx, p, usage.get(&p.key).cloned().unwrap_or_default()))
         .collect()
 }
 
@@ -33,10 +33,10 @@ pub fn find_stream(ctx: &Context, id: &str) -> Option<Value> {
         }
     };
     let usage = per_stream(&ctx.clients.list()).remove(&path.key).unwrap_or_default();
-    Some(stream_json(&path, usage))
+    Some(stream_json(ctx, &path, usage))
 }
 
-fn stream_json(path: &Path, u: StreamUsage) -> Value {
+fn stream_json(ctx: &Context, path: &Path, u: StreamUsage) -> Value {
     let key = &path.key;
     let s = path.stream();
     let id = path.id;
@@ -69,6 +69,7 @@ fn stream_json(path: &Path, u: StreamUsage) -> Value {
         "video": video_json(&headers),
         "audio": audio_json(&headers),
         "tracks": tracks_json(s),
+        "forwards": super::forwards::of_stream(ctx, key),
     })
 }
 
