@@ -1,0 +1,147 @@
+//! The MPEG-TS reader: the reverse of [`TsWriter`](super::TsWriter), for pulling HLS
+//! sources. Transport packets in (any split of the byte stream), [`Packet`]s out, as the
+//! RTMP ingest makes them: FLV tag bodies with H.264 (AVCC), H.265 (Enhanced RTMP `hvc1`)
+//! or AAC (raw frames), each track announced first by a sequence header rebuilt from the
+//! stream (SPS/PPS → `AVCDecoderConfigurationRecord`, VPS/SPS/PPS →
+//! `HEVCDecoderConfigurationRecord`, ADTS header → `AudioSpecificConfig`), and again when it
+//! changes.
+//!
+//! - `demux.rs`: transport packets → PAT/PMT and whole PES packets per PID.
+//! - `video.rs`, `audio.rs`: a PES's elementary stream → FLV bodies.
+//! - `timeline.rs`: 33-bit 90 kHz clocks → one monotonic millisecond timeline, across
+//!   [`TsReader::discontinuity`] and across jumps the stream does not announce.
+//!
+//! Damaged input (lost sync, a bad table, a PES cut short, a frame without its parameter
+//! sets) is skipped and counted in [`TsReader::skipped`], never a panic: the bytes come from
+//! someone else's server.
+
+mod audio;
+mod demux;
+mod timeline;
+mod video;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+
+use estuary_protocol::Packet;
+
+use demux::{Demuxer, Pes, TrackKind};
+use timeline::Timeline;
+
+/// What the reader is allowed to hold.
+#[derive(Debug, Clone, Copy)]
+pub struct TsReaderLimits {
+    /// Largest PES (one video access unit, or a group of audio frames) assembled; a larger
+    /// one is dropped.
+    pub max_pes_bytes: usize,
+}
+
+impl Default for TsReaderLimits {
+    fn default() -> Self {
+        TsReaderLimits {
+            max_pes_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Reads one MPEG-TS stream (the segments of one HLS source, in order) into packets.
+pub struct TsReader {
+    demux: Demuxer,
+    video: video::VideoTrack,
+    audio: audio::AudioTrack,
+    timeline: Timeline,
+    out: VecDeque<Packet>,
+    skipped: u64,
+    last_problem: Option<String>,
+}
+
+impl TsReader {
+    pub fn new(limits: TsReaderLimits) -> TsReader {
+        TsReader {
+            demux: Demuxer::new(limits.max_pes_bytes),
+            video: video::VideoTrack::default(),
+            audio: audio::AudioTrack::default(),
+            timeline: Timeline::default(),
+            out: VecDeque::new(),
+            skipped: 0,
+            last_problem: None,
+        }
+    }
+
+    /// Consumes bytes of the transport stream; whole packets become available from
+    /// [`next_packet`](Self::next_packet).
+    pub fn push(&mut self, data: &[u8]) {
+        let mut pes = Vec::new();
+        self.demux.push(data, &mut pes);
+        self.take(pes);
+    }
+
+    /// The input ended (or a segment boundary is a hard break): the PES still being
+    /// assembled on each PID is complete.
+    pub fn flush(&mut self) {
+        let mut pes = Vec::new();
+        self.demux.flush(&mut pes);
+        self.take(pes);
+    }
+
+    /// The next bytes start a new timeline (an HLS `EXT-X-DISCONTINUITY`): what is being
+    /// assembled is finished first, and the next timestamps carry on just after the last.
+    pub fn discontinuity(&mut self) {
+        self.flush();
+        self.demux.reset_counters();
+        self.timeline.discontinuity();
+    }
+
+    /// The next packet read, in input order per track.
+    pub fn next_packet(&mut self) -> Option<Packet> {
+        self.out.pop_front()
+    }
+
+    /// PES packets, frames or transport packets skipped as damaged so far.
+    pub fn skipped(&self) -> u64 {
+        self.skipped + self.demux.skipped()
+    }
+
+    /// Why the last thing was skipped.
+    pub fn last_problem(&self) -> Option<&str> {
+        self.last_problem.as_deref().or(self.demux.last_problem())
+    }
+
+    fn take(&mut self, pes: Vec<Pes>) {
+        for pes in pes {
+            let Some(pts) = pes.pts else {
+                self.skip("a PES without a PTS".into());
+                continue;
+            };
+            let dts = pes.dts.unwrap_or(pts);
+            let Some(stamp) = self.timeline.map(dts, pts) else {
+                self.skip("a PES with timestamps before the timeline start".into());
+                continue;
+            };
+            let result = match pes.kind {
+                TrackKind::Avc | TrackKind::Hevc => self.video.read(pes.kind, &pes.data, stamp, &mut self.out),
+                TrackKind::Aac => self.audio.read(&pes.data, stamp, &mut self.out),
+            };
+            if let Err(problem) = result {
+                self.skip(problem);
+            }
+        }
+    }
+
+    fn skip(&mut self, problem: String) {
+        self.skipped += 1;
+        self.last_problem = Some(problem);
+    }
+}
+
+/// Where a PES sits on the output timeline, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub dts_ms: u64,
+    /// `pts - dts` in milliseconds.
+    pub cts_ms: i32,
+    /// The first PES after a break of the timeline.
+    pub discontinuity: bool,
+}
