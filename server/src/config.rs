@@ -15,9 +15,11 @@ use crate::recordings::schedule::ScheduleSpec;
 
 mod limits;
 mod record;
+mod sources;
 
 pub use limits::{IpRange, LimitsConfig};
 pub use record::{RecordConfig, RecordOverride, RecordPlan};
+pub use sources::{PullConfig, SourceProtocol, SourceSpec};
 
 /// Largest `stream.timeline_start_ms`: 2^40 ms (34 years), far past the 2^32 wrap it is
 /// for, and far from where a 64-bit millisecond clock could overflow.
@@ -41,6 +43,11 @@ pub struct Config {
     pub acl: AclConfig,
     /// Per-application settings, `[apps.NAME]`.
     pub apps: BTreeMap<String, AppConfig>,
+    // Pulled sources (issue 14).
+    /// Live sources pulled from RTMP or HLS URLs (`[[sources]]`).
+    pub sources: Vec<SourceSpec>,
+    /// Deadlines, byte caps and retry pace of pulled sources (`[pull]`).
+    pub pull: PullConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -463,6 +470,11 @@ impl Config {
             problems.push(e.to_string());
         }
         problems.extend(self.record.validate());
+        problems.extend(self.pull.validate());
+        for (i, source) in self.sources.iter().enumerate() {
+            problems.extend(source.problems(&format!("sources[{i}]")));
+        }
+        problems.extend(sources::duplicate_streams(&self.sources));
         problems.extend(self.sign.validate());
         problems.extend(self.acl.validate());
         for (name, app) in &self.apps {

@@ -15,6 +15,7 @@ use crate::log_gate::LogGate;
 use crate::outputs::hls::HlsStore;
 use crate::path::registry::Paths;
 use crate::recordings::Recordings;
+use crate::sources::{SourceStore, Sources};
 
 /// Shared server state, passed to every connection as `Arc<Context>`.
 pub struct Context {
@@ -43,6 +44,8 @@ pub struct Context {
     /// Gates refusal warnings: one per address and kind every few seconds (shared with the
     /// admission).
     pub refusal_log: Arc<LogGate>,
+    /// Live sources pulled from RTMP and HLS URLs (issue 14); started by [`crate::run`].
+    pub sources: Sources,
 }
 
 impl Context {
@@ -73,16 +76,26 @@ impl Context {
             tasks.clone(),
         );
         let refusal_log = Arc::new(LogGate::default());
+        let clients = Clients::new(
+            std::time::Duration::from_millis(config.api.hls_session_idle_ms),
+            HlsLimits::from(&config.limits),
+        );
+        let sources = Sources::new(
+            &config,
+            paths.clone(),
+            clients.clone(),
+            recordings.clone().map(|r| Arc::new(r) as Arc<dyn SourceStore>),
+            shutdown.clone(),
+            tasks.clone(),
+        );
         Context {
+            sources,
             admission: Admission::new(paths.clone(), hooks.clone(), Arc::clone(&refusal_log)),
             paths,
             hooks,
             hls,
             recordings,
-            clients: Clients::new(
-                std::time::Duration::from_millis(config.api.hls_session_idle_ms),
-                HlsLimits::from(&config.limits),
-            ),
+            clients,
             identity,
             ready: AtomicBool::new(false),
             started: std::time::Instant::now(),

@@ -7,6 +7,7 @@
 //!   lists) and `signing` (signed URLs) before the hooks' decision.
 //! - `servers/`: `rtmp/` and `http/` (`flv/`, `hls/`, `api/`, `/metrics`), the live player.
 //! - `recordings/`: the catalogue (SQLite), schedules, retention, crash recovery.
+//! - `sources/`: live sources pulled from RTMP and HLS URLs into paths (`[[sources]]`, API).
 //! - `clients/`: who is connected, for the API, metrics and kicking.
 //! - `recordings/`: the catalogue of recordings and their schedules (SQLite), cron.
 //! - `hooks/`: HTTP callbacks; `config`, `metrics`, `sysinfo`; `context`: what tasks share;
@@ -32,6 +33,7 @@ pub mod path;
 mod percent;
 pub mod recordings;
 mod servers;
+pub mod sources;
 pub mod stream;
 mod sysinfo;
 
@@ -90,6 +92,7 @@ pub async fn run(
         .await;
         tokio::spawn(recordings::scheduler::run(service, ctx.paths.clone(), shutdown.clone()));
     }
+    ctx.sources.start().await;
     tokio::spawn(upkeep(Arc::clone(&ctx), metrics));
     let expiry = tokio::spawn(ctx.clients.clone().run_expiry(shutdown.clone()));
     ctx.ready.store(true, std::sync::atomic::Ordering::Relaxed);

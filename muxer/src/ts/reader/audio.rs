@@ -8,7 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use estuary_protocol::codec::aac::{parse_adts_header, SAMPLING_FREQUENCIES};
 use estuary_protocol::{MediaKind, Packet};
 
-use super::Stamp;
+use super::timeline::Stamp;
 
 /// FLV audio tag header byte of AAC (sound format 10; the rate/size/type bits are fixed).
 const FLV_AAC: u8 = 0xaf;

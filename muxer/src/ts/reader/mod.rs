@@ -53,6 +53,9 @@ pub struct TsReader {
     audio: audio::AudioTrack,
     timeline: Timeline,
     out: VecDeque<Packet>,
+    /// The last DTS put out per track (video, audio): after a break, a track whose first
+    /// PES sits a little before the other's would otherwise step back.
+    last_dts: [Option<u64>; 2],
     skipped: u64,
     last_problem: Option<String>,
 }
@@ -65,6 +68,7 @@ impl TsReader {
             audio: audio::AudioTrack::default(),
             timeline: Timeline::default(),
             out: VecDeque::new(),
+            last_dts: [None; 2],
             skipped: 0,
             last_problem: None,
         }
@@ -116,14 +120,30 @@ impl TsReader {
                 continue;
             };
             let dts = pes.dts.unwrap_or(pts);
-            let Some(stamp) = self.timeline.map(dts, pts) else {
+            let Some(mut stamp) = self.timeline.map(dts, pts) else {
                 self.skip("a PES with timestamps before the timeline start".into());
                 continue;
             };
+            let track = usize::from(pes.kind == TrackKind::Aac);
+            if let Some(last) = self.last_dts[track] {
+                if stamp.dts_ms <= last {
+                    // Keep the presentation time where it was as far as the offset allows.
+                    let bump = last + 1 - stamp.dts_ms;
+                    stamp.dts_ms = last + 1;
+                    stamp.cts_ms = stamp
+                        .cts_ms
+                        .saturating_sub(i32::try_from(bump).unwrap_or(i32::MAX))
+                        .max(0);
+                }
+            }
+            let before = self.out.len();
             let result = match pes.kind {
                 TrackKind::Avc | TrackKind::Hevc => self.video.read(pes.kind, &pes.data, stamp, &mut self.out),
                 TrackKind::Aac => self.audio.read(&pes.data, stamp, &mut self.out),
             };
+            if let Some(last) = self.out.range(before..).filter(|p| !p.seq_header).map(|p| p.dts).max() {
+                self.last_dts[track] = Some(last);
+            }
             if let Err(problem) = result {
                 self.skip(problem);
             }
@@ -134,14 +154,4 @@ impl TsReader {
         self.skipped += 1;
         self.last_problem = Some(problem);
     }
-}
-
-/// Where a PES sits on the output timeline, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Stamp {
-    pub dts_ms: u64,
-    /// `pts - dts` in milliseconds.
-    pub cts_ms: i32,
-    /// The first PES after a break of the timeline.
-    pub discontinuity: bool,
 }

@@ -112,3 +112,23 @@ proptest! {
         let _ = drain(&mut reader);
     }
 }
+
+#[test]
+fn each_track_keeps_rising_when_a_break_puts_it_a_little_before_the_other() {
+    let ts = segment_bytes();
+    let mut reader = TsReader::new(TsReaderLimits::default());
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        reader.push(&ts);
+        reader.discontinuity();
+        out.extend(drain(&mut reader));
+    }
+    for video in [true, false] {
+        let dts: Vec<u64> = out
+            .iter()
+            .filter(|p| p.is_video() == video && !p.seq_header)
+            .map(|p| p.dts)
+            .collect();
+        assert!(dts.windows(2).all(|w| w[1] > w[0]), "video {video}: {dts:?}");
+    }
+}

@@ -6,7 +6,15 @@
 //! PES lands [`BREAK_GAP_MS`] after the latest one out. The timeline starts at
 //! [`START_MS`], so a track a little behind the first PES still has room before it.
 
-use super::Stamp;
+/// Where a PES sits on the output timeline, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub dts_ms: u64,
+    /// `pts - dts` in milliseconds.
+    pub cts_ms: i32,
+    /// The first PES after a break of the timeline.
+    pub discontinuity: bool,
+}
 
 const WRAP: i64 = 1 << 33;
 /// Forward steps longer than this are a break.

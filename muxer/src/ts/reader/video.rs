@@ -12,7 +12,7 @@ use estuary_protocol::codec::HevcSpsInfo;
 use estuary_protocol::{MediaKind, Packet};
 
 use super::demux::TrackKind;
-use super::Stamp;
+use super::timeline::Stamp;
 
 const AVC_SPS: u8 = 7;
 const AVC_PPS: u8 = 8;

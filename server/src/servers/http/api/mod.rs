@@ -14,6 +14,7 @@
 //! | `DELETE /api/v1/clients/{id}` | kicks the client |
 //! | `/api/v1/recordings[/{id}[/stop]]` | recordings: see `recordings.rs` |
 //! | `/api/v1/schedules[/{id}]` | recording schedules: see `schedules.rs` |
+//! | `/api/v1/sources[/{id}[/status]]` | pulled live sources: see `sources.rs` |
 //!
 //! Who may call it is decided before it is reached: see `control.rs`.
 
@@ -21,6 +22,7 @@ mod clients;
 mod envelope;
 mod recordings;
 mod schedules;
+mod sources;
 mod streams;
 mod summaries;
 
@@ -110,6 +112,9 @@ async fn route(ctx: &Arc<Context>, req: &Request<()>, body: &[u8]) -> Response<B
             }
             if let Some(tail) = rest.strip_prefix("/schedules") {
                 return schedules::serve(ctx, method, tail, body).await;
+            }
+            if let Some(tail) = rest.strip_prefix("/sources") {
+                return sources::serve(ctx, method, tail, body).await;
             }
             error(StatusCode::NOT_FOUND, 404, "unknown api path; see /api/v1")
         }
