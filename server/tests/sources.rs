@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use origins::{HlsOrigin, Nginx};
 use serde_json::{json, Value};
-use support::{decode_errors, ffprobe, run_bounded, wait_for, FlvViewer, Server, LIMIT};
+use support::{decode_errors, ffprobe, run_bounded, sample, wait_for, FlvViewer, Server, LIMIT};
 
 fn scratch(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sources-{name}-{}", std::process::id()))
@@ -193,11 +193,22 @@ fn an_on_demand_source_runs_while_watched_and_status_tells_online_and_offline() 
         s["online"] == false && s["last_error"].is_string() && s["retries"].as_u64() >= Some(2)
     });
     assert!(s["last_error"].as_str().unwrap_or("").contains("connect"), "{s}");
+    let metrics = server.metrics();
+    let sources = |state| sample(&metrics, "estuary_sources", &[("protocol", "rtmp"), ("state", state)]);
+    assert_eq!((sources("offline"), sources("online")), (Some(2.0), Some(0.0)));
+    let failures = sample(&metrics, "estuary_source_failures_total", &[("protocol", "rtmp")]);
+    assert!(failures >= Some(2.0), "{failures:?}");
 
     // The first viewer starts it; it plays.
     let viewer = FlvViewer::open(server.http, "/live/od.flv");
     wait_online(&server, 1);
     assert_eq!(pulls(), 1, "the source pulls the upstream");
+    let online = sample(
+        &server.metrics(),
+        "estuary_sources",
+        &[("protocol", "rtmp"), ("state", "online")],
+    );
+    assert_eq!(online, Some(1.0));
     let grew = wait_for(LIMIT, || (viewer.bytes() > 100_000).then_some(()));
     assert!(grew.is_some(), "the viewer got {} bytes", viewer.bytes());
     // The last viewer leaves: close_after_ms later the pull stops.

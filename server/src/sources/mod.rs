@@ -205,6 +205,27 @@ impl Sources {
         self.inner.tasks.spawn(run);
     }
 
+    /// Sources by `(protocol, state)`, every pair present (zeros included), for `/metrics`.
+    pub fn counts(&self) -> BTreeMap<(&'static str, &'static str), usize> {
+        let mut counts = BTreeMap::new();
+        for protocol in ["rtmp", "hls"] {
+            for state in ["online", "offline", "inactive"] {
+                counts.insert((protocol, state), 0);
+            }
+        }
+        for entry in self.entries().values() {
+            let state = if !entry.spec.active {
+                "inactive"
+            } else if entry.status.is_online() {
+                "online"
+            } else {
+                "offline"
+            };
+            *counts.entry((entry.spec.protocol.as_str(), state)).or_default() += 1;
+        }
+        counts
+    }
+
     pub fn list(&self) -> Vec<SourceView> {
         self.entries().iter().map(|(id, e)| e.view(*id)).collect()
     }

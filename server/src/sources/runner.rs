@@ -65,6 +65,7 @@ pub async fn run(id: i64, spec: SourceSpec, deps: Deps, status: Arc<SourceStatus
         }
         tracing::warn!(parent: &span, reason = %reason, retry_in_ms = wait.as_millis() as u64, "source offline; retrying");
         status.offline(Some(reason));
+        metrics::counter!(crate::metrics::SOURCE_FAILURES_TOTAL, "protocol" => spec.protocol.as_str()).increment(1);
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}

@@ -112,6 +112,10 @@ impl SourceStatus {
         }
     }
 
+    pub fn is_online(&self) -> bool {
+        self.lock().online
+    }
+
     pub fn snapshot(&self) -> StatusSnapshot {
         let s = self.lock();
         StatusSnapshot {
