@@ -23,7 +23,11 @@ fn scratch(name: &str) -> PathBuf {
 
 /// `[[sources]]` entries, each `(protocol, url, stream, extra keys)`.
 fn config(sources: &[(&str, &str, &str, &str)]) -> String {
-    let mut c = String::from("[hls]\nenabled = true\n[pull]\nretry_min_ms = 200\nretry_max_ms = 1000\n");
+    // The disk floor is the recordings tests' (0): a shared test machine's disk is no reason
+    // for this recording to be refused.
+    let mut c = String::from(
+        "[hls]\nenabled = true\n[record]\nmin_free_bytes = 0\nposter = false\n[pull]\nretry_min_ms = 200\nretry_max_ms = 1000\n",
+    );
     for (i, (protocol, url, stream, extra)) in sources.iter().enumerate() {
         c += &format!(
             "[[sources]]\nname = \"source {i}\"\nprotocol = \"{protocol}\"\nurl = \"{url}\"\nstream = \"{stream}\"\n{extra}\n"

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::feed::Feed;
 use super::status::SourceStatus;
@@ -28,6 +29,11 @@ pub struct Deps {
 
 /// Pulls `spec` into its stream until `stop` is cancelled.
 pub async fn run(id: i64, spec: SourceSpec, deps: Deps, status: Arc<SourceStatus>, stop: CancellationToken) {
+    let span = tracing::info_span!("source", id, name = %spec.name, stream = %spec.stream);
+    tries(spec, deps, status, stop).instrument(span).await
+}
+
+async fn tries(spec: SourceSpec, deps: Deps, status: Arc<SourceStatus>, stop: CancellationToken) {
     let Some((app, stream)) = spec.stream.split_once('/') else {
         return;
     };
@@ -35,8 +41,7 @@ pub async fn run(id: i64, spec: SourceSpec, deps: Deps, status: Arc<SourceStatus
     let min = Duration::from_millis(deps.limits.retry_min_ms);
     let max = Duration::from_millis(deps.limits.retry_max_ms);
     let mut wait = min;
-    let span = tracing::info_span!("source", id, name = %spec.name, stream = %key);
-    tracing::info!(parent: &span, protocol = spec.protocol.as_str(), "pulling source");
+    tracing::info!(protocol = spec.protocol.as_str(), "pulling source");
     while !stop.is_cancelled() {
         let started = Instant::now();
         let mut feed = Feed::new(
@@ -63,7 +68,7 @@ pub async fn run(id: i64, spec: SourceSpec, deps: Deps, status: Arc<SourceStatus
         if was_live && started.elapsed() >= HEALTHY_AFTER {
             wait = min;
         }
-        tracing::warn!(parent: &span, reason = %reason, retry_in_ms = wait.as_millis() as u64, "source offline; retrying");
+        tracing::warn!(reason = %reason, retry_in_ms = wait.as_millis() as u64, "source offline; retrying");
         status.offline(Some(reason));
         metrics::counter!(crate::metrics::SOURCE_FAILURES_TOTAL, "protocol" => spec.protocol.as_str()).increment(1);
         tokio::select! {
@@ -72,5 +77,5 @@ pub async fn run(id: i64, spec: SourceSpec, deps: Deps, status: Arc<SourceStatus
         }
         wait = (wait * 2).min(max);
     }
-    tracing::info!(parent: &span, "source stopped");
+    tracing::info!("source stopped");
 }

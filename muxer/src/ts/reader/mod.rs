@@ -30,6 +30,9 @@ use estuary_protocol::Packet;
 use demux::{Demuxer, Pes, TrackKind};
 use timeline::Timeline;
 
+/// PES held after a discontinuity while waiting for each track's first one.
+const MAX_HELD: usize = 64;
+
 /// What the reader is allowed to hold.
 #[derive(Debug, Clone, Copy)]
 pub struct TsReaderLimits {
@@ -56,6 +59,9 @@ pub struct TsReader {
     /// The last DTS put out per track (video, audio): after a break, a track whose first
     /// PES sits a little before the other's would otherwise step back.
     last_dts: [Option<u64>; 2],
+    /// After a discontinuity, PES are held until each track's first one is known, so the
+    /// new timeline can start after every track's last packet (see `release`).
+    held: Option<Vec<Pes>>,
     skipped: u64,
     last_problem: Option<String>,
 }
@@ -69,6 +75,7 @@ impl TsReader {
             timeline: Timeline::default(),
             out: VecDeque::new(),
             last_dts: [None; 2],
+            held: None,
             skipped: 0,
             last_problem: None,
         }
@@ -88,6 +95,7 @@ impl TsReader {
         let mut pes = Vec::new();
         self.demux.flush(&mut pes);
         self.take(pes);
+        self.release();
     }
 
     /// The next bytes start a new timeline (an HLS `EXT-X-DISCONTINUITY`): what is being
@@ -95,7 +103,7 @@ impl TsReader {
     pub fn discontinuity(&mut self) {
         self.flush();
         self.demux.reset_counters();
-        self.timeline.discontinuity();
+        self.held = Some(Vec::new());
     }
 
     /// The next packet read, in input order per track.
@@ -115,14 +123,50 @@ impl TsReader {
 
     fn take(&mut self, pes: Vec<Pes>) {
         for pes in pes {
+            match &mut self.held {
+                Some(held) => {
+                    held.push(pes);
+                    let has = |kind: usize| held.iter().any(|p| usize::from(p.kind == TrackKind::Aac) == kind);
+                    let known = (0..2).filter(|&t| self.last_dts[t].is_some());
+                    if held.len() >= MAX_HELD || known.into_iter().all(has) {
+                        self.release();
+                    }
+                }
+                None => self.place(pes),
+            }
+        }
+    }
+
+    /// Starts the timeline after a discontinuity so that each track's first PES lands after
+    /// its last packet, then places what was held.
+    fn release(&mut self) {
+        let Some(held) = self.held.take() else { return };
+        let mut firsts: Vec<(u64, Option<u64>)> = Vec::new();
+        for track in 0..2 {
+            let first = held
+                .iter()
+                .find(|p| usize::from(p.kind == TrackKind::Aac) == track)
+                .and_then(|p| p.dts.or(p.pts));
+            if let Some(dts) = first {
+                firsts.push((dts, self.last_dts[track]));
+            }
+        }
+        self.timeline.rebase(&firsts);
+        for pes in held {
+            self.place(pes);
+        }
+    }
+
+    fn place(&mut self, pes: Pes) {
+        {
             let Some(pts) = pes.pts else {
                 self.skip("a PES without a PTS".into());
-                continue;
+                return;
             };
             let dts = pes.dts.unwrap_or(pts);
             let Some(mut stamp) = self.timeline.map(dts, pts) else {
                 self.skip("a PES with timestamps before the timeline start".into());
-                continue;
+                return;
             };
             let track = usize::from(pes.kind == TrackKind::Aac);
             if let Some(last) = self.last_dts[track] {

@@ -35,11 +35,49 @@ pub struct Timeline {
     /// The latest output DTS so far.
     latest_ms: Option<i64>,
     break_pending: bool,
+    /// The next stamp is the first after a rebase.
+    announce: bool,
 }
 
 impl Timeline {
+    /// A break whose first timestamps are not known in advance: the next PES carries on
+    /// after the latest (the reader uses [`rebase`](Self::rebase); tests use this).
+    #[cfg(test)]
     pub fn discontinuity(&mut self) {
         self.break_pending = true;
+    }
+
+    /// Starts a new timeline (after a discontinuity) from each track's first DTS (90 kHz)
+    /// after the break and its last output DTS before it: every track goes on at least
+    /// [`BREAK_GAP_MS`] after its own last packet, and after the latest of all, so the
+    /// tracks keep their offset to each other.
+    pub fn rebase(&mut self, firsts: &[(u64, Option<u64>)]) {
+        let Some(&(anchor, _)) = firsts.first() else {
+            self.break_pending = true;
+            return;
+        };
+        let anchor = (anchor & (WRAP as u64 - 1)) as i64;
+        let Some(latest) = self.latest_ms else {
+            self.break_pending = false;
+            return;
+        };
+        let offset = firsts
+            .iter()
+            .map(|&(raw, last)| {
+                let raw = (raw & (WRAP as u64 - 1)) as i64;
+                let mut step = (raw - anchor).rem_euclid(WRAP);
+                if step > WRAP / 2 {
+                    step -= WRAP;
+                }
+                let floor = last.map_or(latest, |l| i64::try_from(l).unwrap_or(latest)).max(latest);
+                floor + BREAK_GAP_MS - (anchor + step).div_euclid(90)
+            })
+            .max()
+            .unwrap_or(0);
+        self.offset_ms = offset;
+        self.last = Some((anchor, anchor));
+        self.break_pending = false;
+        self.announce = true;
     }
 
     /// Places a PES with these 90 kHz timestamps; `None` if it would land before 0.
@@ -73,6 +111,7 @@ impl Timeline {
             }
         };
         self.break_pending = false;
+        let broke = broke || std::mem::take(&mut self.announce);
         self.last = Some((raw, unwrapped));
         let dts_ms = ms + self.offset_ms;
         if dts_ms < 0 {

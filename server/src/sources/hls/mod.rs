@@ -5,7 +5,8 @@
 //!
 //! - A segment that answers 404 or 410 (expired, or never written: a gap) is skipped; the
 //!   reader is told the timeline breaks there, as at an `EXT-X-DISCONTINUITY`.
-//! - Falling behind the playlist's window skips to its start the same way.
+//! - Falling behind the playlist's window skips to its start the same way; a media
+//!   sequence that goes back (the origin restarted) rejoins its live end.
 //! - The reader keeps the timeline rising across every such break.
 //! - `#EXT-X-ENDLIST`, or no new segment for `pull.read_timeout_ms`, ends the try.
 
@@ -56,6 +57,16 @@ pub async fn pull(
                 tracing::warn!(missed = first - n, "fell behind the playlist window; skipping ahead");
                 reader.discontinuity();
                 first
+            }
+            Some(n) if n > first + count => {
+                // The sequence went back: the origin started over. Join its live end.
+                tracing::warn!(
+                    expected = n,
+                    first,
+                    "the playlist's media sequence went back; rejoining"
+                );
+                reader.discontinuity();
+                first + count.saturating_sub(START_SEGMENTS_BACK as u64)
             }
             Some(n) => n,
         };
