@@ -82,29 +82,45 @@ impl Demuxer {
         }
     }
 
+    /// Reads the transport packets in `data`: straight from the slice, except a packet split
+    /// across two pushes, which is completed in `partial` (a segment is not copied whole).
     pub fn push(&mut self, data: &[u8], out: &mut Vec<Pes>) {
-        self.partial.extend_from_slice(data);
-        loop {
-            // Find sync: a packet starts with 0x47.
-            match self.partial.iter().position(|&b| b == TS_SYNC_BYTE) {
-                Some(0) => {}
-                Some(n) => {
-                    self.skip(format!("{n} bytes out of sync"));
-                    let _ = self.partial.split_to(n);
-                }
-                None => {
-                    if !self.partial.is_empty() {
-                        self.skip(format!("{} bytes out of sync", self.partial.len()));
-                    }
-                    self.partial.clear();
-                    return;
-                }
-            }
+        let mut data = data;
+        if !self.partial.is_empty() {
+            let need = TS_PACKET_LEN - self.partial.len();
+            let take = need.min(data.len());
+            self.partial.extend_from_slice(&data[..take]);
+            data = &data[take..];
             if self.partial.len() < TS_PACKET_LEN {
                 return;
             }
-            let packet = self.partial.split_to(TS_PACKET_LEN).freeze();
+            let mut packet = [0u8; TS_PACKET_LEN];
+            packet.copy_from_slice(&self.partial);
+            self.partial.clear();
             self.packet(&packet, out);
+        }
+        loop {
+            // A packet starts with the sync byte; anything else up to the next one is skipped.
+            match data.iter().position(|&b| b == TS_SYNC_BYTE) {
+                Some(0) => {}
+                Some(n) => {
+                    self.skip(format!("{n} bytes out of sync"));
+                    data = &data[n..];
+                }
+                None => {
+                    if !data.is_empty() {
+                        self.skip(format!("{} bytes out of sync", data.len()));
+                    }
+                    return;
+                }
+            }
+            if data.len() < TS_PACKET_LEN {
+                self.partial.extend_from_slice(data);
+                return;
+            }
+            let (packet, rest) = data.split_at(TS_PACKET_LEN);
+            self.packet(packet, out);
+            data = rest;
         }
     }
 
@@ -114,7 +130,7 @@ impl Demuxer {
         }
     }
 
-    fn packet(&mut self, packet: &Bytes, out: &mut Vec<Pes>) {
+    fn packet(&mut self, packet: &[u8], out: &mut Vec<Pes>) {
         let pusi = packet[1] & 0x40 != 0;
         let pid = u16::from_be_bytes([packet[1] & 0x1f, packet[2]]);
         let afc = (packet[3] >> 4) & 0x03;
@@ -130,16 +146,16 @@ impl Demuxer {
         if afc & 0x01 == 0 || start >= TS_PACKET_LEN {
             return; // adaptation field only (PCR, stuffing)
         }
-        let payload = packet.slice(start..);
+        let payload = &packet[start..];
         if pid == PAT_PID {
             if pusi {
-                self.pat(&payload);
+                self.pat(payload);
             }
             return;
         }
         if Some(pid) == self.pmt_pid {
             if pusi {
-                self.pmt(&payload);
+                self.pmt(payload);
             }
             return;
         }
@@ -163,7 +179,7 @@ impl Demuxer {
             let track = &mut self.tracks[index];
             track.open = true;
             track.expected = None;
-            track.buf.extend_from_slice(&payload);
+            track.buf.extend_from_slice(payload);
             if payload.len() >= 6 {
                 let len = usize::from(u16::from_be_bytes([payload[4], payload[5]]));
                 if len > 0 {
@@ -175,7 +191,7 @@ impl Demuxer {
             if !track.open {
                 return;
             }
-            track.buf.extend_from_slice(&payload);
+            track.buf.extend_from_slice(payload);
         }
         let track = &self.tracks[index];
         if track.buf.len() > self.max_pes_bytes {

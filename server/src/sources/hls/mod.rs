@@ -31,6 +31,8 @@ const START_SEGMENTS_BACK: usize = 2;
 /// Paced delivery that falls further behind than this starts over from the current packet
 /// (a slow download or a gap): late media goes out at once, not in a burst to catch up.
 const MAX_PACE_LAG: Duration = Duration::from_secs(3);
+/// Packets due this soon are not waited for (see [`Pacer`]).
+const PACE_BATCH: Duration = Duration::from_millis(50);
 
 /// Pulls `spec.url` into `feed` until the source ends, fails, or `stop` is cancelled.
 pub async fn pull(
@@ -183,7 +185,8 @@ fn short(s: &str) -> &str {
 }
 
 /// Lets packets out when the wall clock reaches their timestamps, from an anchor set by the
-/// first packet (and reset when delivery falls more than [`MAX_PACE_LAG`] behind).
+/// first packet (and reset when delivery falls more than [`MAX_PACE_LAG`] behind). Packets
+/// due within [`PACE_BATCH`] go out at once: one timer wake-up per batch, not per frame.
 #[derive(Default)]
 struct Pacer {
     anchor: Option<(Instant, u64)>,
@@ -194,7 +197,7 @@ impl Pacer {
         let now = Instant::now();
         let (at, base) = *self.anchor.get_or_insert((now, dts));
         let due = at + Duration::from_millis(dts.saturating_sub(base));
-        if due > now {
+        if due > now + PACE_BATCH {
             tokio::time::sleep_until(due).await;
         } else if now - due > MAX_PACE_LAG {
             self.anchor = Some((now, dts));
