@@ -121,6 +121,13 @@ fn an_hls_source_with_a_discontinuity_and_a_404_gap_plays_everywhere() {
     assert!(s["kbps"].as_u64().unwrap_or(0) > 0, "{s}");
     let (_, v) = server.api("/api/v1/streams/live/hls");
     assert_eq!(v["stream"]["publish"]["active"], true, "{v}");
+    let mut server = server;
+    server.stop();
+    assert!(
+        !server.log().contains("still running after the grace period"),
+        "{}",
+        server.log()
+    );
 }
 
 #[test]
@@ -163,6 +170,14 @@ fn rtmp_sources_pull_from_nginx_rtmp_and_from_another_estuary() {
     }
     plays_everywhere(&server, "live/from-nginx", 6);
     plays_everywhere(&server, "live/from-estuary", 6);
+    // Shutdown stops the pulls at once: no task outlives the grace period.
+    let mut server = server;
+    server.stop();
+    assert!(
+        !server.log().contains("still running after the grace period"),
+        "{}",
+        server.log()
+    );
 }
 
 #[test]

@@ -25,7 +25,11 @@ pub async fn pull(url: &str, limits: &PullConfig, feed: &mut Feed, stop: &Cancel
     let config = ClientConfig::from_url(url, ClientMode::Play)?;
     let addr = config.addr.clone();
     let connect = TcpStream::connect(&addr);
-    let mut socket = match tokio::time::timeout(Duration::from_millis(limits.connect_timeout_ms), connect).await {
+    let connected = tokio::select! {
+        _ = stop.cancelled() => return Ok(()),
+        connected = tokio::time::timeout(Duration::from_millis(limits.connect_timeout_ms), connect) => connected,
+    };
+    let mut socket = match connected {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             return Err(PullError::Connect {

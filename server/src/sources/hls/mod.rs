@@ -42,7 +42,11 @@ pub async fn pull(
     stop: &CancellationToken,
 ) -> Result<(), PullError> {
     let mut fetcher = Fetcher::new(Duration::from_millis(limits.fetch_timeout_ms));
-    let (url, mut playlist) = media_playlist(spec, limits, &mut fetcher).await?;
+    // Every wait below also ends with `stop`, so shutdown never waits for a fetch deadline.
+    let (url, mut playlist) = tokio::select! {
+        _ = stop.cancelled() => return Ok(()),
+        found = media_playlist(spec, limits, &mut fetcher) => found?,
+    };
     let mut reader = TsReader::new(TsReaderLimits {
         max_pes_bytes: limits.max_segment_bytes,
     });
@@ -122,7 +126,11 @@ pub async fn pull(
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-        playlist = match fetch_playlist(&url, limits, &mut fetcher).await? {
+        let fetched = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            fetched = fetch_playlist(&url, limits, &mut fetcher) => fetched?,
+        };
+        playlist = match fetched {
             Playlist::MediaPlaylist(p) => p,
             Playlist::MasterPlaylist(_) => {
                 return Err(PullError::Playlist {
