@@ -19,6 +19,7 @@ mod hls;
 mod limits;
 mod record;
 pub mod server;
+mod sources;
 
 pub use cluster::ClusterConfig;
 pub use forward::{ForwardConfig, ForwardOverride};
@@ -26,6 +27,7 @@ pub use hls::{HlsOverride, HlsVariant};
 pub use limits::{IpRange, LimitsConfig};
 pub use record::{RecordConfig, RecordOverride, RecordPlan};
 pub use server::ServerConfig;
+pub use sources::{PullConfig, SourceProtocol, SourceSpec};
 
 /// Largest `stream.timeline_start_ms`: 2^40 ms (34 years), far past the 2^32 wrap it is
 /// for, and far from where a 64-bit millisecond clock could overflow.
@@ -55,6 +57,11 @@ pub struct Config {
     pub apps: BTreeMap<String, AppConfig>,
     /// Who this server is to the backends (`server_id`).
     pub server: ServerConfig,
+    // Pulled sources (issue 14).
+    /// Live sources pulled from RTMP or HLS URLs (`[[sources]]`).
+    pub sources: Vec<SourceSpec>,
+    /// Deadlines, byte caps and retry pace of pulled sources (`[pull]`).
+    pub pull: PullConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -531,6 +538,11 @@ impl Config {
         }
         problems.extend(self.record.validate());
         problems.extend(self.server.validate());
+        problems.extend(self.pull.validate());
+        for (i, source) in self.sources.iter().enumerate() {
+            problems.extend(source.problems(&format!("sources[{i}]")));
+        }
+        problems.extend(sources::duplicate_streams(&self.sources));
         problems.extend(self.sign.validate());
         problems.extend(self.acl.validate());
         problems.extend(self.forward.validate());

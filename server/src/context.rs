@@ -17,6 +17,7 @@ use crate::outputs::forward::Forwards;
 use crate::outputs::hls::HlsStore;
 use crate::path::registry::Paths;
 use crate::recordings::Recordings;
+use crate::sources::{SourceStore, Sources};
 
 /// Shared server state, passed to every connection as `Arc<Context>`.
 pub struct Context {
@@ -51,6 +52,8 @@ pub struct Context {
     /// Gates refusal warnings: one per address and kind every few seconds (shared with the
     /// admission).
     pub refusal_log: Arc<LogGate>,
+    /// Live sources pulled from RTMP and HLS URLs (issue 14); started by [`crate::run`].
+    pub sources: Sources,
 }
 
 impl Context {
@@ -90,12 +93,21 @@ impl Context {
             Arc::new(move || ids.next_id()),
         );
         let refusal_log = Arc::new(LogGate::default());
+        let sources = Sources::new(
+            &config,
+            paths.clone(),
+            clients.clone(),
+            recordings.clone().map(|r| Arc::new(r) as Arc<dyn SourceStore>),
+            shutdown.clone(),
+            tasks.clone(),
+        );
         // The URL was checked with the config; a failure here is one we cannot foresee.
         let cluster = Cluster::new(&config, &identity.server_id, tasks.clone()).unwrap_or_else(|e| {
             tracing::error!(cause = %e, "the cluster directory is off");
             None
         });
         Context {
+            sources,
             admission: Admission::new(paths.clone(), hooks.clone(), Arc::clone(&refusal_log), cluster.clone()),
             cluster,
             paths,

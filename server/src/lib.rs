@@ -8,6 +8,7 @@
 //!   lists) and `signing` (signed URLs) before the hooks' decision.
 //! - `servers/`: `rtmp/` and `http/` (`flv/`, `hls/`, `api/`, `/metrics`), the live player.
 //! - `recordings/`: the catalogue (SQLite), schedules, retention, crash recovery.
+//! - `sources/`: live sources pulled from RTMP and HLS URLs into paths (`[[sources]]`, API).
 //! - `clients/`: who is connected, for the API, metrics and kicking.
 //! - `recordings/`: the catalogue of recordings and their schedules (SQLite), cron.
 //! - `hooks/`: HTTP callbacks; `server_id`: who this server is to them and the API, kept
@@ -36,6 +37,7 @@ mod percent;
 pub mod recordings;
 pub mod server_id;
 mod servers;
+pub mod sources;
 pub mod stream;
 mod sysinfo;
 
@@ -97,6 +99,7 @@ pub async fn run(
         .await;
         tokio::spawn(recordings::scheduler::run(service, ctx.paths.clone(), shutdown.clone()));
     }
+    ctx.sources.start().await;
     tokio::spawn(upkeep(Arc::clone(&ctx), metrics));
     if let Some(cluster) = ctx.cluster.clone() {
         tracing::info!(

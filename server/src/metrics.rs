@@ -63,6 +63,13 @@ pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "estuary_process_resident_memory
 pub const UPTIME_SECONDS: &str = "estuary_uptime_seconds";
 /// Gauge: recordings being written now.
 pub const RECORDINGS_ACTIVE: &str = "estuary_recordings_active";
+// Pulled sources (issue 14).
+/// Gauge `{protocol, state}`: pulled sources; protocol is `rtmp` or `hls`, state is
+/// `online`, `offline` (tried and failing, or an on-demand source nobody watches) or
+/// `inactive`.
+pub const SOURCES: &str = "estuary_sources";
+/// Counter `{protocol}`: tries of pulled sources that failed or ended (each is retried).
+pub const SOURCE_FAILURES_TOTAL: &str = "estuary_source_failures_total";
 /// Counter: bytes the recorder wrote to recording files.
 pub const RECORDING_BYTES_TOTAL: &str = "estuary_recording_bytes_total";
 /// Counter: recording fragments synced to disk (what a crash cannot lose).
@@ -164,6 +171,10 @@ pub fn install() -> Option<PrometheusHandle> {
 fn describe() {
     use metrics::{describe_counter, describe_histogram, Unit};
     describe_counter!(CONNECTIONS_ACCEPTED_TOTAL, "Connections accepted, by protocol.");
+    describe_counter!(
+        SOURCE_FAILURES_TOTAL,
+        "Tries of pulled sources that failed or ended, by protocol."
+    );
     describe_counter!(CONNECTIONS_REJECTED_TOTAL, "Clients refused, by protocol and reason.");
     describe_counter!(
         BYTES_RECEIVED_TOTAL,

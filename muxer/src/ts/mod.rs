@@ -2,6 +2,8 @@
 //! (§2.4.4), PES packets with PTS/DTS (§2.4.3.6–7), PCR (§2.4.3.5), H.264 in Annex-B form
 //! (ITU-T H.222.0 §2.14, stream_type 0x1b) and AAC in ADTS (stream_type 0x0f).
 //!
+//! [`TsReader`] reads such a stream back into packets (H.264, H.265, AAC), for HLS pulls.
+//!
 //! [`TsWriter`] keeps the continuity counters and the PMT version across segments, so one
 //! writer serves the whole life of a stream.
 
@@ -10,6 +12,7 @@ mod ids;
 mod packet;
 pub mod pes;
 pub mod psi;
+mod reader;
 mod video;
 mod writer;
 
@@ -19,5 +22,6 @@ pub use ids::{
     VIDEO_STREAM_ID,
 };
 pub use packet::{pcr_from_adaptation_field, TS_PACKET_LEN, TS_SYNC_BYTE};
+pub use reader::{TsReader, TsReaderLimits};
 pub use video::AvcAccessUnit;
 pub use writer::{AdtsFrame, CounterEnd, TrackLayout, TsWriter, MAX_PCR_INTERVAL_MS, PCR_LEAD_MS};

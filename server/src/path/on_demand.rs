@@ -2,6 +2,8 @@
 //! and stops it `stream.on_demand_close_after_ms` after its last viewer left (as MediaMTX's
 //! `sourceOnDemand`). Edges and pulls provide them; the registry asks (`registry.rs`).
 
+use std::time::Duration;
+
 use tokio_util::sync::CancellationToken;
 
 use crate::stream::StreamKey;
@@ -12,4 +14,10 @@ pub trait SourceProvider: Send + Sync {
     /// (through `Source::start`), and stop it when `stop` is cancelled. False if this
     /// provider has no source for `key`.
     fn start(&self, key: &StreamKey, stop: CancellationToken) -> bool;
+
+    /// How long the source of `key` goes on after its last viewer left, if the provider
+    /// sets it per source; `None` takes `stream.on_demand_close_after_ms`.
+    fn close_after(&self, _key: &StreamKey) -> Option<Duration> {
+        None
+    }
 }

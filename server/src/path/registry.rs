@@ -163,7 +163,10 @@ impl Paths {
     /// `stream.on_demand_close_after_ms` later unless a viewer comes back.
     pub(super) fn viewer_left(&self, path: &Arc<Path>) {
         let Some(epoch) = path.viewer_left() else { return };
-        let close_after = Duration::from_millis(self.inner.config.stream.on_demand_close_after_ms);
+        let provider = self.inner.provider.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let close_after = provider
+            .and_then(|p| p.close_after(&path.key))
+            .unwrap_or(Duration::from_millis(self.inner.config.stream.on_demand_close_after_ms));
         let path = Arc::downgrade(path);
         let shutdown = self.inner.shutdown.clone();
         tokio::spawn(async move {

@@ -117,6 +117,11 @@ impl Catalogue {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The database file, for error messages.
+    pub(super) fn db_name(&self) -> &str {
+        &self.db
+    }
+
     /// Wraps an SQLite error with the database and what was being done.
     pub(super) fn fail<'a>(
         &'a self,

@@ -21,6 +21,10 @@ pub enum CatalogueError {
     PathTaken { path: String },
     #[error("recording path {path:?} must be relative to the recording root, without `..`")]
     PathOutsideRoot { path: String },
+    #[error("source {0} not found")]
+    SourceNotFound(i64),
+    #[error("database {db}: source {id} is stored as unreadable JSON: {why}")]
+    BadSource { db: String, id: i64, why: String },
     #[error("schedule: {}", .0.join("; "))]
     InvalidSchedule(Vec<String>),
 }

@@ -15,6 +15,7 @@ mod model;
 mod recording_queries;
 mod schedule_queries;
 mod schema;
+mod source_queries;
 
 pub use db::Catalogue;
 pub use error::CatalogueError;

@@ -48,7 +48,18 @@ CREATE INDEX recordings_by_state ON recordings (state);
 CREATE INDEX recordings_by_schedule ON recordings (schedule_id);
 ";
 
-const MIGRATIONS: &[&str] = &[V1];
+/// Version 2: live sources created through the API (issue 14). The spec is the API's JSON
+/// body; ids start above 1000, which `[[sources]]` in the config file use.
+const V2_SOURCES: &str = "
+CREATE TABLE sources (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    spec       TEXT    NOT NULL,
+    created_at INTEGER NOT NULL
+);
+INSERT INTO sqlite_sequence (name, seq) VALUES ('sources', 1000);
+";
+
+const MIGRATIONS: &[&str] = &[V1, V2_SOURCES];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -123,6 +123,21 @@ fn render_state(ctx: &Context, out: &mut String) {
     let _ = writeln!(out, "{RECORDINGS_ACTIVE} {active}");
     render_forwards(ctx, out);
 
+    // Pulled sources (issue 14).
+    gauge_header(
+        out,
+        crate::metrics::SOURCES,
+        "gauge",
+        "Pulled sources, by protocol and state.",
+    );
+    for ((protocol, state), n) in ctx.sources.counts() {
+        let _ = writeln!(
+            out,
+            "{}{{protocol=\"{protocol}\",state=\"{state}\"}} {n}",
+            crate::metrics::SOURCES
+        );
+    }
+
     let proc = crate::sysinfo::process();
     gauge_header(
         out,

@@ -17,6 +17,7 @@
 //! | `/api/v1/recordings[/{id}[/stop]]` | recordings: see `recordings.rs` |
 //! | `/api/v1/schedules[/{id}]` | recording schedules: see `schedules.rs` |
 //! | `/api/v1/forwards[/{id}]` | forwards to upstream RTMP servers: see `forwards.rs` |
+//! | `/api/v1/sources[/{id}[/status]]` | pulled live sources: see `sources.rs` |
 //!
 //! Lists take SRS's paging, `?start=&count=` (`count` at least 10), when asked; without it,
 //! every item. With `api.srs_compat`, JSONP and SRS's error statuses: see `srs_compat.rs`.
@@ -28,6 +29,7 @@ mod envelope;
 mod forwards;
 mod recordings;
 mod schedules;
+mod sources;
 mod srs_compat;
 mod streams;
 mod summaries;
@@ -140,6 +142,9 @@ async fn route(ctx: &Arc<Context>, req: &Request<()>, body: &[u8]) -> Response<B
             }
             if let Some(tail) = rest.strip_prefix("/forwards") {
                 return forwards::serve(ctx, method, tail, req.uri().query(), body);
+            }
+            if let Some(tail) = rest.strip_prefix("/sources") {
+                return sources::serve(ctx, method, tail, body).await;
             }
             error(StatusCode::NOT_FOUND, 404, "unknown api path; see /api/v1")
         }
