@@ -320,3 +320,49 @@ fn a_pulled_hls_source_records_for_20_seconds() {
     assert!(probe.video_frames >= 19 * 25, "{} frames", probe.video_frames);
     assert_eq!(decode_errors(&file), "");
 }
+
+/// A recording asked for by API starts an on-demand source as a viewer would (issue 14:
+/// "start with the first viewer or recording"), keeps it running while it records with no
+/// viewer at all, and lets it stop `close_after_ms` after the recording ended.
+#[test]
+fn a_recording_starts_an_on_demand_source_and_its_end_stops_it() {
+    let upstream = Server::start("sources-rec-od-upstream", "");
+    let _publisher = upstream.publish("live/cam", "publish.log");
+    upstream.wait_live("live", "cam");
+    let server = Server::start(
+        "sources-rec-od",
+        &config(&[(
+            "rtmp",
+            &upstream.rtmp_url("live/cam"),
+            "live/od",
+            "on_demand = true\nclose_after_ms = 1000",
+        )]),
+    );
+    let pulls = || upstream.clients_of("rtmp-play").len();
+    assert_eq!(pulls(), 0, "nobody wants live/od yet");
+
+    let (code, v) = server.send_json("POST", "/api/v1/recordings", &json!({"app": "live", "stream": "od"}));
+    assert_eq!(code, 200, "{v}");
+    let id = v["recording"]["id"].as_i64().expect("recording id");
+    wait_online(&server, 1);
+    assert_eq!(pulls(), 1, "the recording started the pull");
+    let recording = |server: &Server| server.api(&format!("/api/v1/recordings/{id}")).1["recording"].clone();
+    let recorded = wait_for(LIMIT, || {
+        let r = recording(&server);
+        (r["state"] == "recording" && r["duration_ms"].as_i64() >= Some(2000)).then_some(())
+    });
+    assert!(recorded.is_some(), "not recording: {}", recording(&server));
+    // No viewer ever came: the recording alone keeps the source running.
+    let s = status(&server, 1);
+    assert_eq!(s["online"], true, "{s}");
+
+    let (code, v) = server.send_json("POST", &format!("/api/v1/recordings/{id}/stop"), &json!({}));
+    assert_eq!(code, 200, "{v}");
+    let completed = wait_for(LIMIT, || (recording(&server)["state"] == "completed").then_some(()));
+    assert!(completed.is_some(), "{}", recording(&server));
+    wait_status(&server, 1, "offline after its recording ended", |s| {
+        s["online"] == false
+    });
+    let gone = wait_for(LIMIT, || (pulls() == 0).then_some(()));
+    assert!(gone.is_some(), "the upstream is still pulled after the recording ended");
+}

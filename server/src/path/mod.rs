@@ -14,6 +14,7 @@
 //! Locks: a path's `control` lock is taken before its stream's, never the other way round,
 //! and never across an `.await`.
 
+pub mod demand;
 pub mod events;
 pub mod on_demand;
 pub mod outputs;
@@ -59,6 +60,9 @@ struct Control {
     /// The current source's id and hook subject (for its `on_unpublish`).
     source: Option<(u64, Option<HookSubject>)>,
     viewers: usize,
+    /// What else wants the stream (a recording waiting for it or writing it): like a viewer
+    /// it keeps an on-demand source running, but it is nobody's playback.
+    demands: usize,
     /// Bumped when a viewer arrives, so an on-demand idle timer knows it is stale.
     viewer_epoch: u64,
     /// Cancelled to stop the on-demand source started for this path's viewers.
@@ -222,13 +226,29 @@ impl Path {
             self.totals.viewer_left();
         }
         control.viewers = control.viewers.saturating_sub(1);
-        (control.viewers == 0 && control.on_demand.is_some()).then_some(control.viewer_epoch)
+        control.idle_on_demand()
+    }
+
+    /// Something other than a viewer wants the stream (see [`demand::Demand`]). Like
+    /// [`viewer_arrived`](Self::viewer_arrived): true if an on-demand source may be asked for.
+    fn demand_arrived(&self) -> bool {
+        let mut control = self.control();
+        control.demands += 1;
+        control.viewer_epoch += 1;
+        control.source.is_none() && control.on_demand.is_none()
+    }
+
+    /// A demand ended; like [`viewer_left`](Self::viewer_left).
+    fn demand_left(&self) -> Option<u64> {
+        let mut control = self.control();
+        control.demands = control.demands.saturating_sub(1);
+        control.idle_on_demand()
     }
 
     /// Stops the on-demand source if no viewer came since `epoch`. True if it was stopped.
     fn stop_on_demand_if_idle(&self, epoch: u64) -> bool {
         let mut control = self.control();
-        if control.viewers > 0 || control.viewer_epoch != epoch {
+        if control.viewers + control.demands > 0 || control.viewer_epoch != epoch {
             return false;
         }
         match control.on_demand.take() {
@@ -238,6 +258,14 @@ impl Path {
             }
             None => false,
         }
+    }
+}
+
+impl Control {
+    /// The viewer epoch, if nothing wants the stream any more and an on-demand source runs
+    /// (the registry then schedules its stop).
+    fn idle_on_demand(&self) -> Option<u64> {
+        (self.viewers + self.demands == 0 && self.on_demand.is_some()).then_some(self.viewer_epoch)
     }
 }
 

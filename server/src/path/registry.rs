@@ -49,6 +49,9 @@ struct Inner {
     tasks: TaskTracker,
     totals: Arc<Totals>,
     next_id: NextId,
+    /// The runtime the registry was made in: an on-demand stop is timed there even when the
+    /// last demand ends on a thread of its own (a recorder's writer).
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Paths {
@@ -71,6 +74,7 @@ impl Paths {
                 tasks,
                 totals: Arc::default(),
                 next_id,
+                runtime: tokio::runtime::Handle::try_current().ok(),
             }),
         }
     }
@@ -146,15 +150,32 @@ impl Paths {
 
     /// A viewer arrived at `path`: asks the provider for a source if the path has none.
     pub(super) fn viewer_arrived(&self, path: &Arc<Path>) {
-        if !path.viewer_arrived() {
-            return;
+        if path.viewer_arrived() {
+            self.start_on_demand(path, "a viewer");
         }
+    }
+
+    /// A recording wants `path`'s stream: like a viewer, it starts an on-demand source.
+    pub(super) fn demand_arrived(&self, path: &Arc<Path>) {
+        if path.demand_arrived() {
+            self.start_on_demand(path, "a recording");
+        }
+    }
+
+    /// A recording no longer wants `path`'s stream: like a viewer leaving.
+    pub(super) fn demand_left(&self, path: &Arc<Path>) {
+        if let Some(epoch) = path.demand_left() {
+            self.stop_on_demand_later(path, epoch);
+        }
+    }
+
+    fn start_on_demand(&self, path: &Arc<Path>, wanted_by: &str) {
         let Some(provider) = self.inner.provider.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
             return;
         };
         let stop = self.inner.shutdown.child_token();
         if provider.start(&path.key, stop.clone()) {
-            tracing::info!(stream = %path.key, "on-demand source started for a viewer");
+            tracing::info!(stream = %path.key, "on-demand source started for {wanted_by}");
             path.on_demand_started(stop);
         }
     }
@@ -162,21 +183,37 @@ impl Paths {
     /// A viewer left `path`: after the last one, the on-demand source stops
     /// `stream.on_demand_close_after_ms` later unless a viewer comes back.
     pub(super) fn viewer_left(&self, path: &Arc<Path>) {
-        let Some(epoch) = path.viewer_left() else { return };
+        if let Some(epoch) = path.viewer_left() {
+            self.stop_on_demand_later(path, epoch);
+        }
+    }
+
+    /// Stops `path`'s on-demand source after its close-after time, unless a viewer or a
+    /// recording wanted it again since `epoch`.
+    fn stop_on_demand_later(&self, path: &Arc<Path>, epoch: u64) {
         let provider = self.inner.provider.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let close_after = provider
             .and_then(|p| p.close_after(&path.key))
             .unwrap_or(Duration::from_millis(self.inner.config.stream.on_demand_close_after_ms));
         let path = Arc::downgrade(path);
         let shutdown = self.inner.shutdown.clone();
-        tokio::spawn(async move {
+        let Some(runtime) = self
+            .inner
+            .runtime
+            .clone()
+            .or_else(|| tokio::runtime::Handle::try_current().ok())
+        else {
+            tracing::warn!("on-demand source not scheduled to stop: no runtime");
+            return;
+        };
+        runtime.spawn(async move {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(close_after) => {}
             }
             if let Some(path) = path.upgrade() {
                 if path.stop_on_demand_if_idle(epoch) {
-                    tracing::info!(stream = %path.key, "on-demand source stopped: no viewer left");
+                    tracing::info!(stream = %path.key, "on-demand source stopped: nothing wants it any more");
                 }
             }
         });

@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use super::catalogue::{RecordingPlan, Schedule};
 use super::schedule::Timetable;
 use super::service::{Recordings, StartError};
+use crate::path::demand::Demand;
 use crate::path::registry::Paths;
 use crate::stream::StreamKey;
 
@@ -107,6 +108,7 @@ fn step(
                 // While the window is open, the stream is recorded whenever it is there.
                 match service.request_for(&key, RecordingPlan::Schedule, Some(schedule.id)) {
                     Ok(_) => {
+                        service.keep_wanted(&key, || Demand::new(paths, &key));
                         if let Some(path) = paths.get(&key) {
                             path.start_output("record");
                         }

@@ -20,6 +20,7 @@ use super::catalogue::{
 use crate::config::{Config, RecordConfig, RecordPlan};
 use crate::hooks::{ClientInfo, HookSubject, Hooks, NotifyEvent, StreamInfo};
 use crate::outputs::record::{Assignment, FailReason, Finished, Format, Ledger, Settings};
+use crate::path::demand::Demand;
 use crate::stream::StreamKey;
 
 /// Now, in Unix milliseconds.
@@ -103,6 +104,9 @@ struct Inner {
     vod: super::vod::VodIndexes,
     /// Schedules whose recording was stopped by hand in their open window.
     stopped: Mutex<HashSet<i64>>,
+    /// Streams wanted by a recording requested or being written: their on-demand sources (a
+    /// pulled source with `on_demand`) run for the recording as for a viewer.
+    demands: Mutex<HashMap<StreamKey, Demand>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -146,6 +150,7 @@ impl Recordings {
                 requests: Mutex::new(HashMap::new()),
                 vod: super::vod::VodIndexes::default(),
                 stopped: Mutex::new(HashSet::new()),
+                demands: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -226,6 +231,21 @@ impl Recordings {
         Ok(recording)
     }
 
+    /// Keeps `key`'s stream wanted (its on-demand source running) while a recording of it is
+    /// requested or being written; `demand` is made only if none is held yet.
+    pub fn keep_wanted(&self, key: &StreamKey, demand: impl FnOnce() -> Demand) {
+        let recorded = lock(&self.inner.requests).contains_key(key) || lock(&self.inner.active).contains_key(key);
+        if recorded {
+            lock(&self.inner.demands).entry(key.clone()).or_insert_with(demand);
+        }
+    }
+
+    /// The recording of `key` is over (or never started): its stream is not wanted any more.
+    fn unwant(&self, key: &StreamKey) {
+        let demand = lock(&self.inner.demands).remove(key);
+        drop(demand);
+    }
+
     /// Stops recording `id`: a recording being written ends its file (which becomes
     /// `completed`); one still waiting for its stream ends `failed`.
     pub fn stop(&self, id: i64) -> Result<Recording, ControlError> {
@@ -244,9 +264,10 @@ impl Recordings {
         let waiting = {
             let mut requests = lock(&self.inner.requests);
             let key = requests.iter().find(|(_, r)| r.id == id).map(|(k, _)| k.clone());
-            key.and_then(|k| requests.remove(&k))
+            key.and_then(|k| requests.remove(&k).map(|r| (k, r)))
         };
-        if waiting.is_some() {
+        if let Some(key) = waiting.as_ref().map(|(k, _)| k.clone()) {
+            self.unwant(&key);
             let error = "stopped before the stream was live";
             return Ok(self
                 .inner
@@ -273,9 +294,10 @@ impl Recordings {
                 .iter()
                 .find(|(_, r)| r.schedule_id == Some(schedule_id))
                 .map(|(k, _)| k.clone());
-            key.and_then(|k| requests.remove(&k))
+            key.and_then(|k| requests.remove(&k).map(|r| (k, r)))
         };
-        if let Some(request) = waiting {
+        if let Some((key, request)) = waiting {
+            self.unwant(&key);
             let error = "the stream was not live while the schedule's window was open";
             if let Err(e) =
                 self.inner
@@ -292,7 +314,19 @@ impl Recordings {
         if self.is_active(id) {
             return Err(ControlError::Busy(id));
         }
-        lock(&self.inner.requests).retain(|_, r| r.id != id);
+        let waiting: Vec<StreamKey> = {
+            let mut requests = lock(&self.inner.requests);
+            let keys = requests
+                .iter()
+                .filter(|(_, r)| r.id == id)
+                .map(|(k, _)| k.clone())
+                .collect();
+            requests.retain(|_, r| r.id != id);
+            keys
+        };
+        for key in &waiting {
+            self.unwant(key);
+        }
         let recording = self.inner.catalogue.delete(id)?;
         self.remove_files(&recording);
         Ok(recording)
@@ -523,5 +557,6 @@ impl Ledger for Recordings {
 
     fn released(&self, key: &StreamKey) {
         lock(&self.inner.active).remove(key);
+        self.unwant(key);
     }
 }

@@ -20,6 +20,7 @@ use super::super::response::Body;
 use super::super::urls::time_ms;
 use super::envelope::{error, not_allowed, ok, ok_with};
 use crate::context::Context;
+use crate::path::demand::Demand;
 use crate::percent::decode_form as percent_decode;
 use crate::recordings::catalogue::{CatalogueError, Recording, RecordingFilter, RecordingState};
 use crate::recordings::service::{ControlError, Recordings, StartError};
@@ -105,6 +106,8 @@ async fn start(ctx: &Arc<Context>, service: Recordings, body: &[u8]) -> Response
         Ok(Err(e)) => return error(StatusCode::CONFLICT, CODE_RECORDING_CONFLICT, &e.to_string()),
         Err(_) => return internal(),
     };
+    // An on-demand source of the key (a pulled source) is started for the recording.
+    service.keep_wanted(&key, || Demand::new(&ctx.paths, &key));
     // Live now: recorded from now (from its last keyframe). Otherwise when it comes.
     if let Some(path) = ctx.paths.get(&key) {
         path.start_output("record");
