@@ -279,6 +279,14 @@ pub struct HlsConfig {
     /// A segment that reaches this many bytes is cut before the next packet, keyframe or not
     /// (byte budget of the open segment: frozen timestamps never reach `max_segment_ms`).
     pub max_segment_bytes: usize,
+    // Past one machine (issue 15 item 3; `servers/http/hls/cdn.rs`, `owner_fetch.rs`).
+    /// CDN mode: playlists and segment URIs carry nothing per viewer (no `?session=`), every
+    /// answer may be kept by a shared cache, and the origin checks only its access list (the
+    /// cache's address); signed URLs and `on_play` are the CDN edge's to check.
+    pub cdn: bool,
+    /// A node asked for the HLS of a stream another node of the cluster owns fetches it from
+    /// the owner within this long (connect, request and body), else answers 502.
+    pub owner_fetch_timeout_ms: u64,
 }
 
 impl Default for HlsConfig {
@@ -293,6 +301,8 @@ impl Default for HlsConfig {
             dispose_ms: 30_000,
             // A 10-s GOP of a 20 Mbps 4K stream is ~27 MB of MPEG-TS.
             max_segment_bytes: 64 * 1024 * 1024,
+            cdn: false,
+            owner_fetch_timeout_ms: 5000,
         }
     }
 }
@@ -413,6 +423,12 @@ impl Config {
             problems.push(format!(
                 "hls.window_segments = {} must be at least 3",
                 self.hls.window_segments
+            ));
+        }
+        if !(100..=60_000).contains(&self.hls.owner_fetch_timeout_ms) {
+            problems.push(format!(
+                "hls.owner_fetch_timeout_ms = {} must be between 100 and 60000",
+                self.hls.owner_fetch_timeout_ms
             ));
         }
         if self.hls.max_segment_ms < self.hls.fragment_ms {

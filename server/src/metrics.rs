@@ -45,6 +45,13 @@ pub const HLS_SEGMENTS_TOTAL: &str = "estuary_hls_segments_total";
 /// interval outgrew the playlist's target duration (or `hls.max_segment_ms`); the playlist
 /// drops `EXT-X-INDEPENDENT-SEGMENTS` while such a segment is listed.
 pub const HLS_FORCED_CUTS_TOTAL: &str = "estuary_hls_forced_cuts_total";
+// HLS past one machine (issue 15 item 3).
+/// Counter `{kind}`: HLS requests this node answered, `kind` `playlist` or `segment`, from
+/// viewers, caches and peers alike: behind a cache, what the origin really serves.
+pub const HLS_REQUESTS_TOTAL: &str = "estuary_hls_requests_total";
+/// Counter `{kind, result}`: HLS fetched from the stream's owner for a viewer of this node;
+/// `result` `ok`, `not_found`, `failed` (unreachable, timeout, too large, bad answer).
+pub const HLS_OWNER_FETCHES_TOTAL: &str = "estuary_hls_owner_fetches_total";
 /// Gauge `{app, stream, protocol}`: viewers of one stream; protocol is `rtmp`, `flv`, `hls`.
 pub const STREAM_VIEWERS: &str = "estuary_stream_viewers";
 /// Gauge `{app, stream, direction}`: a stream's bitrate over the last 30 s in kbit/s;
@@ -149,6 +156,14 @@ fn describe() {
     describe_counter!(
         HLS_FORCED_CUTS_TOTAL,
         "HLS segments cut without a keyframe (keyframe interval above the target duration), by app."
+    );
+    describe_counter!(
+        HLS_REQUESTS_TOTAL,
+        "HLS requests answered, by kind (playlist, segment)."
+    );
+    describe_counter!(
+        HLS_OWNER_FETCHES_TOTAL,
+        "HLS playlists and segments fetched from the stream's owner node, by kind and result."
     );
     describe_counter!(RECORDING_BYTES_TOTAL, Unit::Bytes, "Bytes written to recording files.");
     describe_counter!(RECORDING_FRAGMENTS_TOTAL, "Recording fragments synced to disk.");

@@ -211,3 +211,87 @@ fn a_redis_outage_keeps_what_runs_and_recovers_by_itself() {
     assert!(viewer.running(), "the viewer played through the outage");
     let _ = viewer.0.kill();
 }
+
+/// A node with HLS on (the `node` above turns it off).
+fn hls_node(name: &str, redis: &Redis) -> Server {
+    Server::start(
+        &format!("cluster-hls-{name}"),
+        &format!(
+            "[cluster]\nredis = \"{}\"\nnode_id = \"{name}\"\nclaim_ttl_ms = 3000\n",
+            redis.url()
+        ),
+    )
+}
+
+/// `EXT-X-MEDIA-SEQUENCE` and the segment names (without their query) of a playlist.
+fn sequence_and_segments(playlist: &str) -> (Option<u64>, Vec<String>) {
+    let sequence = playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|n| n.trim().parse().ok());
+    let segments = playlist
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.split('?').next().unwrap_or_default().to_string())
+        .collect();
+    (sequence, segments)
+}
+
+/// Only the owner packages a stream's HLS: a viewer of node B plays (ffmpeg decodes it
+/// cleanly) the HLS of a stream published to node A, and B's playlist is A's — the same
+/// media sequence numbers and segment names — so viewers behind a balancer over A and B see
+/// one media sequence. B fetched it from A (`estuary_hls_owner_fetches_total`), and B
+/// packaged nothing itself.
+#[test]
+fn a_viewer_of_another_node_plays_the_owners_hls() {
+    let redis = Redis::start("hls");
+    let a = hls_node("a", &redis);
+    let b = hls_node("b", &redis);
+    let _publisher = a.publish("live/cam", "publisher.log");
+    a.wait_live("live", "cam");
+    assert_eq!(redis.owner("live/cam"), "a");
+
+    let same = wait_for(LIMIT, || {
+        let on_a = support::get(a.http, "/live/cam.m3u8", "").ok()?;
+        let on_b = support::get(b.http, "/live/cam.m3u8", "").ok()?;
+        if on_a.status != 200 || on_b.status != 200 {
+            return None;
+        }
+        let on_a = sequence_and_segments(&String::from_utf8_lossy(&on_a.body));
+        let on_b = sequence_and_segments(&String::from_utf8_lossy(&on_b.body));
+        (on_a.0.is_some() && on_a == on_b && !on_a.1.is_empty()).then_some(on_b)
+    });
+    assert!(
+        same.is_some(),
+        "b's playlist never matched a's (media sequence and segments); b's log:\n{}",
+        b.log()
+    );
+
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
+        .arg(format!("http://127.0.0.1:{}/live/cam.m3u8", b.http))
+        .args(["-t", "6", "-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && errors.trim().is_empty(),
+        "ffmpeg playing b's HLS of a's stream: {:?}\n{errors}\nb's log:\n{}",
+        out.status,
+        b.log()
+    );
+    let fetched = |kind: &str| {
+        sample(
+            &b.metrics(),
+            "estuary_hls_owner_fetches_total",
+            &[("kind", kind), ("result", "ok")],
+        )
+        .unwrap_or(0.0)
+    };
+    assert!(
+        fetched("playlist") >= 1.0 && fetched("segment") >= 1.0,
+        "b fetched from a"
+    );
+    let packaged = sample(&b.metrics(), "estuary_hls_segments_total", &[]).unwrap_or(0.0);
+    assert_eq!(packaged, 0.0, "b packaged nothing of a's stream");
+}

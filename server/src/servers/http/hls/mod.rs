@@ -23,6 +23,9 @@
 //!
 //! An unknown stream's playlist answers 404 before any session is made.
 
+mod cache_headers;
+mod cdn;
+mod owner_fetch;
 mod session_urls;
 
 use std::net::SocketAddr;
@@ -51,7 +54,21 @@ pub fn matches(path: &str) -> bool {
     path.ends_with(".m3u8") || path.ends_with(".ts")
 }
 
+/// Answers an HLS request, counted by kind (`estuary_hls_requests_total`); a 404 is cached
+/// briefly (`cache_headers.rs`).
 pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let kind = if req.uri().path().ends_with(".m3u8") {
+        "playlist"
+    } else {
+        "segment"
+    };
+    metrics::counter!(crate::metrics::HLS_REQUESTS_TOTAL, "kind" => kind).increment(1);
+    let mut answer = serve_request(ctx, req, peer).await;
+    cache_headers::on_not_found(&mut answer);
+    answer
+}
+
+async fn serve_request(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let path = req.uri().path();
     let Some((app, file)) = path.strip_prefix('/').and_then(|p| p.rsplit_once('/')) else {
         return text(StatusCode::NOT_FOUND, "not found\n");
@@ -62,6 +79,10 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
     let (app, file) = (decode(app), decode(file));
     let (app, file) = (app.as_str(), file.as_str());
     let head = req.method() == Method::HEAD;
+    // A cluster peer's request, and every request in CDN mode, carry no session.
+    if let Some(answer) = cdn::serve(ctx, req, peer, app, file, head).await {
+        return answer;
+    }
     let token = hls_session_param(req.uri().query());
     if let Some(stream) = file.strip_suffix(".m3u8") {
         let key = StreamKey::new(app, stream);
@@ -70,8 +91,14 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
             Some(Err(_)) => return bad_token(),
             None => None,
         };
-        let Some(playlist) = first_playlist(ctx, &key).await else {
-            return text(StatusCode::NOT_FOUND, "stream not found\n");
+        let playlist = match first_playlist(ctx, &key).await {
+            Some(playlist) => playlist,
+            // Another node's stream: its owner's playlist (one media sequence everywhere).
+            None => match owner_fetch::fetch(ctx, &key, req.uri().path(), "playlist").await {
+                Ok(Some(owned)) => owned.body,
+                Ok(None) => return text(StatusCode::NOT_FOUND, "stream not found\n"),
+                Err(failed) => return failed,
+            },
         };
         let session = match verified {
             Some(v) => v,
@@ -115,8 +142,13 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
         .get(&key)
         .filter(|s| s.instance == instance)
         .and_then(|s| s.segment(sequence));
-    let Some(body) = segment else {
-        return text(StatusCode::NOT_FOUND, "segment not found\n");
+    let body = match segment {
+        Some(body) => body,
+        None => match owner_fetch::fetch(ctx, &key, req.uri().path(), "segment").await {
+            Ok(Some(owned)) => owned.body,
+            Ok(None) => return text(StatusCode::NOT_FOUND, "segment not found\n"),
+            Err(failed) => return failed,
+        },
     };
     if let Some(session) = verified {
         match open_or_refresh(ctx, req, peer, &key, session).await {

@@ -1,0 +1,127 @@
+//! HLS answers that carry nothing per viewer: to a cluster peer (the node that asked holds
+//! the viewer's session) and, in CDN mode (`hls.cdn`), to everyone, so a shared cache serves
+//! every viewer from one copy (srs#2995: per-viewer session ids in URLs defeat caches).
+//!
+//! In CDN mode the playlist is the packager's, unchanged (no `?session=`), and each answer
+//! says how long a cache may keep it (`cache_headers.rs`). The origin checks the play
+//! access list against the address that asks (the cache's: let only the CDN in); signed URLs
+//! and `on_play` are checked where viewers arrive, at the CDN edge (its URL signing, nginx's
+//! `secure_link`), since one cached copy answers many viewers. No viewer session is made, so
+//! HLS viewers are not clients in the API and not in `estuary_stream_viewers`; what the
+//! origin can honestly count is what it serves, `estuary_hls_requests_total{kind}` (with a
+//! cache in front: about one segment request per segment and one playlist request per cache
+//! lifetime, whatever the audience). Audience figures come from the CDN's logs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CACHE_CONTROL};
+use hyper::{Request, Response, StatusCode};
+
+use super::super::response::{bytes, text, Body};
+use super::{cache_headers, first_playlist, owner_fetch};
+use crate::admission::{acl, Action};
+use crate::cluster::peer_auth::PEER_HEADER;
+use crate::context::Context;
+use crate::outputs::hls::parse_segment_name;
+use crate::stream::StreamKey;
+
+const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+const SEGMENT_TYPE: &str = "video/mp2t";
+
+/// The answer to a peer's or (in CDN mode) anyone's request for `file` of `app`, or `None`
+/// when the request goes the session way.
+pub async fn serve(
+    ctx: &Arc<Context>,
+    req: &Request<Incoming>,
+    peer: SocketAddr,
+    app: &str,
+    file: &str,
+    head: bool,
+) -> Option<Response<Body>> {
+    if let Some(signature) = req.headers().get(PEER_HEADER) {
+        let proven = ctx
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.is_peer_request(req.uri().path(), signature.to_str().unwrap_or_default()));
+        if !proven {
+            crate::metrics::rejected("hls", "bad_peer_signature");
+            return Some(text(StatusCode::FORBIDDEN, "bad peer signature\n"));
+        }
+        return Some(local(ctx, app, file, head).await);
+    }
+    if !ctx.config.hls.cdn {
+        return None;
+    }
+    if let Ok(rules) = acl::AclConfig::for_app(&ctx.config, app) {
+        if acl::check_ip(&rules, Action::Play, peer.ip()).is_err() {
+            crate::metrics::rejected("hls", "acl");
+            return Some(text(StatusCode::FORBIDDEN, "forbidden\n"));
+        }
+    }
+    let answer = local(ctx, app, file, head).await;
+    if answer.status() != StatusCode::NOT_FOUND {
+        return Some(answer);
+    }
+    let (key, kind) = match file.strip_suffix(".m3u8") {
+        Some(stream) => (StreamKey::new(app, stream), "playlist"),
+        None => match parse_segment_name(file) {
+            Some((stream, _, _)) => (StreamKey::new(app, stream), "segment"),
+            None => return Some(answer),
+        },
+    };
+    Some(match owner_fetch::fetch(ctx, &key, req.uri().path(), kind).await {
+        Ok(Some(owned)) => relayed(owned, kind, head),
+        Ok(None) => answer,
+        Err(failed) => failed,
+    })
+}
+
+/// `file` from this node's own store, as packaged, never fetched elsewhere (a peer's
+/// request stops here: no loop).
+async fn local(ctx: &Context, app: &str, file: &str, head: bool) -> Response<Body> {
+    if let Some(stream) = file.strip_suffix(".m3u8") {
+        let key = StreamKey::new(app, stream);
+        let Some(playlist) = first_playlist(ctx, &key).await else {
+            return text(StatusCode::NOT_FOUND, "stream not found\n");
+        };
+        let ended = ctx.hls.get(&key).is_some_and(|s| s.is_ended());
+        let cache = cache_headers::shared_playlist(&ctx.config.hls, ended);
+        let mut answer = bytes(playlist, PLAYLIST_TYPE, cache_headers::PRIVATE_PLAYLIST, head);
+        if let Ok(value) = HeaderValue::from_str(&cache) {
+            answer.headers_mut().insert(CACHE_CONTROL, value);
+        }
+        return answer;
+    }
+    let segment = parse_segment_name(file).and_then(|(stream, instance, sequence)| {
+        ctx.hls
+            .get(&StreamKey::new(app, stream))
+            .filter(|s| s.instance == instance)
+            .and_then(|s| s.segment(sequence))
+    });
+    match segment {
+        Some(body) => bytes(body, SEGMENT_TYPE, cache_headers::SEGMENT, head),
+        None => text(StatusCode::NOT_FOUND, "segment not found\n"),
+    }
+}
+
+/// The owner's answer, passed on with its type and caching (the owner knows whether its
+/// playlist ended).
+pub fn relayed(owned: owner_fetch::Owned, kind: &str, head: bool) -> Response<Body> {
+    let content_type = if kind == "playlist" {
+        PLAYLIST_TYPE
+    } else {
+        SEGMENT_TYPE
+    };
+    let mut answer = bytes(owned.body, content_type, cache_headers::SEGMENT, head);
+    let headers = answer.headers_mut();
+    if let Some(value) = owned.content_type {
+        headers.insert(hyper::header::CONTENT_TYPE, value);
+    }
+    match owned.cache_control {
+        Some(value) => headers.insert(CACHE_CONTROL, value),
+        None => headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache_headers::NOT_FOUND)),
+    };
+    answer
+}
