@@ -20,7 +20,8 @@ use hyper::header::{HeaderValue, CACHE_CONTROL};
 use hyper::{Request, Response, StatusCode};
 
 use super::super::response::{bytes, text, Body};
-use super::{cache_headers, first_playlist, owner_fetch};
+use super::playlist_wait::first_playlist;
+use super::{cache_headers, owner_fetch};
 use crate::admission::{acl, Action};
 use crate::cluster::peer_auth::PEER_HEADER;
 use crate::context::Context;

@@ -26,11 +26,12 @@
 mod cache_headers;
 mod cdn;
 mod owner_fetch;
+mod playlist_wait;
 mod session_urls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -46,6 +47,7 @@ use crate::hooks::{ClientInfo, StreamInfo};
 use crate::outputs::hls::parse_segment_name;
 use crate::percent::decode;
 use crate::stream::StreamKey;
+use playlist_wait::first_playlist;
 use session_urls::{hls_session_param, playlist_with_session};
 use tracing::warn;
 
@@ -210,25 +212,6 @@ fn verify(ctx: &Context, token: &str, key: &StreamKey, peer: SocketAddr) -> Resu
 
 fn bad_token() -> Response<Body> {
     text(StatusCode::FORBIDDEN, "bad session token\n")
-}
-
-/// The stream's playlist. A stream that is live but has no complete segment yet (its
-/// publisher just started) is waited for, up to a few fragment durations, so a player that
-/// comes with the publisher starts instead of failing on a 404; an unknown stream answers at
-/// once.
-async fn first_playlist(ctx: &Context, key: &StreamKey) -> Option<Bytes> {
-    let wait = Duration::from_millis(ctx.config.hls.fragment_ms * 3);
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        if let Some(playlist) = ctx.hls.get(key).and_then(|s| s.playlist()) {
-            return Some(playlist);
-        }
-        let live = ctx.paths.get(key).is_some_and(|p| p.is_live());
-        if !live || tokio::time::Instant::now() >= deadline || ctx.shutdown.is_cancelled() {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Session `session`, refreshed; or opened, if it does not live: the session limits, then the
