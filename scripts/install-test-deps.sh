@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs when it is missing: ffmpeg/ffprobe, rtmpdump,
-# GStreamer (rtmp2sink, x264enc, avenc_aac, flvmux), Chromium, redis-server, Node/npm and the Node packages
+# GStreamer (rtmp2sink, x264enc, avenc_aac, flvmux), Chromium, redis-server, nginx, Node/npm and the Node packages
 # of the browser test (tests/browser, pinned by its package-lock.json).
 # Idempotent: a machine that has everything installs nothing.
 set -euo pipefail
@@ -25,6 +25,8 @@ command -v chromium >/dev/null        || need_apt+=(chromium)
 # The origin cluster's directory (server/tests/cluster.rs); redis-cli comes with it.
 command -v redis-server >/dev/null    || need_apt+=(redis-server)
 command -v redis-cli >/dev/null       || need_apt+=(redis-tools)
+# The HTTP cache in front of HLS (server/tests/hls_cdn.rs).
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 command -v node >/dev/null            || need_apt+=(nodejs)
 command -v npm >/dev/null             || need_apt+=(npm)
 # The tests signal processes with the kill utility (not the shell builtin).
