@@ -294,4 +294,16 @@ fn a_viewer_of_another_node_plays_the_owners_hls() {
     );
     let packaged = sample(&b.metrics(), "estuary_hls_segments_total", &[]).unwrap_or(0.0);
     assert_eq!(packaged, 0.0, "b packaged nothing of a's stream");
+
+    // A client cannot pass for a peer (whose requests skip the viewer's session).
+    let forged = support::request_from(
+        [127, 0, 0, 1],
+        a.http,
+        "GET",
+        "/live/cam.m3u8",
+        "",
+        &[("x-estuary-peer", &"0".repeat(64))],
+    )
+    .expect("a forged peer request");
+    assert_eq!(forged.status, 403, "a forged peer signature is refused");
 }
