@@ -213,11 +213,11 @@ fn a_redis_outage_keeps_what_runs_and_recovers_by_itself() {
 }
 
 /// A node with HLS on (the `node` above turns it off).
-fn hls_node(name: &str, redis: &Redis) -> Server {
+fn hls_node(name: &str, redis: &Redis, hls: &str) -> Server {
     Server::start(
         &format!("cluster-hls-{name}"),
         &format!(
-            "[cluster]\nredis = \"{}\"\nnode_id = \"{name}\"\nclaim_ttl_ms = 3000\n",
+            "[hls]\n{hls}\n[cluster]\nredis = \"{}\"\nnode_id = \"{name}\"\nclaim_ttl_ms = 3000\n",
             redis.url()
         ),
     )
@@ -241,12 +241,13 @@ fn sequence_and_segments(playlist: &str) -> (Option<u64>, Vec<String>) {
 /// cleanly) the HLS of a stream published to node A, and B's playlist is A's — the same
 /// media sequence numbers and segment names — so viewers behind a balancer over A and B see
 /// one media sequence. B fetched it from A (`estuary_hls_owner_fetches_total`), and B
-/// packaged nothing itself.
+/// packaged nothing itself. A node in CDN mode relays A's playlist unchanged.
 #[test]
 fn a_viewer_of_another_node_plays_the_owners_hls() {
     let redis = Redis::start("hls");
-    let a = hls_node("a", &redis);
-    let b = hls_node("b", &redis);
+    let a = hls_node("a", &redis, "");
+    let b = hls_node("b", &redis, "");
+    let cdn = hls_node("c", &redis, "cdn = true");
     let _publisher = a.publish("live/cam", "publisher.log");
     a.wait_live("live", "cam");
     assert_eq!(redis.owner("live/cam"), "a");
@@ -294,6 +295,26 @@ fn a_viewer_of_another_node_plays_the_owners_hls() {
     );
     let packaged = sample(&b.metrics(), "estuary_hls_segments_total", &[]).unwrap_or(0.0);
     assert_eq!(packaged, 0.0, "b packaged nothing of a's stream");
+
+    // A node in CDN mode relays the owner's playlist as it is: nothing per viewer, and the
+    // owner's caching.
+    let relayed = wait_for(LIMIT, || {
+        support::get(cdn.http, "/live/cam.m3u8", "")
+            .ok()
+            .filter(|r| r.status == 200)
+    })
+    .expect("c's playlist of a's stream");
+    let text = String::from_utf8_lossy(&relayed.body).to_string();
+    assert!(
+        text.contains("#EXT-X-MEDIA-SEQUENCE:") && !text.contains("session="),
+        "{text}"
+    );
+    let cache = relayed
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("cache-control"))
+        .map(|(_, v)| v.clone());
+    assert_eq!(cache.as_deref(), Some("public, max-age=1"));
 
     // A client cannot pass for a peer (whose requests skip the viewer's session).
     let forged = support::request_from(
