@@ -200,12 +200,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// In CDN mode the playlist carries nothing per viewer and each answer says how long a cache
 /// may keep it: a live playlist about half a fragment, a segment a day, a 404 a second, an
-/// ended playlist (with `EXT-X-ENDLIST`) as long as it is served. 200 players through nginx
+/// ended playlist (with `EXT-X-ENDLIST`) as long as it is served; only the cache's address is
+/// let in. 200 players through nginx
 /// then cost the origin about one request per segment and one playlist request per cache
 /// lifetime.
 #[test]
 fn two_hundred_players_through_nginx_cost_the_origin_one_request_per_segment() {
-    let origin = Server::start("hls-cdn", "[hls]\ncdn = true\nreconnect_window_ms = 1000\n");
+    // The origin lets in only the cache (nginx, on 127.0.0.1).
+    let origin = Server::start(
+        "hls-cdn",
+        "[hls]\ncdn = true\nreconnect_window_ms = 1000\n\n[acl]\nplay_allow = [\"127.0.0.1\"]\n",
+    );
     let mut publisher = origin.publish("live/cam", "publisher.log");
     origin.wait_live("live", "cam");
 
@@ -226,6 +231,11 @@ fn two_hundred_players_through_nginx_cost_the_origin_one_request_per_segment() {
     let missing = get(origin.http, "/live/nobody.m3u8", "").expect("a 404");
     assert_eq!(missing.status, 404);
     assert_eq!(header(&missing, "cache-control"), "public, max-age=1");
+
+    // Admission in CDN mode is the access list, against the address that asks.
+    let stranger = support::request_from([127, 0, 0, 2], origin.http, "GET", "/live/cam.m3u8", "", &[])
+        .expect("a request from another address");
+    assert_eq!(stranger.status, 403, "only the cache's address is let in");
 
     // 200 players through nginx.
     let nginx = Nginx::start(origin.http, &origin.dir);

@@ -47,7 +47,7 @@ pub async fn serve(
             .as_ref()
             .is_some_and(|c| c.is_peer_request(req.uri().path(), signature.to_str().unwrap_or_default()));
         if !proven {
-            crate::metrics::rejected("hls", "bad_peer_signature");
+            refused(ctx, peer, "bad_peer_signature", "not signed by a node of this cluster");
             return Some(text(StatusCode::FORBIDDEN, "bad peer signature\n"));
         }
         return Some(local(ctx, app, file, head).await);
@@ -56,8 +56,8 @@ pub async fn serve(
         return None;
     }
     if let Ok(rules) = acl::AclConfig::for_app(&ctx.config, app) {
-        if acl::check_ip(&rules, Action::Play, peer.ip()).is_err() {
-            crate::metrics::rejected("hls", "acl");
+        if let Err(e) = acl::check_ip(&rules, Action::Play, peer.ip()) {
+            refused(ctx, peer, e.label(), &e.to_string());
             return Some(text(StatusCode::FORBIDDEN, "forbidden\n"));
         }
     }
@@ -77,6 +77,14 @@ pub async fn serve(
         Ok(None) => answer,
         Err(failed) => failed,
     })
+}
+
+/// Counts a refusal, and logs it once per address now and then.
+fn refused(ctx: &Context, peer: SocketAddr, reason: &'static str, why: &str) {
+    crate::metrics::rejected("hls", reason);
+    if let Some(held) = ctx.refusal_log.pass(reason, peer.ip(), std::time::Instant::now()) {
+        tracing::warn!(%peer, quietly_refused_since = held, "hls request refused: {why}");
+    }
 }
 
 /// `file` from this node's own store, as packaged, never fetched elsewhere (a peer's
