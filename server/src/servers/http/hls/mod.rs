@@ -22,6 +22,10 @@
 //! viewer is its client id in the API, by which `DELETE /api/v1/clients/{id}` kicks it.
 //!
 //! An unknown stream's playlist answers 404 before any session is made.
+//!
+//! Past one machine (README "HLS behind a cache or CDN"): a stream another cluster node owns
+//! is answered from its owner (`owner_fetch.rs`); a peer's request and, in CDN mode, every
+//! request skip the sessions (`cdn.rs`); caching rules are in `cache_headers.rs`.
 
 mod cache_headers;
 mod cdn;
