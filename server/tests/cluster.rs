@@ -333,3 +333,68 @@ fn a_viewer_of_another_node_plays_the_owners_hls() {
     .expect("a forged peer request");
     assert_eq!(forged.status, 403, "a forged peer signature is refused");
 }
+
+/// A fetch from a stream's owner is bounded: an owner that accepts and never answers, or one
+/// that sends an endless body, costs the asking node at most `hls.owner_fetch_timeout_ms`
+/// and `hls.max_segment_bytes` (502, counted as `failed`); and a node the directory names as
+/// the owner of a stream it has no source for answers 404 rather than asking itself.
+#[test]
+fn fetches_from_the_owner_are_bounded_and_never_loop() {
+    use std::io::{Read, Write};
+    let redis = Redis::start("bounds");
+    let b = hls_node("b", &redis, "owner_fetch_timeout_ms = 500\nmax_segment_bytes = 65536\n");
+    // Two fake owners: one silent, one that never stops sending.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endless = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_addr = silent.local_addr().expect("addr");
+    let endless_addr = endless.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in silent.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    std::thread::spawn(move || {
+        for mut conn in endless.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut head = [0u8; 1024];
+                let _ = conn.read(&mut head);
+                let _ = conn
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: video/mp2t\r\ncontent-length: 1000000000\r\n\r\n");
+                let chunk = [0x47u8; 16 * 1024];
+                while conn.write_all(&chunk).is_ok() {}
+            });
+        }
+    });
+    for (node, addr) in [("silent", silent_addr), ("endless", endless_addr)] {
+        let record = serde_json::json!({
+            "node_id": node, "rtmp": "127.0.0.1:1", "http": addr.to_string(),
+            "streams": 1, "viewers": 0, "peer_key": "k",
+        });
+        redis.cli(&["SET", &format!("estuary:node:{node}"), &record.to_string()]);
+        redis.cli(&["SET", &format!("estuary:stream:live/{node}"), node]);
+    }
+    redis.cli(&["SET", "estuary:stream:live/itself", "b"]);
+
+    let silent = support::get(b.http, "/live/silent.m3u8", "").expect("b answers");
+    assert_eq!(
+        silent.status,
+        502,
+        "a silent owner: {}",
+        String::from_utf8_lossy(&silent.body)
+    );
+    let endless = support::get(b.http, "/live/endless-0123456789abcdef-1.ts", "").expect("b answers");
+    assert_eq!(endless.status, 502, "an endless body");
+    let failed = sample(
+        &b.metrics(),
+        "estuary_hls_owner_fetches_total",
+        &[("kind", "segment"), ("result", "failed")],
+    );
+    assert_eq!(failed, Some(1.0), "the endless segment is counted as failed");
+    let itself = support::get(b.http, "/live/itself.m3u8", "").expect("b answers");
+    assert_eq!(itself.status, 404, "b does not ask itself");
+    assert!(
+        b.log().contains("fetch from the stream's owner failed"),
+        "the failures are logged"
+    );
+}
