@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs when it is missing: ffmpeg/ffprobe, rtmpdump, nginx-rtmp,
+# Installs what the test suite needs when it is missing: ffmpeg/ffprobe, rtmpdump, nginx + nginx-rtmp,
 # GStreamer (rtmp2sink, x264enc, avenc_aac, flvmux), Chromium, redis-server, Node/npm and the
 # Node packages of the browser test (tests/browser, pinned by its package-lock.json), and a modern
 # ffmpeg (PyPI's imageio-ffmpeg, in the project-local venv .test-venv/) for Enhanced RTMP.
@@ -26,6 +26,8 @@ command -v chromium >/dev/null        || need_apt+=(chromium)
 # The origin cluster's directory (server/tests/cluster.rs); redis-cli comes with it.
 command -v redis-server >/dev/null    || need_apt+=(redis-server)
 command -v redis-cli >/dev/null       || need_apt+=(redis-tools)
+# The HTTP cache in front of HLS (server/tests/hls_cdn.rs).
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 command -v node >/dev/null            || need_apt+=(nodejs)
 command -v npm >/dev/null             || need_apt+=(npm)
 # nginx-rtmp: the upstream and origin of the forward and pull tests (started by each test on

@@ -301,6 +301,14 @@ pub struct HlsConfig {
     /// LL-HLS part target in ms (`EXT-X-PART-INF:PART-TARGET`), 100..=2000 and at most half
     /// of `fragment_ms`; `PART-HOLD-BACK`, where players start, is three of these.
     pub part_ms: u64,
+    // Past one machine (issue 15 item 3; `servers/http/hls/cdn.rs`, `owner_fetch.rs`).
+    /// CDN mode: playlists and segment URIs carry nothing per viewer (no `?session=`), every
+    /// answer may be kept by a shared cache, and the origin checks only its access list (the
+    /// cache's address); signed URLs and `on_play` are the CDN edge's to check.
+    pub cdn: bool,
+    /// A node asked for the HLS of a stream another node of the cluster owns fetches it from
+    /// the owner within this long (connect, request and body), else answers 502.
+    pub owner_fetch_timeout_ms: u64,
 }
 
 impl Default for HlsConfig {
@@ -318,6 +326,8 @@ impl Default for HlsConfig {
             variant: HlsVariant::Auto,
             low_latency: true,
             part_ms: 300,
+            cdn: false,
+            owner_fetch_timeout_ms: 5000,
         }
     }
 }
@@ -465,6 +475,12 @@ impl Config {
             problems.push(format!(
                 "hls.window_segments = {} must be at least 3",
                 self.hls.window_segments
+            ));
+        }
+        if !(100..=60_000).contains(&self.hls.owner_fetch_timeout_ms) {
+            problems.push(format!(
+                "hls.owner_fetch_timeout_ms = {} must be between 100 and 60000",
+                self.hls.owner_fetch_timeout_ms
             ));
         }
         if self.hls.max_segment_ms < self.hls.fragment_ms {

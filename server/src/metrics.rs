@@ -50,6 +50,13 @@ pub const HLS_FORCED_CUTS_TOTAL: &str = "estuary_hls_forced_cuts_total";
 pub const HLS_PARTS_TOTAL: &str = "estuary_hls_parts_total";
 /// Gauge: LL-HLS requests waiting now (blocking playlist reloads, preload hints).
 pub const HLS_BLOCKED_REQUESTS: &str = "estuary_hls_blocked_requests";
+// HLS past one machine (issue 15 item 3).
+/// Counter `{kind}`: HLS requests this node answered, `kind` `playlist` or `segment`, from
+/// viewers, caches and peers alike: behind a cache, what the origin really serves.
+pub const HLS_REQUESTS_TOTAL: &str = "estuary_hls_requests_total";
+/// Counter `{kind, result}`: HLS fetched from the stream's owner for a viewer of this node;
+/// `result` `ok`, `not_found`, `failed` (unreachable, timeout, too large, bad answer).
+pub const HLS_OWNER_FETCHES_TOTAL: &str = "estuary_hls_owner_fetches_total";
 /// Gauge `{app, stream, protocol}`: viewers of one stream; protocol is `rtmp`, `flv`, `hls`.
 pub const STREAM_VIEWERS: &str = "estuary_stream_viewers";
 /// Gauge `{app, stream, direction}`: a stream's bitrate over the last 30 s in kbit/s;
@@ -199,6 +206,14 @@ fn describe() {
     describe_counter!(
         HLS_FORCED_CUTS_TOTAL,
         "HLS segments cut without a keyframe (keyframe interval above the target duration), by app."
+    );
+    describe_counter!(
+        HLS_REQUESTS_TOTAL,
+        "HLS requests answered, by kind (playlist, segment)."
+    );
+    describe_counter!(
+        HLS_OWNER_FETCHES_TOTAL,
+        "HLS playlists and segments fetched from the stream's owner node, by kind and result."
     );
     describe_counter!(RECORDING_BYTES_TOTAL, Unit::Bytes, "Bytes written to recording files.");
     describe_counter!(RECORDING_FRAGMENTS_TOTAL, "Recording fragments synced to disk.");

@@ -211,3 +211,190 @@ fn a_redis_outage_keeps_what_runs_and_recovers_by_itself() {
     assert!(viewer.running(), "the viewer played through the outage");
     let _ = viewer.0.kill();
 }
+
+/// A node with HLS on (the `node` above turns it off).
+fn hls_node(name: &str, redis: &Redis, hls: &str) -> Server {
+    Server::start(
+        &format!("cluster-hls-{name}"),
+        &format!(
+            "[hls]\n{hls}\n[cluster]\nredis = \"{}\"\nnode_id = \"{name}\"\nclaim_ttl_ms = 3000\n",
+            redis.url()
+        ),
+    )
+}
+
+/// `EXT-X-MEDIA-SEQUENCE` and the segment names (without their query) of a playlist.
+fn sequence_and_segments(playlist: &str) -> (Option<u64>, Vec<String>) {
+    let sequence = playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|n| n.trim().parse().ok());
+    let segments = playlist
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.split('?').next().unwrap_or_default().to_string())
+        .collect();
+    (sequence, segments)
+}
+
+/// Only the owner packages a stream's HLS: a viewer of node B plays (ffmpeg decodes it
+/// cleanly) the HLS of a stream published to node A, and B's playlist is A's — the same
+/// media sequence numbers and segment names — so viewers behind a balancer over A and B see
+/// one media sequence. B fetched it from A (`estuary_hls_owner_fetches_total`), and B
+/// packaged nothing itself. A node in CDN mode relays A's playlist unchanged.
+#[test]
+fn a_viewer_of_another_node_plays_the_owners_hls() {
+    let redis = Redis::start("hls");
+    let a = hls_node("a", &redis, "");
+    let b = hls_node("b", &redis, "");
+    let cdn = hls_node("c", &redis, "cdn = true");
+    let _publisher = a.publish("live/cam", "publisher.log");
+    a.wait_live("live", "cam");
+    assert_eq!(redis.owner("live/cam"), "a");
+
+    let same = wait_for(LIMIT, || {
+        let on_a = support::get(a.http, "/live/cam.m3u8", "").ok()?;
+        let on_b = support::get(b.http, "/live/cam.m3u8", "").ok()?;
+        if on_a.status != 200 || on_b.status != 200 {
+            return None;
+        }
+        let on_a = sequence_and_segments(&String::from_utf8_lossy(&on_a.body));
+        let on_b = sequence_and_segments(&String::from_utf8_lossy(&on_b.body));
+        (on_a.0.is_some() && on_a == on_b && !on_a.1.is_empty()).then_some(on_b)
+    });
+    assert!(
+        same.is_some(),
+        "b's playlist never matched a's (media sequence and segments); b's log:\n{}",
+        b.log()
+    );
+
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
+        .arg(format!("http://127.0.0.1:{}/live/cam.m3u8", b.http))
+        .args(["-t", "6", "-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && errors.trim().is_empty(),
+        "ffmpeg playing b's HLS of a's stream: {:?}\n{errors}\nb's log:\n{}",
+        out.status,
+        b.log()
+    );
+    let fetched = |kind: &str| {
+        sample(
+            &b.metrics(),
+            "estuary_hls_owner_fetches_total",
+            &[("kind", kind), ("result", "ok")],
+        )
+        .unwrap_or(0.0)
+    };
+    assert!(
+        fetched("playlist") >= 1.0 && fetched("segment") >= 1.0,
+        "b fetched from a"
+    );
+    let packaged = sample(&b.metrics(), "estuary_hls_segments_total", &[]).unwrap_or(0.0);
+    assert_eq!(packaged, 0.0, "b packaged nothing of a's stream");
+
+    // A node in CDN mode relays the owner's playlist as it is: nothing per viewer, and the
+    // owner's caching.
+    let relayed = wait_for(LIMIT, || {
+        support::get(cdn.http, "/live/cam.m3u8", "")
+            .ok()
+            .filter(|r| r.status == 200)
+    })
+    .expect("c's playlist of a's stream");
+    let text = String::from_utf8_lossy(&relayed.body).to_string();
+    assert!(
+        text.contains("#EXT-X-MEDIA-SEQUENCE:") && !text.contains("session="),
+        "{text}"
+    );
+    let cache = relayed
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("cache-control"))
+        .map(|(_, v)| v.clone());
+    assert_eq!(cache.as_deref(), Some("public, max-age=1"));
+
+    // A client cannot pass for a peer (whose requests skip the viewer's session): a
+    // signature with the right form and time but no key is refused.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let forged = format!("{now}.{}", "0".repeat(64));
+    let forged = support::request_from(
+        [127, 0, 0, 1],
+        a.http,
+        "GET",
+        "/live/cam.m3u8",
+        "",
+        &[("x-estuary-peer", forged.as_str())],
+    )
+    .expect("a forged peer request");
+    assert_eq!(forged.status, 403, "a forged peer signature is refused");
+}
+
+/// A fetch from a stream's owner is bounded: an owner that accepts and never answers, or one
+/// that sends an endless body, costs the asking node at most `hls.owner_fetch_timeout_ms`
+/// and `hls.max_segment_bytes` (502, counted as `failed`); and a node the directory names as
+/// the owner of a stream it has no source for answers 404 rather than asking itself.
+#[test]
+fn fetches_from_the_owner_are_bounded_and_never_loop() {
+    use std::io::{Read, Write};
+    let redis = Redis::start("bounds");
+    let b = hls_node("b", &redis, "owner_fetch_timeout_ms = 500\nmax_segment_bytes = 65536\n");
+    // Two fake owners: one silent, one that never stops sending.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endless = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_addr = silent.local_addr().expect("addr");
+    let endless_addr = endless.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in silent.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    std::thread::spawn(move || {
+        for mut conn in endless.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut head = [0u8; 1024];
+                let _ = conn.read(&mut head);
+                let _ = conn
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: video/mp2t\r\ncontent-length: 1000000000\r\n\r\n");
+                let chunk = [0x47u8; 16 * 1024];
+                while conn.write_all(&chunk).is_ok() {}
+            });
+        }
+    });
+    for (node, addr) in [("silent", silent_addr), ("endless", endless_addr)] {
+        let record = serde_json::json!({
+            "node_id": node, "rtmp": "127.0.0.1:1", "http": addr.to_string(),
+            "streams": 1, "viewers": 0, "peer_key": "k",
+        });
+        redis.cli(&["SET", &format!("estuary:node:{node}"), &record.to_string()]);
+        redis.cli(&["SET", &format!("estuary:stream:live/{node}"), node]);
+    }
+    redis.cli(&["SET", "estuary:stream:live/itself", "b"]);
+
+    let silent = support::get(b.http, "/live/silent.m3u8", "").expect("b answers");
+    assert_eq!(
+        silent.status,
+        502,
+        "a silent owner: {}",
+        String::from_utf8_lossy(&silent.body)
+    );
+    let endless = support::get(b.http, "/live/endless-0123456789abcdef-1.ts", "").expect("b answers");
+    assert_eq!(endless.status, 502, "an endless body");
+    let failed = sample(
+        &b.metrics(),
+        "estuary_hls_owner_fetches_total",
+        &[("kind", "segment"), ("result", "failed")],
+    );
+    assert_eq!(failed, Some(1.0), "the endless segment is counted as failed");
+    let itself = support::get(b.http, "/live/itself.m3u8", "").expect("b answers");
+    assert_eq!(itself.status, 404, "b does not ask itself");
+    assert!(
+        b.log().contains("fetch from the stream's owner failed"),
+        "the failures are logged"
+    );
+}

@@ -18,6 +18,7 @@
 
 mod claim;
 mod directory;
+pub mod peer_auth;
 mod redis_link;
 
 use std::collections::HashMap;
@@ -63,6 +64,9 @@ pub struct NodeRecord {
     pub streams: usize,
     /// Viewers connected to it.
     pub viewers: usize,
+    /// The key a peer signs its HLS requests to this node with (`peer_auth.rs`).
+    #[serde(default)]
+    pub peer_key: String,
 }
 
 /// The cluster directory; cheap to clone.
@@ -76,6 +80,8 @@ struct Inner {
     owner_cache_for: Duration,
     advertise_rtmp: String,
     advertise_http: String,
+    /// This node's peer key (`peer_auth.rs`), published in its record.
+    peer_key: String,
     /// Owners looked up lately: key → (when, owner node id).
     owners: Mutex<HashMap<StreamKey, (Instant, Option<String>)>>,
     /// Renewal tasks, so shutdown waits for their releases.
@@ -113,6 +119,7 @@ impl Cluster {
                 owner_cache_for: Duration::from_millis(c.owner_cache_ms),
                 advertise_rtmp: or(&c.advertise_rtmp, &config.rtmp.listen),
                 advertise_http: or(&c.advertise_http, &config.http.listen),
+                peer_key: peer_auth::new_key(),
                 owners: Mutex::new(HashMap::new()),
                 tasks,
             }),
@@ -146,6 +153,18 @@ impl Cluster {
                 Err(ClaimRefused::Unreachable(e.to_string()))
             }
         }
+    }
+
+    /// Whether `signature` (the `x-estuary-peer` header) proves a request for `path` comes
+    /// from a node of this cluster.
+    pub fn is_peer_request(&self, path: &str, signature: &str) -> bool {
+        peer_auth::verify(&self.inner.peer_key, path, signature)
+    }
+
+    /// Whether `record` is this node's own (by id, or by the HTTP address others reach it
+    /// at): a request is never proxied to the node it came to.
+    pub fn is_self(&self, record: &NodeRecord) -> bool {
+        record.node_id == self.inner.directory.node_id || record.http == self.inner.advertise_http
     }
 
     /// The node that owns `key` and where to reach it, if any node does (this one included).
@@ -193,6 +212,7 @@ impl Cluster {
                 http: self.inner.advertise_http.clone(),
                 streams,
                 viewers,
+                peer_key: self.inner.peer_key.clone(),
             };
             let body = serde_json::to_string(&record).unwrap_or_default();
             match directory.write_node(&body).await {

@@ -25,13 +25,21 @@
 //! viewer is its client id in the API, by which `DELETE /api/v1/clients/{id}` kicks it.
 //!
 //! An unknown stream's playlist answers 404 before any session is made.
+//!
+//! Past one machine (README "HLS behind a cache or CDN"): a stream another cluster node owns
+//! is answered from its owner (`owner_fetch.rs`); a peer's request and, in CDN mode, every
+//! request skip the sessions (`cdn.rs`); caching rules are in `cache_headers.rs`.
 
 mod blocking;
+mod cache_headers;
+mod cdn;
+mod owner_fetch;
+mod playlist_wait;
 mod session_urls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -48,6 +56,7 @@ use crate::outputs::hls::HlsFile;
 use crate::percent::decode;
 use crate::stream::StreamKey;
 use blocking::{Directives, Waited};
+use playlist_wait::first_playlist;
 use session_urls::{hls_session_param, playlist_with_session};
 use tracing::warn;
 
@@ -56,7 +65,21 @@ pub fn matches(path: &str) -> bool {
     [".m3u8", ".ts", ".m4s", ".mp4"].iter().any(|ext| path.ends_with(ext))
 }
 
+/// Answers an HLS request, counted by kind (`estuary_hls_requests_total`); a 404 is cached
+/// briefly (`cache_headers.rs`).
 pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let kind = if req.uri().path().ends_with(".m3u8") {
+        "playlist"
+    } else {
+        "segment"
+    };
+    metrics::counter!(crate::metrics::HLS_REQUESTS_TOTAL, "kind" => kind).increment(1);
+    let mut answer = serve_request(ctx, req, peer).await;
+    cache_headers::on_not_found(&mut answer);
+    answer
+}
+
+async fn serve_request(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let path = req.uri().path();
     let Some((app, file)) = path.strip_prefix('/').and_then(|p| p.rsplit_once('/')) else {
         return text(StatusCode::NOT_FOUND, "not found\n");
@@ -67,6 +90,10 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
     let (app, file) = (decode(app), decode(file));
     let (app, file) = (app.as_str(), file.as_str());
     let head = req.method() == Method::HEAD;
+    // A cluster peer's request, and every request in CDN mode, carry no session.
+    if let Some(answer) = cdn::serve(ctx, req, peer, app, file, head).await {
+        return answer;
+    }
     let token = hls_session_param(req.uri().query());
     if let Some(stem) = file.strip_suffix(".m3u8") {
         return serve_playlist(ctx, req, peer, app, stem, token, head).await;
@@ -85,26 +112,34 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
             return refused;
         }
     }
-    let Some(hls) = ctx.hls.get(&key).filter(|s| s.instance == instance) else {
-        return text(StatusCode::NOT_FOUND, "segment not found\n");
-    };
-    let body = match what {
-        HlsFile::TsSegment(sequence) | HlsFile::Segment(sequence) => hls.segment(sequence),
-        HlsFile::Init(id) => hls.init(id),
-        HlsFile::Part(sequence, index) => match hls.part(sequence, index) {
-            Some(part) => Some(part),
-            // The part a preload hint names: answered the moment it exists.
-            None if hls.is_low_latency() => {
-                match blocking::wait_until(&hls, &ctx.shutdown, |p| p.position(sequence, Some(index))).await {
-                    Waited::Ready => hls.part(sequence, index),
-                    Waited::TooFar | Waited::TimedOut => None,
-                }
+    let body = match ctx.hls.get(&key).filter(|s| s.instance == instance) {
+        Some(hls) => {
+            let body = match what {
+                HlsFile::TsSegment(sequence) | HlsFile::Segment(sequence) => hls.segment(sequence),
+                HlsFile::Init(id) => hls.init(id),
+                HlsFile::Part(sequence, index) => match hls.part(sequence, index) {
+                    Some(part) => Some(part),
+                    // The part a preload hint names: answered the moment it exists.
+                    None if hls.is_low_latency() => {
+                        match blocking::wait_until(&hls, &ctx.shutdown, |p| p.position(sequence, Some(index))).await {
+                            Waited::Ready => hls.part(sequence, index),
+                            Waited::TooFar | Waited::TimedOut => None,
+                        }
+                    }
+                    None => None,
+                },
+            };
+            match body {
+                Some(body) => body,
+                None => return text(StatusCode::NOT_FOUND, "segment not found\n"),
             }
-            None => None,
+        }
+        // Another node's stream: its owner's file.
+        None => match owner_fetch::fetch(ctx, &key, req.uri().path(), "segment").await {
+            Ok(Some(owned)) => owned.body,
+            Ok(None) => return text(StatusCode::NOT_FOUND, "segment not found\n"),
+            Err(failed) => return failed,
         },
-    };
-    let Some(body) = body else {
-        return text(StatusCode::NOT_FOUND, "segment not found\n");
     };
     if let Some(session) = verified {
         match open_or_refresh(ctx, req, peer, &key, session).await {
@@ -112,12 +147,7 @@ pub async fn serve(ctx: &Arc<Context>, req: &Request<Incoming>, peer: SocketAddr
             Err(refused) => return refused,
         }
     }
-    let content_type = match what {
-        HlsFile::TsSegment(_) => "video/mp2t",
-        HlsFile::Init(_) => "video/mp4",
-        HlsFile::Segment(_) | HlsFile::Part(..) => "video/iso.segment",
-    };
-    bytes(body, content_type, "public, max-age=86400, immutable", head)
+    bytes(body, cdn::content_type(what), cache_headers::SEGMENT, head)
 }
 
 /// A playlist: MPEG-TS's media playlist at `{stream}.m3u8`; for fMP4 the master playlist
@@ -149,9 +179,15 @@ async fn serve_playlist(
         Some(Err(_)) => return bad_token(),
         None => None,
     };
-    if first_playlist(ctx, &key).await.is_none() {
-        return text(StatusCode::NOT_FOUND, "stream not found\n");
-    }
+    // Another node's stream: its owner's playlist (one media sequence everywhere).
+    let owned = match first_playlist(ctx, &key).await {
+        Some(_) => None,
+        None => match owner_fetch::fetch(ctx, &key, req.uri().path(), "playlist").await {
+            Ok(Some(owned)) => Some(owned.body),
+            Ok(None) => return text(StatusCode::NOT_FOUND, "stream not found\n"),
+            Err(failed) => return failed,
+        },
+    };
     let session = match verified {
         Some(v) => v,
         None => Verified {
@@ -163,33 +199,12 @@ async fn serve_playlist(
         Ok(client) => client,
         Err(refused) => return refused,
     };
-    let Some(hls) = ctx.hls.get(&key) else {
-        return text(StatusCode::NOT_FOUND, "stream not found\n");
-    };
     let mut cache = "private, max-age=1".to_owned();
-    let master = if media { None } else { hls.master() };
-    let playlist = match master {
-        Some(master) => master,
-        None if hls.is_low_latency() => {
-            if let Some((msn, part)) = directives.block {
-                match blocking::wait_until(&hls, &ctx.shutdown, |p| p.position(msn, part)).await {
-                    Waited::Ready => {}
-                    Waited::TooFar => {
-                        return text(StatusCode::BAD_REQUEST, "_HLS_msn is more than two segments ahead\n")
-                    }
-                    Waited::TimedOut => return text(StatusCode::SERVICE_UNAVAILABLE, "part not ready in time\n"),
-                }
-            }
-            cache = blocking::playlist_cache(directives.block.is_some(), hls.target_duration_secs());
-            let delta = directives.skip.then(|| hls.delta()).flatten();
-            match delta.or_else(|| hls.playlist()) {
-                Some(playlist) => playlist,
-                None => return text(StatusCode::NOT_FOUND, "stream not found\n"),
-            }
-        }
-        None => match hls.playlist() {
-            Some(playlist) => playlist,
-            None => return text(StatusCode::NOT_FOUND, "stream not found\n"),
+    let playlist = match owned {
+        Some(playlist) => playlist,
+        None => match local_playlist(ctx, &key, media, &directives, &mut cache).await {
+            Ok(playlist) => playlist,
+            Err(answer) => return answer,
         },
     };
     let token = current_token(ctx, &client, &key);
@@ -207,6 +222,49 @@ async fn serve_playlist(
         response.headers_mut().insert(hyper::header::CACHE_CONTROL, value);
     }
     response
+}
+
+/// This node's playlist of `key`: for fMP4 the master playlist unless `media` asks for the
+/// media one, which answers LL-HLS blocking reloads and delta updates ([`blocking`]) and
+/// sets their `cache` header.
+async fn local_playlist(
+    ctx: &Context,
+    key: &StreamKey,
+    media: bool,
+    directives: &Directives,
+    cache: &mut String,
+) -> Result<Bytes, Response<Body>> {
+    let Some(hls) = ctx.hls.get(key) else {
+        return Err(text(StatusCode::NOT_FOUND, "stream not found\n"));
+    };
+    let master = if media { None } else { hls.master() };
+    Ok(match master {
+        Some(master) => master,
+        None if hls.is_low_latency() => {
+            if let Some((msn, part)) = directives.block {
+                match blocking::wait_until(&hls, &ctx.shutdown, |p| p.position(msn, part)).await {
+                    Waited::Ready => {}
+                    Waited::TooFar => {
+                        return Err(text(
+                            StatusCode::BAD_REQUEST,
+                            "_HLS_msn is more than two segments ahead\n",
+                        ))
+                    }
+                    Waited::TimedOut => return Err(text(StatusCode::SERVICE_UNAVAILABLE, "part not ready in time\n")),
+                }
+            }
+            *cache = blocking::playlist_cache(directives.block.is_some(), hls.target_duration_secs());
+            let delta = directives.skip.then(|| hls.delta()).flatten();
+            match delta.or_else(|| hls.playlist()) {
+                Some(playlist) => playlist,
+                None => return Err(text(StatusCode::NOT_FOUND, "stream not found\n")),
+            }
+        }
+        None => match hls.playlist() {
+            Some(playlist) => playlist,
+            None => return Err(text(StatusCode::NOT_FOUND, "stream not found\n")),
+        },
+    })
 }
 
 /// Why a segment may not be fetched by a request that names no session (a CDN filling its
@@ -260,25 +318,6 @@ fn verify(ctx: &Context, token: &str, key: &StreamKey, peer: SocketAddr) -> Resu
 
 fn bad_token() -> Response<Body> {
     text(StatusCode::FORBIDDEN, "bad session token\n")
-}
-
-/// The stream's playlist. A stream that is live but has no complete segment yet (its
-/// publisher just started) is waited for, up to a few fragment durations, so a player that
-/// comes with the publisher starts instead of failing on a 404; an unknown stream answers at
-/// once.
-async fn first_playlist(ctx: &Context, key: &StreamKey) -> Option<Bytes> {
-    let wait = Duration::from_millis(ctx.config.hls.fragment_ms * 3);
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        if let Some(playlist) = ctx.hls.get(key).and_then(|s| s.playlist()) {
-            return Some(playlist);
-        }
-        let live = ctx.paths.get(key).is_some_and(|p| p.is_live());
-        if !live || tokio::time::Instant::now() >= deadline || ctx.shutdown.is_cancelled() {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Session `session`, refreshed; or opened, if it does not live: the session limits, then the
