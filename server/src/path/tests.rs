@@ -621,7 +621,7 @@ async fn an_on_demand_source_starts_with_the_first_viewer_and_stops_after_the_la
     let hub = Hub::new(Arc::new(config));
     let feeder = Arc::new(Feeder::default());
     *feeder.paths.lock().unwrap() = Some(hub.paths.clone());
-    hub.paths.set_source_provider(feeder.clone());
+    hub.paths.add_source_provider(feeder.clone());
     let key = key();
     let mut first = hub.subscribe(&key);
     let mut second = hub.subscribe(&key);
