@@ -92,6 +92,8 @@ fn an_edge_plays_its_origins_stream_through_one_pull_and_releases_it() {
         "the two viewers did not reach the edge; log:\n{}",
         edge.log()
     );
+    let pulled = wait_for(LIMIT, || (pulls(&origin) > 0).then_some(()));
+    assert!(pulled.is_some(), "the edge did not pull; log:\n{}", edge.log());
     assert_eq!(pulls(&origin), 1, "one pull feeds every viewer of the edge");
     for player in players {
         let (said, url) = player.join().expect("player thread");
@@ -118,7 +120,7 @@ fn an_edge_plays_its_origins_stream_through_one_pull_and_releases_it() {
     let viewer = FlvViewer::open(edge.http, "/live/cam.flv");
     let grew = wait_for(LIMIT, || (viewer.bytes() > 100_000).then_some(()));
     assert!(grew.is_some(), "a new viewer got {} bytes", viewer.bytes());
-    assert_eq!(pulls(&origin), 1);
+    assert_eq!(pulls(&origin), 1, "the new viewer's pull");
 }
 
 /// Two origins carry the same stream (a hot standby). The first is killed: the edge moves to
