@@ -14,6 +14,7 @@ use crate::hooks::{HooksConfig, HooksOverride};
 use crate::recordings::schedule::ScheduleSpec;
 
 mod cluster;
+mod edge;
 mod forward;
 mod hls;
 mod limits;
@@ -22,6 +23,7 @@ pub mod server;
 mod sources;
 
 pub use cluster::ClusterConfig;
+pub use edge::EdgeConfig;
 pub use forward::{ForwardConfig, ForwardOverride};
 pub use hls::{HlsOverride, HlsVariant};
 pub use limits::{IpRange, LimitsConfig};
@@ -62,6 +64,9 @@ pub struct Config {
     pub sources: Vec<SourceSpec>,
     /// Deadlines, byte caps and retry pace of pulled sources (`[pull]`).
     pub pull: PullConfig,
+    // Edge mode (issue 15).
+    /// Origins this node pulls the streams it does not have from (`[edge]`).
+    pub edge: EdgeConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -459,6 +464,7 @@ impl Config {
         problems.extend(self.limits.validate());
         problems.extend(self.validate_deadlines());
         problems.extend(self.cluster.validate());
+        problems.extend(self.edge.validate());
         if self.stream.queue_packets < 16 {
             problems.push(format!(
                 "stream.queue_packets = {} must be at least 16",

@@ -100,6 +100,8 @@ pub async fn run(
         tokio::spawn(recordings::scheduler::run(service, ctx.paths.clone(), shutdown.clone()));
     }
     ctx.sources.start().await;
+    ctx.sources
+        .start_edge(&ctx.config.edge, ctx.cluster.clone(), ctx.hls.clone());
     tokio::spawn(upkeep(Arc::clone(&ctx), metrics));
     if let Some(cluster) = ctx.cluster.clone() {
         tracing::info!(

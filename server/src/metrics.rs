@@ -77,6 +77,10 @@ pub const RECORDINGS_ACTIVE: &str = "estuary_recordings_active";
 pub const SOURCES: &str = "estuary_sources";
 /// Counter `{protocol}`: tries of pulled sources that failed or ended (each is retried).
 pub const SOURCE_FAILURES_TOTAL: &str = "estuary_source_failures_total";
+// Edge mode (issue 15).
+/// Counter: edge pulls (from an origin or a stream's owner) that failed or ended; each is
+/// followed by the next origin.
+pub const EDGE_PULL_FAILURES_TOTAL: &str = "estuary_edge_pull_failures_total";
 /// Counter: bytes the recorder wrote to recording files.
 pub const RECORDING_BYTES_TOTAL: &str = "estuary_recording_bytes_total";
 /// Counter: recording fragments synced to disk (what a crash cannot lose).
@@ -181,6 +185,10 @@ fn describe() {
     describe_counter!(
         SOURCE_FAILURES_TOTAL,
         "Tries of pulled sources that failed or ended, by protocol."
+    );
+    describe_counter!(
+        EDGE_PULL_FAILURES_TOTAL,
+        "Edge pulls from an origin or a stream's owner that failed or ended."
     );
     describe_counter!(CONNECTIONS_REJECTED_TOTAL, "Clients refused, by protocol and reason.");
     describe_counter!(

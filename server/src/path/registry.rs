@@ -8,8 +8,10 @@
 //! not shown in the API or the metrics.
 //!
 //! It also runs on-demand sources: the first viewer of a key with no source asks the
-//! [`SourceProvider`] for one, and the last viewer's leaving stops it
-//! `stream.on_demand_close_after_ms` later, unless a viewer came back.
+//! [`SourceProvider`]s for one, in the order they were added (the pulled sources of
+//! `[[sources]]`, then the edge), and the last viewer's leaving stops it
+//! `stream.on_demand_close_after_ms` later (or the provider's own time), unless a viewer
+//! came back.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -42,7 +44,7 @@ struct Inner {
     config: Arc<Config>,
     hooks: Hooks,
     kinds: Arc<[Arc<dyn OutputKind>]>,
-    provider: Mutex<Option<Arc<dyn SourceProvider>>>,
+    providers: Mutex<Vec<Arc<dyn SourceProvider>>>,
     paths: Mutex<HashMap<StreamKey, Weak<Path>>>,
     shutdown: CancellationToken,
     /// Output tasks, so shutdown waits for them to end their outputs.
@@ -68,7 +70,7 @@ impl Paths {
                 config,
                 hooks,
                 kinds: kinds.into(),
-                provider: Mutex::new(None),
+                providers: Mutex::new(Vec::new()),
                 paths: Mutex::new(HashMap::new()),
                 shutdown,
                 tasks,
@@ -79,9 +81,14 @@ impl Paths {
         }
     }
 
-    /// Sets who starts sources for keys a viewer asks for and nobody publishes.
-    pub fn set_source_provider(&self, provider: Arc<dyn SourceProvider>) {
-        *self.inner.provider.lock().unwrap_or_else(|e| e.into_inner()) = Some(provider);
+    /// Adds a provider of sources for keys a viewer asks for and nobody publishes; it is
+    /// asked after those added before it.
+    pub fn add_source_provider(&self, provider: Arc<dyn SourceProvider>) {
+        self.providers().push(provider);
+    }
+
+    fn providers(&self) -> MutexGuard<'_, Vec<Arc<dyn SourceProvider>>> {
+        self.inner.providers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn paths(&self) -> MutexGuard<'_, HashMap<StreamKey, Weak<Path>>> {
@@ -148,7 +155,7 @@ impl Paths {
         self.inner.totals.viewers()
     }
 
-    /// A viewer arrived at `path`: asks the provider for a source if the path has none.
+    /// A viewer arrived at `path`: asks the providers for a source if the path has none.
     pub(super) fn viewer_arrived(&self, path: &Arc<Path>) {
         if path.viewer_arrived() {
             self.start_on_demand(path, "a viewer");
@@ -170,13 +177,14 @@ impl Paths {
     }
 
     fn start_on_demand(&self, path: &Arc<Path>, wanted_by: &str) {
-        let Some(provider) = self.inner.provider.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
-            return;
-        };
-        let stop = self.inner.shutdown.child_token();
-        if provider.start(&path.key, stop.clone()) {
-            tracing::info!(stream = %path.key, "on-demand source started for {wanted_by}");
-            path.on_demand_started(stop);
+        let providers = self.providers().clone();
+        for provider in providers {
+            let stop = self.inner.shutdown.child_token();
+            if provider.start(&path.key, stop.clone()) {
+                tracing::info!(stream = %path.key, "on-demand source started for {wanted_by}");
+                path.on_demand_started(stop);
+                return;
+            }
         }
     }
 
@@ -191,9 +199,10 @@ impl Paths {
     /// Stops `path`'s on-demand source after its close-after time, unless a viewer or a
     /// recording wanted it again since `epoch`.
     fn stop_on_demand_later(&self, path: &Arc<Path>, epoch: u64) {
-        let provider = self.inner.provider.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let close_after = provider
-            .and_then(|p| p.close_after(&path.key))
+        let close_after = self
+            .providers()
+            .iter()
+            .find_map(|p| p.close_after(&path.key))
             .unwrap_or(Duration::from_millis(self.inner.config.stream.on_demand_close_after_ms));
         let path = Arc::downgrade(path);
         let shutdown = self.inner.shutdown.clone();

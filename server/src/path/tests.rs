@@ -621,7 +621,7 @@ async fn an_on_demand_source_starts_with_the_first_viewer_and_stops_after_the_la
     let hub = Hub::new(Arc::new(config));
     let feeder = Arc::new(Feeder::default());
     *feeder.paths.lock().unwrap() = Some(hub.paths.clone());
-    hub.paths.set_source_provider(feeder.clone());
+    hub.paths.add_source_provider(feeder.clone());
     let key = key();
     let mut first = hub.subscribe(&key);
     let mut second = hub.subscribe(&key);
@@ -646,6 +646,42 @@ async fn an_on_demand_source_starts_with_the_first_viewer_and_stops_after_the_la
         "stopped after the last viewer"
     );
     assert!(eventually(|| hub.get(&key).is_none()).await, "and the path is gone");
+}
+
+/// Has no source for any key; counts how often it was asked.
+#[derive(Default)]
+struct Declines {
+    asked: Mutex<u32>,
+}
+
+impl SourceProvider for Declines {
+    fn start(&self, _key: &StreamKey, _stop: CancellationToken) -> bool {
+        *self.asked.lock().unwrap() += 1;
+        false
+    }
+}
+
+#[tokio::test]
+async fn providers_are_asked_in_order_until_one_starts_a_source() {
+    let hub = Hub::new(Arc::new(Config::default()));
+    let declines = Arc::new(Declines::default());
+    let feeder = Arc::new(Feeder::default());
+    *feeder.paths.lock().unwrap() = Some(hub.paths.clone());
+    hub.paths.add_source_provider(declines.clone());
+    hub.paths.add_source_provider(feeder.clone());
+    let key = key();
+    let mut viewer = hub.subscribe(&key);
+    let mut other = hub.subscribe(&key);
+    assert!(
+        viewer.recv().await.unwrap().is_video(),
+        "the second provider's source plays"
+    );
+    assert!(other.recv().await.is_ok());
+    assert_eq!(
+        (*declines.asked.lock().unwrap(), *feeder.started.lock().unwrap()),
+        (1, 1),
+        "asked once, for the first viewer; one source for both"
+    );
 }
 
 // ---- the HLS packager as an output ----

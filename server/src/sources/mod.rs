@@ -9,7 +9,10 @@
 //! - `rtmp.rs`: a try over our RTMP client; `hls/`: a try over HTTP (playlists, MPEG-TS
 //!   segments through `estuary_muxer::ts::TsReader`).
 //! - `status.rs`: online/offline, codecs, kbps, last error.
+//! - `edge.rs`: edge mode (`[edge]`, and `[cluster]` owners): any stream this node does not
+//!   have, pulled from its owner or an origin while local viewers watch it.
 
+pub mod edge;
 mod error;
 mod feed;
 pub mod hls;
@@ -26,7 +29,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clients::Clients;
-use crate::config::{Config, SourceSpec};
+use crate::cluster::Cluster;
+use crate::config::{Config, EdgeConfig, SourceSpec};
+use crate::outputs::hls::HlsStore;
 use crate::path::on_demand::SourceProvider;
 use crate::path::registry::Paths;
 use crate::recordings::catalogue::CatalogueError;
@@ -180,7 +185,21 @@ impl Sources {
         self.inner
             .deps
             .paths
-            .set_source_provider(Arc::new(self.clone()) as Arc<dyn SourceProvider>);
+            .add_source_provider(Arc::new(self.clone()) as Arc<dyn SourceProvider>);
+    }
+
+    /// Makes this node an edge if `config` lists origins or it is in a cluster: the path
+    /// registry's provider of last resort (after the on-demand sources). Call after
+    /// [`start`](Self::start).
+    pub fn start_edge(&self, config: &EdgeConfig, cluster: Option<Cluster>, hls: HlsStore) {
+        let edge = edge::Edge::new(self.inner.deps.clone(), config, cluster, self.inner.tasks.clone(), hls);
+        if let Some(edge) = edge {
+            tracing::info!(
+                origins = config.origins.len(),
+                "edge mode: streams this node does not have are pulled for their viewers"
+            );
+            self.inner.deps.paths.add_source_provider(Arc::new(edge));
+        }
     }
 
     fn start_if_always_on(&self, id: i64) {

@@ -6,7 +6,8 @@
 //!   `{app}`/`{stream}`) and those added by API for that stream.
 //! - [`Forwards`] (`registry.rs`): the registry the API reads and changes: every running
 //!   feed, and the forwards added by API (kept by stream key, started whenever that stream
-//!   is live).
+//!   is live). On an edge (`[edge] origins`), a published stream (not a pulled one) is also
+//!   forwarded to the first origin, as SRS edges do.
 //! - `feed.rs`: the output of one stream; `queue.rs`: one upstream's bounded queue;
 //!   `upstream.rs`: one upstream's connection task, retried with backoff.
 //!
@@ -55,8 +56,8 @@ impl OutputKind for ForwardOutputs {
         self.grace
     }
 
-    fn start(&self, key: &StreamKey, _source: Option<&HookSubject>) -> Option<Box<dyn Output>> {
-        let feed = self.forwards.start_feed(key)?;
+    fn start(&self, key: &StreamKey, source: Option<&HookSubject>) -> Option<Box<dyn Output>> {
+        let feed = self.forwards.start_feed(key, source)?;
         Some(Box::new(ForwardOutput {
             feed,
             forwards: self.forwards.clone(),

@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::config::{Config, ForwardConfig};
+use crate::config::{Config, EdgeConfig, ForwardConfig};
+use crate::hooks::HookSubject;
 use crate::stream::StreamKey;
 
 use super::feed::Feed;
@@ -111,8 +112,9 @@ impl Forwards {
     }
 
     /// The feed for `key`'s new forward output, with its upstreams started; `None` if the
-    /// stream has no upstream.
-    pub(super) fn start_feed(&self, key: &StreamKey) -> Option<Arc<Feed>> {
+    /// stream has no upstream. `publisher` is the stream's source if a client publishes it
+    /// (`None` for a pull).
+    pub(super) fn start_feed(&self, key: &StreamKey, publisher: Option<&HookSubject>) -> Option<Arc<Feed>> {
         let config = &self.inner.config;
         let mut registry = self.registry();
         let from_config = ForwardConfig::urls_for_app(config, &key.app).iter().map(|t| {
@@ -123,6 +125,13 @@ impl Forwards {
             )
         });
         let mut targets: Vec<(u64, Origin, String)> = from_config.collect();
+        // An edge hands what is published to it to its first origin, with the publisher's
+        // query (its token) so that the origin admits it as it would the encoder. A pulled
+        // stream is not sent back where it came from.
+        if let (Some(origin), Some(publisher)) = (config.edge.origins.first(), publisher) {
+            let url = EdgeConfig::url(origin, &key.app, &key.name) + &publisher.stream.param;
+            targets.push((self.next_id(), Origin::Config, url));
+        }
         targets.extend(
             registry
                 .added

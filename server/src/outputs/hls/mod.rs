@@ -61,7 +61,8 @@ impl OutputKind for HlsOutputs {
     }
 
     fn start(&self, key: &StreamKey, source: Option<&HookSubject>) -> Option<Box<dyn Output>> {
-        if !self.config.enabled {
+        // An edge pull of another node's stream: the owner packages it (`set_packaged_elsewhere`).
+        if !self.config.enabled || self.store.is_packaged_elsewhere(key) {
             return None;
         }
         let config = self.apps.get(&key.app).unwrap_or(&self.config);

@@ -240,9 +240,26 @@ impl HlsStream {
 #[derive(Debug, Default, Clone)]
 pub struct HlsStore {
     streams: Arc<RwLock<HashMap<StreamKey, Arc<HlsStream>>>>,
+    /// Streams this node pulls as an edge of their cluster owner: the owner alone packages
+    /// their HLS (one media sequence for every viewer), so this node does not.
+    elsewhere: Arc<std::sync::Mutex<std::collections::HashSet<StreamKey>>>,
 }
 
 impl HlsStore {
+    /// Whether `key`'s HLS is the cluster owner's to package (`yes`), or this node's.
+    pub fn set_packaged_elsewhere(&self, key: &StreamKey, yes: bool) {
+        let mut elsewhere = self.elsewhere.lock().unwrap_or_else(|e| e.into_inner());
+        if yes {
+            elsewhere.insert(key.clone());
+        } else {
+            elsewhere.remove(key);
+        }
+    }
+
+    pub fn is_packaged_elsewhere(&self, key: &StreamKey) -> bool {
+        self.elsewhere.lock().unwrap_or_else(|e| e.into_inner()).contains(key)
+    }
+
     /// The stream's playlist and segments, unless it ended and lingered long enough.
     pub fn get(&self, key: &StreamKey) -> Option<Arc<HlsStream>> {
         let stream = self

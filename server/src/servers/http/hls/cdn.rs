@@ -61,22 +61,19 @@ pub async fn serve(
             return Some(text(StatusCode::FORBIDDEN, "forbidden\n"));
         }
     }
-    let answer = local(ctx, app, file, head).await;
-    if answer.status() != StatusCode::NOT_FOUND {
-        return Some(answer);
-    }
-    let (key, kind) = match file.strip_suffix(".m3u8") {
-        Some(stream) => (StreamKey::new(app, stream), "playlist"),
-        None => match HlsFile::parse(file) {
-            Some((stream, _, _)) => (StreamKey::new(app, stream), "segment"),
-            None => return Some(answer),
-        },
+    // The owner's first (the only packager of its stream's HLS), then this node's own store.
+    let stream = match file.strip_suffix(".m3u8") {
+        Some(stem) => Some((stem.strip_suffix(".media").unwrap_or(stem), "playlist")),
+        None => HlsFile::parse(file).map(|(stream, _, _)| (stream, "segment")),
     };
-    Some(match owner_fetch::fetch(ctx, &key, req.uri().path(), kind).await {
-        Ok(Some(owned)) => relayed(owned, kind, head),
-        Ok(None) => answer,
-        Err(failed) => failed,
-    })
+    if let Some((stream, kind)) = stream {
+        match owner_fetch::fetch(ctx, &StreamKey::new(app, stream), req.uri().path(), kind).await {
+            Ok(Some(owned)) => return Some(relayed(owned, kind, head)),
+            Ok(None) => {}
+            Err(failed) => return Some(failed),
+        }
+    }
+    Some(local(ctx, app, file, head).await)
 }
 
 /// Counts a refusal, and logs it once per address now and then.

@@ -180,13 +180,11 @@ async fn serve_playlist(
         None => None,
     };
     // Another node's stream: its owner's playlist (one media sequence everywhere).
-    let owned = match first_playlist(ctx, &key).await {
-        Some(_) => None,
-        None => match owner_fetch::fetch(ctx, &key, req.uri().path(), "playlist").await {
-            Ok(Some(owned)) => Some(owned.body),
-            Ok(None) => return text(StatusCode::NOT_FOUND, "stream not found\n"),
-            Err(failed) => return failed,
-        },
+    let owned = match owner_fetch::fetch(ctx, &key, req.uri().path(), "playlist").await {
+        Ok(Some(owned)) => Some(owned.body),
+        Ok(None) if first_playlist(ctx, &key).await.is_some() => None,
+        Ok(None) => return text(StatusCode::NOT_FOUND, "stream not found\n"),
+        Err(failed) => return failed,
     };
     let session = match verified {
         Some(v) => v,

@@ -54,9 +54,10 @@ enum FetchError {
 }
 
 /// `path` (a playlist or segment of `key`, as requested of this node) from the stream's
-/// owner: `Ok(None)` when this node should answer from its own store (no cluster, a local
-/// source, no owner, or the owner is this node) or the owner has no such file; `Err` is the
-/// answer to send when the owner could not be asked (502).
+/// owner: `Ok(None)` when this node should answer from its own store (no cluster, no owner,
+/// or the owner is this node) or the owner has no such file; `Err` is the answer to send when
+/// the owner could not be asked (502). A stream this node pulls as an edge of its owner (for
+/// its RTMP and HTTP-FLV viewers) is still the owner's to package: its HLS comes from there.
 pub async fn fetch(
     ctx: &Context,
     key: &StreamKey,
@@ -64,9 +65,6 @@ pub async fn fetch(
     kind: &'static str,
 ) -> Result<Option<Owned>, Response<Body>> {
     let Some(cluster) = &ctx.cluster else { return Ok(None) };
-    if ctx.paths.get(key).is_some_and(|p| p.is_live()) {
-        return Ok(None);
-    }
     let owner = match cluster.owner(key).await {
         Ok(Some(owner)) if !cluster.is_self(&owner) => owner,
         Ok(_) => return Ok(None),
