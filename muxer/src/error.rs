@@ -1,6 +1,6 @@
 //! Why a packet could not be packaged.
 
-use estuary_protocol::codec::{AacError, AvcError, HevcError};
+use estuary_protocol::codec::{AacError, Av1Error, AvcError, HevcError, OpusError, Vp9Error};
 use estuary_protocol::flv::tag::{AudioCodec, VideoCodec};
 use estuary_protocol::Codec;
 
@@ -30,7 +30,13 @@ pub enum MuxError {
     UnsupportedAudioCodec(AudioCodec),
     #[error("hevc sequence header rejected: {0}")]
     HevcSequenceHeader(#[source] HevcError),
-    #[error("codec {0:?} cannot be recorded in mp4 (h264, hevc and aac can)")]
+    #[error("av1 sequence header rejected: {0}")]
+    Av1SequenceHeader(#[source] Av1Error),
+    #[error("vp9 sequence header rejected: {0}")]
+    Vp9SequenceHeader(#[source] Vp9Error),
+    #[error("opus sequence header rejected: {0}")]
+    OpusSequenceHeader(#[source] OpusError),
+    #[error("codec {0:?} cannot be written in mp4 (h264, hevc, av1, vp9, aac and opus can)")]
     Mp4UnsupportedCodec(Codec),
     /// The file has no complete `moov`: not an MP4, or a recording that stopped before its
     /// init segment was written (nothing in it can be played).
@@ -125,6 +131,9 @@ impl MuxError {
             MuxError::UnsupportedVideoCodec(_) => "unsupported_video_codec",
             MuxError::UnsupportedAudioCodec(_) => "unsupported_audio_codec",
             MuxError::HevcSequenceHeader(_) => "hevc_sequence_header",
+            MuxError::Av1SequenceHeader(_) => "av1_sequence_header",
+            MuxError::Vp9SequenceHeader(_) => "vp9_sequence_header",
+            MuxError::OpusSequenceHeader(_) => "opus_sequence_header",
             MuxError::Mp4UnsupportedCodec(_) => "mp4_unsupported_codec",
             MuxError::Mp4NoMovie { .. } => "mp4_no_movie",
             MuxError::Mp4Empty { .. } => "mp4_empty",

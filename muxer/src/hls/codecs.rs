@@ -6,12 +6,15 @@
 //! - H.265: `hvc1.[A-C]P.C.TL.B0…`, ISO/IEC 14496-15 Annex E: profile space and idc, the
 //!   compatibility flags bit-reversed in hex, tier and level, then the constraint bytes with
 //!   trailing zero bytes left out.
+//! - AV1: `av01.P.LLT.DD` (AV1 ISOBMFF binding, codecs parameter string), from the `av1C`.
+//! - VP9: `vp09.PP.LL.DD.CC.cp.tc.mc.FF` (VP codec ISOBMFF binding), from the `vpcC`.
 //! - AAC: `mp4a.40.N`, N the audio object type.
+//! - Opus: `Opus` (Opus in ISOBMFF §4.4).
 //!
-//! A codec added to the sample entries (AV1 `av01`, VP9 `vp09`, Opus) adds one arm here.
+//! A codec added to the sample entries adds one arm here.
 
-use estuary_protocol::codec::HevcDecoderConfig;
-use estuary_protocol::flv::tag::VideoCodec;
+use estuary_protocol::codec::{Av1Config, HevcDecoderConfig, Vp9Config};
+use estuary_protocol::flv::tag::{AudioCodec, VideoCodec};
 
 use crate::mp4::{AudioTrack, VideoTrack};
 
@@ -22,7 +25,10 @@ pub fn codecs_attribute(video: Option<&VideoTrack>, audio: Option<&AudioTrack>) 
         out.push(video_codec_string(video));
     }
     if let Some(audio) = audio {
-        out.push(format!("mp4a.40.{}", aac_object_type(audio)));
+        out.push(match audio.codec {
+            AudioCodec::Opus => "Opus".to_owned(),
+            _ => format!("mp4a.40.{}", aac_object_type(audio)),
+        });
     }
     out.join(",")
 }
@@ -36,7 +42,15 @@ pub fn video_codec_string(video: &VideoTrack) -> String {
             // string is what players assume anyway.
             Err(_) => "hvc1.1.6.L93.B0".to_owned(),
         },
-        _ => {
+        // As for HEVC, the track was made from its record; the fallbacks are the common
+        // Main profile, 8-bit strings.
+        VideoCodec::Av1 => {
+            Av1Config::parse(&video.record).map_or_else(|_| "av01.0.08M.08".to_owned(), |c| c.codecs_string())
+        }
+        VideoCodec::Vp9 => {
+            Vp9Config::parse(&video.record).map_or_else(|_| "vp09.00.10.08".to_owned(), |c| c.codecs_string())
+        }
+        VideoCodec::Avc => {
             let r = &video.record;
             match (r.get(1), r.get(2), r.get(3)) {
                 (Some(p), Some(c), Some(l)) => format!("avc1.{p:02x}{c:02x}{l:02x}"),
@@ -79,6 +93,7 @@ fn aac_object_type(audio: &AudioTrack) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mp4::test_support::{FFMPEG_AV1C, FFMPEG_OPUS_HEAD, FFMPEG_VPCC, VP9_KEYFRAME};
 
     #[test]
     fn avc_and_aac_strings_come_from_their_records() {
@@ -90,6 +105,19 @@ mod tests {
         let audio = AudioTrack::from_sequence_header(bytes::Bytes::from_static(&[0x12, 0x10])).unwrap();
         assert_eq!(codecs_attribute(Some(&video), Some(&audio)), "avc1.64001f,mp4a.40.2");
         assert_eq!(codecs_attribute(None, Some(&audio)), "mp4a.40.2");
+    }
+
+    #[test]
+    fn av1_vp9_and_opus_strings_come_from_their_records() {
+        let av1 = VideoTrack::from_sequence_header(VideoCodec::Av1, bytes::Bytes::from_static(FFMPEG_AV1C)).unwrap();
+        let vp9 = VideoTrack::vp9(FFMPEG_VPCC, VP9_KEYFRAME).unwrap().unwrap();
+        let opus = AudioTrack::opus(FFMPEG_OPUS_HEAD).unwrap();
+        assert_eq!(codecs_attribute(Some(&av1), Some(&opus)), "av01.0.00M.08,Opus");
+        assert_eq!(
+            codecs_attribute(Some(&vp9), Some(&opus)),
+            "vp09.00.10.08.01.02.02.02.00,Opus"
+        );
+        assert_eq!((vp9.width, vp9.height, av1.width, av1.height), (160, 90, 160, 90));
     }
 
     #[test]

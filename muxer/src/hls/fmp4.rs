@@ -324,4 +324,6 @@ impl Fmp4Segmenter {
 }
 
 #[cfg(test)]
+mod codec_tests;
+#[cfg(test)]
 mod tests;

@@ -3,7 +3,7 @@
 //! track saying that the samples are in the fragments that follow.
 
 use bytes::Bytes;
-use estuary_protocol::flv::tag::VideoCodec;
+use estuary_protocol::flv::tag::{AudioCodec, VideoCodec};
 
 use crate::mp4::boxes::{BoxBuf, LANGUAGE_UNDETERMINED, UNITY_MATRIX};
 use crate::mp4::track::{write_audio_stsd, write_video_stsd, AudioTrack, VideoTrack, VIDEO_TIMESCALE};
@@ -36,8 +36,14 @@ pub(crate) fn init_segment(video: Option<&VideoTrack>, audio: Option<&AudioTrack
     let ids = TrackIds::new(video.is_some(), audio.is_some());
     let mut b = BoxBuf::with_capacity(1024);
     let mut brands: Vec<&[u8; 4]> = vec![b"iso6", b"isom", b"mp41"];
-    if video.is_some_and(|v| v.codec == VideoCodec::Avc) {
-        brands.push(b"avc1");
+    match video.map(|v| v.codec) {
+        Some(VideoCodec::Avc) => brands.push(b"avc1"),
+        // AV1 ISOBMFF binding §2.1 and Opus in ISOBMFF §4.1 name these brands.
+        Some(VideoCodec::Av1) => brands.push(b"av01"),
+        _ => {}
+    }
+    if audio.is_some_and(|a| a.codec == AudioCodec::Opus) {
+        brands.push(b"Opus");
     }
     write_ftyp(&mut b, b"iso6", &brands);
     b.boxed(b"moov", |b| {

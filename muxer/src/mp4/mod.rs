@@ -9,8 +9,9 @@
 //! - [`faststart()`]: a fragmented MP4, torn or not, rewritten as a progressive fast-start MP4
 //!   (`moov` before `mdat`), streaming the samples through.
 //!
-//! H.264 (`avc1`), H.265 (`hvc1`) and AAC (`mp4a`). Samples are the publisher's own bytes:
-//! length-prefixed NAL units, raw AAC frames.
+//! H.264 (`avc1`), H.265 (`hvc1`), AV1 (`av01`), VP9 (`vp09`), AAC (`mp4a`) and Opus
+//! (`Opus`). Samples are the publisher's own bytes: length-prefixed NAL units, AV1 temporal
+//! units (less their temporal delimiter), VP9 frames, raw AAC and Opus packets.
 //!
 //! No file is opened here: the recorder passes the writer's bytes to its file and opens the
 //! files it wants indexed or finalised.

@@ -15,6 +15,16 @@ pub(crate) const OBS_AVC_RECORD: &[u8] = &[
     0x04, 0x68, 0xef, 0xbc, 0xb0,
 ];
 pub(crate) const OBS_AAC_CONFIG: &[u8] = &[0x12, 0x10, 0x56, 0xe5, 0x00];
+/// The sequence starts ffmpeg 9 sends for AV1 (libaom, 160x90), VP9 (libvpx, 4:2:0 8 bit)
+/// and Opus (libopus, mono), after their FourCC, and the first bytes of its VP9 key frame.
+pub(crate) const FFMPEG_AV1C: &[u8] = &[
+    0x81, 0x00, 0x0c, 0x00, 0x0a, 0x0a, 0x00, 0x00, 0x00, 0x03, 0xb4, 0xfd, 0x93, 0x6b, 0xe4, 0x01,
+];
+pub(crate) const FFMPEG_VPCC: &[u8] = &[1, 0, 0, 0, 0, 0x0a, 0x82, 2, 2, 2, 0, 0];
+pub(crate) const FFMPEG_OPUS_HEAD: &[u8] = &[
+    b'O', b'p', b'u', b's', b'H', b'e', b'a', b'd', 1, 1, 0x38, 1, 0x80, 0xbb, 0, 0, 0, 0, 0,
+];
+pub(crate) const VP9_KEYFRAME: &[u8] = &[0x82, 0x49, 0x83, 0x42, 0x00, 0x09, 0xf0, 0x05, 0x96, 0x06, 0x38, 0x24];
 /// A 48 kHz mono AAC LC config.
 pub(crate) const AAC_48K_MONO: &[u8] = &[0x11, 0x88];
 

@@ -33,6 +33,7 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
+use estuary_protocol::codec::Vp9Config;
 use estuary_protocol::flv::tag::{AudioCodec, VideoCodec};
 use estuary_protocol::{Codec, MediaKind, Packet};
 
@@ -178,6 +179,8 @@ struct OpenFile {
 pub struct Fmp4Writer {
     config: Fmp4WriterConfig,
     video: Option<VideoTrack>,
+    /// A VP9 sequence header waiting for the key frame that gives its picture size.
+    pending_vp9: Option<Bytes>,
     audio: Option<AudioTrack>,
     file: Option<OpenFile>,
     /// Frames held while waiting for the other track's sequence header.
@@ -196,6 +199,7 @@ impl Fmp4Writer {
         Fmp4Writer {
             config,
             video: None,
+            pending_vp9: None,
             audio: None,
             file: None,
             waiting: Vec::new(),
@@ -214,11 +218,25 @@ impl Fmp4Writer {
         }
         match (packet.kind, packet.codec) {
             (MediaKind::Script, _) => Ok(()),
-            (MediaKind::Video, Codec::Video(codec @ (VideoCodec::Avc | VideoCodec::Hevc))) => {
+            (MediaKind::Video, Codec::Video(codec)) => {
                 if packet.seq_header {
-                    let track = VideoTrack::from_sequence_header(codec, packet.body())?;
-                    self.set_video(track);
-                    return Ok(());
+                    return self.video_sequence_header(codec, packet.body());
+                }
+                if codec == VideoCodec::Vp9 {
+                    if let Some(record) = self.pending_vp9.as_ref() {
+                        // The picture size comes with the first key frame.
+                        let track = if packet.keyframe {
+                            VideoTrack::vp9(record, &packet.body())?
+                        } else {
+                            None
+                        };
+                        let Some(track) = track else {
+                            self.stats.dropped_packets += 1;
+                            return Ok(());
+                        };
+                        self.pending_vp9 = None;
+                        self.set_video(track);
+                    }
                 }
                 if !matches!(&self.video, Some(v) if v.codec == codec) {
                     return Err(MuxError::VideoBeforeSequenceHeader);
@@ -226,13 +244,20 @@ impl Fmp4Writer {
                 self.push_frame(packet);
                 Ok(())
             }
-            (MediaKind::Audio, Codec::Audio(AudioCodec::Aac)) => {
+            (MediaKind::Audio, Codec::Audio(codec @ (AudioCodec::Aac | AudioCodec::Opus))) => {
                 if packet.seq_header {
-                    let track = AudioTrack::from_sequence_header(packet.body())?;
+                    let body = packet.body();
+                    if body.is_empty() {
+                        return Ok(());
+                    }
+                    let track = match codec {
+                        AudioCodec::Opus => AudioTrack::opus(&body)?,
+                        _ => AudioTrack::from_sequence_header(body)?,
+                    };
                     self.set_audio(track);
                     return Ok(());
                 }
-                if self.audio.is_none() {
+                if !matches!(&self.audio, Some(a) if a.codec == codec) {
                     return Err(MuxError::AudioBeforeSequenceHeader);
                 }
                 self.push_frame(packet);
@@ -240,6 +265,28 @@ impl Fmp4Writer {
             }
             (_, codec) => Err(MuxError::Mp4UnsupportedCodec(codec)),
         }
+    }
+
+    /// A video sequence header. An empty one is ignored: ffmpeg sends one for AV1 before its
+    /// encoder has made the real record, which follows. A VP9 one waits for its first key
+    /// frame (the record has no picture size), unless it is the record already in use.
+    fn video_sequence_header(&mut self, codec: VideoCodec, record: Bytes) -> Result<(), MuxError> {
+        if record.is_empty() {
+            return Ok(());
+        }
+        if codec == VideoCodec::Vp9 {
+            let config = Vp9Config::parse(&record).map_err(MuxError::Vp9SequenceHeader)?;
+            let current = self
+                .video
+                .as_ref()
+                .is_some_and(|v| v.codec == codec && v.record[..] == config.vpcc_body()[..]);
+            self.pending_vp9 = (!current).then_some(record);
+            return Ok(());
+        }
+        let track = VideoTrack::from_sequence_header(codec, record)?;
+        self.pending_vp9 = None;
+        self.set_video(track);
+        Ok(())
     }
 
     /// The next init segment or fragment, oldest first.
@@ -344,7 +391,7 @@ impl Fmp4Writer {
         let audio = ids
             .audio
             .zip(self.audio.as_ref())
-            .map(|(id, audio)| TrackQueue::new(id, audio.timescale(), 1024));
+            .map(|(id, audio)| TrackQueue::new(id, audio.timescale(), audio.frame_ticks()));
         self.file = Some(OpenFile {
             video,
             audio,
@@ -370,7 +417,10 @@ impl Fmp4Writer {
     }
 
     fn push_frame(&mut self, packet: &Packet) {
-        let data = packet.body();
+        let mut data = packet.body();
+        if let (MediaKind::Video, Some(video)) = (packet.kind, self.video.as_ref()) {
+            data = video.sample(data);
+        }
         if data.is_empty() {
             // An end-of-sequence or empty frame carries no sample.
             self.stats.dropped_packets += 1;

@@ -1,7 +1,10 @@
 //! VP9 as carried by Enhanced RTMP (FourCC `vp09`) and MP4: the
 //! `VPCodecConfigurationRecord` of the `vpcC` box (VP Codec ISO Media File Format Binding
 //! v1.0 §2.3), which Enhanced RTMP sends as the sequence start, box version and flags
-//! included.
+//! included, and the picture size of a key frame's uncompressed header (VP9 bitstream
+//! §6.2), which an MP4 `vp09` sample entry needs and the record does not carry.
+
+use super::bits::BitReader;
 
 /// Why a VP9 configuration could not be understood.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -112,12 +115,62 @@ impl Vp9Config {
     }
 }
 
+/// The frame size of a VP9 key frame (VP9 bitstream §6.2 `uncompressed_header`, §6.2.2
+/// `color_config`, §6.2.3 `frame_size`): `None` for an inter frame, a shown existing frame or
+/// bytes that are not a key frame header. In a superframe the first frame is at the start.
+pub fn keyframe_size(frame: &[u8]) -> Option<(u32, u32)> {
+    let mut r = BitReader::new(frame);
+    if r.bits(2)? != 2 {
+        return None; // frame_marker
+    }
+    let low = r.bits(1)?;
+    let high = r.bits(1)?;
+    let profile = (high << 1) | low;
+    if profile == 3 {
+        r.skip(1)?; // reserved_zero
+    }
+    if r.bit()? {
+        return None; // show_existing_frame
+    }
+    if r.bit()? {
+        return None; // frame_type: non-key
+    }
+    r.skip(2)?; // show_frame, error_resilient_mode
+    if r.bits(24)? != 0x49_8342 {
+        return None; // frame_sync_code
+    }
+    if profile >= 2 {
+        r.skip(1)?; // ten_or_twelve_bit
+    }
+    let color_space = r.bits(3)?;
+    if color_space != 7 {
+        // color_range, then subsampling_x, subsampling_y and reserved_zero in profiles 1 and 3.
+        r.skip(if profile == 1 || profile == 3 { 4 } else { 1 })?;
+    } else if profile == 1 || profile == 3 {
+        r.skip(1)?; // reserved_zero (sRGB is 4:4:4)
+    }
+    let width = r.bits(16)? + 1;
+    let height = r.bits(16)? + 1;
+    Some((width, height))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// The sequence start ffmpeg 9 (libvpx-vp9, 4:2:0 8 bit) sends, after its FourCC.
     const FFMPEG_VPCC: [u8; 12] = [1, 0, 0, 0, 0, 0x0a, 0x82, 2, 2, 2, 0, 0];
+
+    #[test]
+    fn keyframe_size_of_ffmpeg_libvpx_frames() {
+        // The first bytes of ffmpeg 9's libvpx-vp9 key frame at 160x90, profile 0.
+        let key = [0x82, 0x49, 0x83, 0x42, 0x00, 0x09, 0xf0, 0x05, 0x96, 0x06, 0x38, 0x24];
+        assert_eq!(keyframe_size(&key), Some((160, 90)));
+        // Its next inter frame, and bytes cut short.
+        assert_eq!(keyframe_size(&[0x86, 0x00, 0x40, 0x92, 0xf1, 0x21]), None);
+        assert_eq!(keyframe_size(&key[..6]), None);
+        assert_eq!(keyframe_size(&[]), None);
+    }
 
     #[test]
     fn parses_ffmpeg_vpcc() {

@@ -1,8 +1,9 @@
-//! The fMP4 packager of a stream (HEVC, or any stream with `hls.variant = "fmp4"`): feeds
-//! `muxer`'s fMP4 segmenter and playlist and publishes init sections, LL-HLS parts,
-//! segments, the media playlist (full and delta update) and the master playlist into the
-//! stream's [`HlsStream`]. Each part is published the moment it is cut, which wakes the
-//! requests blocked on it. Life, reconnects and gaps as for MPEG-TS ([`super::ts`]).
+//! The fMP4 packager of a stream (HEVC, AV1, VP9 or Opus under `auto`, or any stream with
+//! `hls.variant = "fmp4"`): feeds `muxer`'s fMP4 segmenter and playlist and publishes init
+//! sections, LL-HLS parts, segments, the media playlist (full and delta update) and the
+//! master playlist into the stream's [`HlsStream`]. Each part is published the moment it is
+//! cut, which wakes the requests blocked on it. Life, reconnects and gaps as for MPEG-TS
+//! ([`super::ts`]).
 
 use std::sync::Arc;
 use std::time::Duration;
