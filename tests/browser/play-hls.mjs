@@ -4,10 +4,15 @@
 // Usage: node play-hls.mjs URL SECONDS [low-latency[,catch-up]]
 //
 // With `low-latency`, hls.js runs in its low-latency mode (LL-HLS parts, blocking reloads)
-// and the JSON also carries `stalls` (hls.js BUFFER_STALLED_ERROR count), `latencies`
+// and the JSON also carries `stalls` (hls.js BUFFER_STALLED_ERROR count), `waiting` (the video
+// element's `waiting` events after playback started), `latencies`
 // (one sample a second after playback started: now - hls.playingDate, seconds, with the
-// program date time the server stamped at ingest) and `events.partLoaded`. `catch-up` lets
-// hls.js play at up to 1.5x to reach its target latency (`maxLiveSyncPlaybackRate`).
+// program date time the server stamped at ingest) and `events.partLoaded`; `trace` has, per
+// sample, hls.js's own view (`hls.latency` from its live-edge estimate, `hls.targetLatency`,
+// the buffer ahead of the playhead, the playback rate) and `firstPlaying` where playback
+// started against hls.js's start and live-sync positions. `catch-up` lets hls.js play at up
+// to 1.5x to reach its target latency (`maxLiveSyncPlaybackRate: 1.5`, as a player page
+// for low latency sets it).
 //
 // The page and hls.js are served from a local HTTP server on 127.0.0.1:0 started here; the
 // browser is Debian's Chromium (never a downloaded one): CHROMIUM overrides the path.
@@ -54,10 +59,22 @@ const page = `<!doctype html>
       ? MediaSource.isTypeSupported('video/mp4; codecs="avc1.42E01E,mp4a.40.2"') : false,
     errors: [], fatalErrors: [],
     events: { manifestParsed: 0, levelLoaded: 0, fragLoaded: 0, fragBuffered: 0, playing: 0, partLoaded: 0 },
-    levels: [], stalls: 0, latencies: [],
+    levels: [], stalls: 0, waiting: 0, latencies: [], trace: [], firstPlaying: null,
   };
   const video = document.getElementById('v');
-  video.addEventListener('playing', () => { state.events.playing += 1; });
+  video.addEventListener('playing', () => {
+    state.events.playing += 1;
+    if (!state.firstPlaying && window.__hls) {
+      const b = video.buffered, hls = window.__hls;
+      state.firstPlaying = { currentTime: video.currentTime, bufferStart: b.length ? b.start(0) : null,
+        bufferEnd: b.length ? b.end(b.length - 1) : null, startPosition: hls.startPosition,
+        liveSyncPosition: hls.liveSyncPosition, target: hls.targetLatency, hlsLatency: hls.latency,
+        sincePageMs: performance.now() };
+    }
+  });
+  // The element ran out of data after playback started: what a viewer sees as a stall, whether
+  // or not hls.js reports one.
+  video.addEventListener('waiting', () => { if (state.events.playing > 0) state.waiting += 1; });
   video.addEventListener('error', () => {
     const e = video.error;
     state.errors.push({ source: 'video', code: e && e.code, message: e && e.message });
@@ -69,6 +86,13 @@ const page = `<!doctype html>
     setInterval(() => {
       if (state.events.playing > 0 && hls.playingDate) {
         state.latencies.push((Date.now() - hls.playingDate.getTime()) / 1000);
+        const b = video.buffered;
+        state.trace.push({
+          latency: state.latencies[state.latencies.length - 1],
+          hlsLatency: hls.latency, target: hls.targetLatency,
+          forward: b.length ? b.end(b.length - 1) - video.currentTime : 0,
+          rate: video.playbackRate, currentTime: video.currentTime,
+        });
       }
     }, 1000);
     hls.on(Hls.Events.MANIFEST_PARSED, (_e, d) => {
