@@ -8,9 +8,10 @@
 //!   lists) and `signing` (signed URLs) before the hooks' decision.
 //! - `servers/`: `rtmp/` and `http/` (`flv/`, `hls/`, `api/`, `/metrics`), the live player.
 //! - `recordings/`: the catalogue (SQLite), schedules, retention, crash recovery.
-//! - `sources/`: live sources pulled from RTMP and HLS URLs into paths (`[[sources]]`, API).
+//! - `sources/`: live sources pulled from RTMP and HLS URLs into paths (`[[sources]]`, API),
+//!   and edge pulls from origins or a stream's cluster owner.
+//! - `cluster/`: the origin cluster's stream directory in Redis (claims, node records).
 //! - `clients/`: who is connected, for the API, metrics and kicking.
-//! - `recordings/`: the catalogue of recordings and their schedules (SQLite), cron.
 //! - `hooks/`: HTTP callbacks; `server_id`: who this server is to them and the API, kept
 //!   across restarts; `config`, `metrics`, `sysinfo`; `context`: what tasks share;
 //!   `log_gate`: refusal warnings once per address every few seconds.
