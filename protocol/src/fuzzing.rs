@@ -264,9 +264,14 @@ pub fn codec_config(data: &[u8]) {
     }
     if let Ok(config) = Vp9Config::parse(data) {
         let _ = config.codecs_string();
+        // VP9 carries no codec initialization data (its size must be 0): a record that
+        // claims some is read, and what we write leaves it out.
         assert_eq!(
             Vp9Config::parse(&config.vpcc_body()),
-            Ok(config),
+            Ok(Vp9Config {
+                codec_init_data_len: 0,
+                ..config
+            }),
             "a vpcC we wrote reads back"
         );
     }

@@ -161,6 +161,27 @@ mod tests {
     /// The sequence start ffmpeg 9 (libvpx-vp9, 4:2:0 8 bit) sends, after its FourCC.
     const FFMPEG_VPCC: [u8; 12] = [1, 0, 0, 0, 0, 0x0a, 0x82, 2, 2, 2, 0, 0];
 
+    /// Found by the `codec_config` fuzz target: a record that claims codec initialization
+    /// data (VP9 has none; its size must be 0) is read, and the vpcC we write leaves it out.
+    #[test]
+    fn a_vpcc_claiming_codec_init_data_is_written_without_it() {
+        let mut record = FFMPEG_VPCC.to_vec();
+        record[10..12].copy_from_slice(&31u16.to_be_bytes());
+        record.extend_from_slice(&[0u8; 31]);
+        let config = Vp9Config::parse(&record).expect("read");
+        assert_eq!(config.codec_init_data_len, 31);
+        let written = config.vpcc_body();
+        assert_eq!(&written[10..12], &[0, 0], "no codec initialization data written");
+        let again = Vp9Config::parse(&written).expect("reads back");
+        assert_eq!(
+            again,
+            Vp9Config {
+                codec_init_data_len: 0,
+                ..config
+            }
+        );
+    }
+
     #[test]
     fn keyframe_size_of_ffmpeg_libvpx_frames() {
         // The first bytes of ffmpeg 9's libvpx-vp9 key frame at 160x90, profile 0.
