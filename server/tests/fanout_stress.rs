@@ -178,6 +178,11 @@ impl Viewer {
         }
     }
 
+    /// Whether the server has cut the connection off (so far).
+    fn is_cut_off(&self) -> bool {
+        self.cut_off.load(Ordering::Relaxed)
+    }
+
     /// Closes the connection; returns the tags received and whether the server had cut it off.
     fn close(mut self) -> (Vec<TagId>, bool) {
         self.stop.store(true, Ordering::Relaxed);
@@ -238,7 +243,11 @@ fn viewers_parking_unparking_and_kicked_under_load_get_every_tag_once_in_order()
             false,
         ));
     }
-    std::thread::sleep(Duration::from_secs(2));
+    // Every kick has reached its viewer (not a fixed wait: a loaded machine takes longer).
+    let landed = wait_for(LIMIT, || {
+        (viewers.iter().filter(|v| v.is_cut_off()).count() >= KICKS).then_some(())
+    });
+    assert!(landed.is_some(), "not every kicked viewer saw its connection end");
 
     // The reference last: it has everything the others got.
     let closed: Vec<(Vec<TagId>, bool)> = viewers.into_iter().map(Viewer::close).collect();
